@@ -1,0 +1,94 @@
+"""`Authorization: Bearer <api key>` authentication.
+
+The key's tenant and the key itself land on the request (`request.tenant`, `request.api_key`) and in the
+structured-log context, so every later layer can scope by tenant without looking it up again.
+"""
+
+from datetime import timedelta
+
+import structlog
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from accounts.models import ApiKey, Tenant
+from project.api.errors import ApiError
+
+
+class ApiKeyAuthFailed(ApiError):
+    status_code = 401
+
+
+class TenantSuspended(ApiError):
+    status_code = 403
+    default_code = "tenant_suspended"
+    default_detail = "This tenant is suspended. Contact support."
+
+
+def _parse_bearer(header: str) -> str:
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise ApiKeyAuthFailed("Use 'Authorization: Bearer <api key>'.", code="malformed_authorization")
+    key = credentials.strip()
+    prefix, dot, secret = key.partition(".")
+    if not dot or not prefix or not secret or " " in key or len(key) > 200:
+        raise ApiKeyAuthFailed("The API key is malformed.", code="malformed_api_key")
+    return key
+
+
+def api_key_from_secret(key: str) -> ApiKey:
+    prefix = key.partition(".")[0]
+    api_key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+    if api_key is None or not api_key.is_valid(key):
+        raise ApiKeyAuthFailed("The API key is not valid.", code="invalid_api_key")
+    if api_key.revoked:
+        raise ApiKeyAuthFailed("The API key has been revoked.", code="api_key_revoked")
+    if api_key.has_expired:
+        raise ApiKeyAuthFailed("The API key has expired.", code="api_key_expired")
+    return api_key
+
+
+def _touch_last_used(api_key: ApiKey) -> None:
+    """Record use at most once per resolution window, so hot keys don't write on every request."""
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+    if api_key.last_used_at is None or api_key.last_used_at < stale_before:
+        ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before), pk=api_key.pk).update(
+            last_used_at=now
+        )
+        api_key.last_used_at = now
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[None, ApiKey] | None:
+        header = request.headers.get("Authorization")
+        if not header:
+            return None
+        api_key = api_key_from_secret(_parse_bearer(header))
+        if api_key.tenant.status != Tenant.Status.ACTIVE:
+            raise TenantSuspended()
+        _touch_last_used(api_key)
+        request.tenant = api_key.tenant
+        request.api_key = api_key
+        structlog.contextvars.bind_contextvars(tenant=api_key.tenant.slug, api_key=api_key.prefix)
+        return (None, api_key)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "An API key issued to your tenant."}
+
+
+def is_authentication_error(exc: BaseException) -> bool:
+    return isinstance(exc, (ApiKeyAuthFailed, exceptions.NotAuthenticated))

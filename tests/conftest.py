@@ -1,0 +1,76 @@
+"""Shared fixtures. Tests marked `postgres` need real row locks and concurrency and are skipped on SQLite."""
+
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from accounts.models import Tenant
+from accounts.services import IssuedApiKey, api_key_create, tenant_create
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    engine = "SQLite" if settings.DATABASE_IS_SQLITE else "PostgreSQL"
+    return f"database: {engine} ({settings.DATABASES['default']['ENGINE']})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not settings.DATABASE_IS_SQLITE:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test does in CI)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def make_tenant(db: None) -> Callable[..., Tenant]:
+    counter = iter(range(1, 10_000))
+
+    def make(slug: str | None = None, name: str = "") -> Tenant:
+        return tenant_create(slug=slug or f"tenant-{next(counter)}", name=name)
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
+    return make_tenant("acme", "Acme Inc")
+
+
+@pytest.fixture
+def make_key(db: None) -> Callable[..., IssuedApiKey]:
+    def make(tenant: Tenant, *, admin: bool = False, name: str = "test") -> IssuedApiKey:
+        return api_key_create(tenant=tenant, name=name, is_admin=admin)
+
+    return make
+
+
+@pytest.fixture
+def admin_key(tenant: Tenant, make_key: Callable[..., IssuedApiKey]) -> IssuedApiKey:
+    return make_key(tenant, admin=True, name="admin")
+
+
+@pytest.fixture
+def member_key(tenant: Tenant, make_key: Callable[..., IssuedApiKey]) -> IssuedApiKey:
+    return make_key(tenant, name="member")
+
+
+@pytest.fixture
+def api_client() -> Callable[[IssuedApiKey | str | None], APIClient]:
+    def make(key: IssuedApiKey | str | None = None) -> APIClient:
+        client = APIClient()
+        secret = key.secret if isinstance(key, IssuedApiKey) else key
+        if secret:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def admin_client(api_client: Callable[..., APIClient], admin_key: IssuedApiKey) -> APIClient:
+    return api_client(admin_key)
+
+
