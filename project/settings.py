@@ -81,7 +81,7 @@ if DATABASE_IS_SQLITE:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
         }
     )
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test-db.sqlite3")
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_SQLITE_PATH", default=str(VAR_DIR / "test-db.sqlite3"))
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
