@@ -1,0 +1,238 @@
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import ApiKey, Tenant
+
+
+def generation_public_id() -> str:
+    return f"gen_{secrets.token_hex(12)}"
+
+
+class Generation(models.Model):
+    """One tenant request for n images from one model, and everything needed to bill and audit it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+
+    public_id = models.CharField(max_length=40, unique=True, default=generation_public_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="generations")
+    api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="generations")
+
+    model_id = models.CharField(max_length=120)
+    operation = models.CharField(max_length=16)
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True, default="")
+    n = models.PositiveSmallIntegerField()
+    size = models.CharField(max_length=32, blank=True, default="")
+    quality = models.CharField(max_length=32, blank=True, default="")
+    seed = models.BigIntegerField(null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    upstream_body = models.JSONField(default=dict, help_text="The exact upstream request body, images excluded.")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=4)
+    not_before = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    upstream_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    upstream_trace_id = models.CharField(max_length=200, blank=True, default="")
+    upstream_task_id = models.CharField(max_length=300, blank=True, default="")
+    unknown_outcomes = models.PositiveSmallIntegerField(
+        default=0, help_text="Calls whose outcome is unknown (timed out after sending): the upstream may have charged."
+    )
+
+    price_id = models.BigIntegerField(null=True, blank=True)
+    unit_cost_micros = models.BigIntegerField(default=0)
+    unit_price_micros = models.BigIntegerField(default=0)
+    estimate_micros = models.BigIntegerField(default=0)
+    images_returned = models.PositiveSmallIntegerField(default=0)
+    charged_micros = models.BigIntegerField(null=True, blank=True)
+    upstream_cost_micros = models.BigIntegerField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="gen_tenant_created"),
+            models.Index(fields=["status", "not_before"], name="gen_claimable", condition=Q(status="queued")),
+            models.Index(fields=["lease_expires_at"], name="gen_running_lease", condition=Q(status="running")),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+
+class GenerationImage(models.Model):
+    class ReviewStatus(models.TextChoices):
+        NOT_REQUIRED = "not_required", "Not required"
+        PENDING = "pending", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField()
+    storage_key = models.CharField(max_length=300)
+    content_type = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    byte_size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    revised_prompt = models.TextField(blank=True, default="")
+    review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.NOT_REQUIRED)
+    withheld = models.BooleanField(default=False, help_text="Hidden from the tenant until a moderator approves it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["generation_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["generation", "index"], name="genimage_unique_index")]
+
+    def __str__(self) -> str:
+        return f"{self.generation.public_id}#{self.index}"
+
+
+class GenerationInputImage(models.Model):
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="input_images")
+    index = models.PositiveSmallIntegerField()
+    role = models.CharField(max_length=16, default="image", help_text="image or mask")
+    storage_key = models.CharField(max_length=300)
+    content_type = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    byte_size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["generation_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["generation", "index"], name="geninput_unique_index")]
+
+
+class IdempotencyRecord(models.Model):
+    """Stripe-style idempotency: one row per (tenant, key), holding the first response to replay."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    generation = models.ForeignKey(Generation, null=True, on_delete=models.SET_NULL, related_name="+")
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_unique_tenant_key")]
+
+
+# --- Moderation -------------------------------------------------------------------------------------------
+
+
+class PromptBlockRule(models.Model):
+    """A staff-managed term or regular expression that refuses prompts, for one tenant or for every tenant."""
+
+    class Kind(models.TextChoices):
+        TERM = "term", "Plain term (whole words, any case)"
+        REGEX = "regex", "Regular expression (any case)"
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Empty: every tenant."
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TERM)
+    pattern = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True, help_text="Why this rule exists (staff only).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pattern", "id"]
+        verbose_name = "prompt blocklist rule"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display().split(' ')[0].lower()} {self.pattern!r}"
+
+
+class TenantReviewSetting(models.Model):
+    """How a tenant's output images are reviewed. A tenant without a row is not reviewed (`off`)."""
+
+    class Mode(models.TextChoices):
+        OFF = "off", "Off"
+        SAMPLE = "sample", "Sample a percentage"
+        HOLD = "hold", "Hold every image until approved"
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="review_setting")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.OFF)
+    sample_percent = models.PositiveSmallIntegerField(
+        default=0, help_text="With mode 'sample': the share of images (0–100) that enter the moderation queue."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "tenant review mode"
+        constraints = [
+            models.CheckConstraint(condition=Q(sample_percent__lte=100), name="review_sample_percent_max_100")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.mode}"
+
+
+class ImageReport(models.Model):
+    """A tenant flagged one of its images; it goes (back) into the moderation queue. One report per image."""
+
+    image = models.OneToOneField(GenerationImage, on_delete=models.CASCADE, related_name="report")
+    api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"report on {self.image}"
+
+
+class ImageReview(models.Model):
+    """A moderator's decision on an image. Decisions are appended, so the history of an image stays visible."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    image = models.ForeignKey(GenerationImage, on_delete=models.CASCADE, related_name="reviews")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    reviewer = models.ForeignKey("accounts.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.image}"
+
+
+class ModerationQueueItem(GenerationImage):
+    """The admin's moderation queue: images whose review status is pending."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "moderation queue"
+        verbose_name_plural = "moderation queue"
+        permissions = [("review_images", "Can approve and reject images in the moderation queue")]

@@ -1,0 +1,46 @@
+"""Reads of generations, always scoped to one tenant."""
+
+import time
+from datetime import datetime
+
+from django.db.models import Prefetch, QuerySet
+
+from accounts.models import Tenant
+from generations.models import Generation, GenerationImage
+
+
+def generation_list(
+    *,
+    tenant: Tenant,
+    status: str | None = None,
+    model: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    api_key_prefix: str | None = None,
+) -> QuerySet[Generation]:
+    queryset = Generation.objects.filter(tenant=tenant).select_related("api_key")
+    if status:
+        queryset = queryset.filter(status=status)
+    if model:
+        queryset = queryset.filter(model_id=model)
+    if created_after:
+        queryset = queryset.filter(created_at__gte=created_after)
+    if created_before:
+        queryset = queryset.filter(created_at__lt=created_before)
+    if api_key_prefix:
+        queryset = queryset.filter(api_key__prefix=api_key_prefix)
+    return queryset.prefetch_related(Prefetch("images", queryset=GenerationImage.objects.order_by("index")))
+
+
+def generation_wait_final(*, generation: Generation, timeout_seconds: float, poll_seconds: float = 0.25) -> Generation:
+    """Poll until the generation is final or the timeout passes (used by `Prefer: wait=N` and the OpenAI API)."""
+    deadline = time.monotonic() + timeout_seconds
+    current = generation
+    while not current.is_final and time.monotonic() < deadline:
+        time.sleep(min(poll_seconds, max(deadline - time.monotonic(), 0)))
+        current = Generation.objects.get(pk=generation.pk)
+    return current
+
+
+def image_get(*, generation: Generation, index: int) -> GenerationImage | None:
+    return generation.images.filter(index=index).first()

@@ -1,0 +1,77 @@
+"""Input images for edits: uploads, base64 data URLs or https URLs, each verified like an output image."""
+
+import asyncio
+import base64
+import binascii
+import re
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from generations.outputs import InvalidOutput, VerifiedImage, image_verify
+from project.api.errors import ApiError
+from project.safe_http import SafeHttpError, safe_get
+
+MAX_INPUT_IMAGES = 16
+_DATA_URL = re.compile(r"^data:(?P<type>image/[a-z0-9.+-]+)?(;[a-z0-9=-]+)*;base64,(?P<data>.*)$", re.I | re.S)
+
+
+class InvalidInputImage(ApiError):
+    default_code = "invalid_input_image"
+
+
+def _decode_data_url(value: str, *, param: str) -> bytes:
+    match = _DATA_URL.match(value)
+    if match is None:
+        raise InvalidInputImage("Expected a base64 data URL (data:image/png;base64,...) or an https URL.", param=param)
+    encoded = match.group("data").strip()
+    if len(encoded) > settings.INPUT_IMAGE_MAX_BYTES * 4 // 3 + 4:
+        raise InvalidInputImage("The image is too large.", code="input_image_too_large", param=param)
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputImage("The data URL is not valid base64.", param=param) from exc
+
+
+def _fetch_url(url: str, *, param: str) -> bytes:
+    allow_private = settings.OUTPUT_FETCH_ALLOW_PRIVATE
+    if not url.startswith("https://") and not (allow_private and url.startswith("http://")):
+        raise InvalidInputImage("Image URLs must use https.", param=param)
+    try:
+        response = asyncio.run(
+            safe_get(url, max_bytes=settings.INPUT_IMAGE_MAX_BYTES, deadline_seconds=20.0, allow_private=allow_private)
+        )
+    except SafeHttpError as exc:
+        raise InvalidInputImage(f"Could not fetch the image: {exc}", code="input_image_unreachable", param=param) from exc
+    if response.status_code != 200:
+        raise InvalidInputImage(
+            f"Fetching the image answered HTTP {response.status_code}.", code="input_image_unreachable", param=param
+        )
+    return response.content
+
+
+def _read_upload(upload: UploadedFile, *, param: str) -> bytes:
+    if upload.size is not None and upload.size > settings.INPUT_IMAGE_MAX_BYTES:
+        raise InvalidInputImage("The image is too large.", code="input_image_too_large", param=param)
+    return upload.read()
+
+
+def input_image_load(source: str | UploadedFile, *, param: str) -> VerifiedImage:
+    if isinstance(source, UploadedFile):
+        data = _read_upload(source, param=param)
+    elif source.startswith(("https://", "http://")):
+        data = _fetch_url(source, param=param)
+    else:
+        data = _decode_data_url(source, param=param)
+    if len(data) > settings.INPUT_IMAGE_MAX_BYTES:
+        raise InvalidInputImage("The image is too large.", code="input_image_too_large", param=param)
+    try:
+        return image_verify(data, max_pixels=settings.OUTPUT_MAX_PIXELS)
+    except InvalidOutput as exc:
+        raise InvalidInputImage(f"Not a usable image: {exc}", param=param) from exc
+
+
+def input_images_load(sources: list[str | UploadedFile], *, field: str = "input_images") -> list[VerifiedImage]:
+    if len(sources) > MAX_INPUT_IMAGES:
+        raise InvalidInputImage(f"At most {MAX_INPUT_IMAGES} input images.", param=field)
+    return [input_image_load(source, param=f"{field}[{index}]") for index, source in enumerate(sources)]

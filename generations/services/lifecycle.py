@@ -1,0 +1,365 @@
+"""State changes of a generation after submit: claim, settle, retry, fail, cancel, reap.
+
+Each function is one short transaction. None of them is ever called while an upstream request is open: the
+forwarder calls them between upstream steps. Worker-side writes are guarded by the lease token, so a worker whose
+lease was taken over (reaped, re-claimed elsewhere) cannot settle a generation a second time.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from billing.services import billing_capture, billing_release
+from generations.models import Generation, GenerationImage
+from generations.services.events import generation_final_event_publish
+from generations.services.moderation import initial_review
+from generations.services.queue import forward_wakeup
+from project.api.errors import ApiError
+
+
+class GenerationNotCancelable(ApiError):
+    status_code = 409
+    default_code = "generation_not_cancelable"
+    default_detail = "The generation has already finished."
+
+
+@dataclass(frozen=True)
+class StoredInput:
+    storage_key: str
+    content_type: str
+    role: str
+
+
+@dataclass(frozen=True)
+class ClaimedGeneration:
+    id: int
+    public_id: str
+    lease_token: uuid.UUID
+    model_id: str
+    operation: str
+    n: int
+    upstream_body: dict
+    attempts: int
+    max_attempts: int
+    unit_cost_micros: int
+    tenant_slug: str
+    created_at_path: str
+    inputs: list[StoredInput] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    index: int
+    storage_key: str
+    content_type: str
+    width: int
+    height: int
+    byte_size: int
+    sha256: str
+    revised_prompt: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+    upstream_status: int | None = None
+    trace_id: str | None = None
+
+
+def _claimable(now):  # noqa: ANN001, ANN202 - a queryset expression helper
+    return Generation.objects.filter(status=Generation.Status.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+
+
+def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGeneration]:
+    """Lease up to `limit` queued generations (oldest first). SKIP LOCKED lets many workers claim in parallel."""
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    token = uuid.uuid4()
+    with transaction.atomic():
+        candidates = _claimable(now).order_by("created_at", "id")
+        if connection.vendor == "postgresql":
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        ids = list(candidates.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        Generation.objects.filter(id__in=ids, status=Generation.Status.QUEUED).update(
+            status=Generation.Status.RUNNING,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
+        )
+        rows = list(
+            Generation.objects.filter(id__in=ids, lease_token=token)
+            .select_related("tenant")
+            .prefetch_related("input_images")
+        )
+    return [
+        ClaimedGeneration(
+            id=row.id,
+            public_id=row.public_id,
+            lease_token=token,
+            model_id=row.model_id,
+            operation=row.operation,
+            n=row.n,
+            upstream_body=row.upstream_body,
+            attempts=row.attempts,
+            max_attempts=row.max_attempts,
+            unit_cost_micros=row.unit_cost_micros,
+            tenant_slug=row.tenant.slug,
+            created_at_path=f"{row.created_at:%Y}/{row.created_at:%m}",
+            inputs=[StoredInput(i.storage_key, i.content_type, i.role) for i in row.input_images.all()],
+        )
+        for row in rows
+    ]
+
+
+def generation_next_due_in_seconds() -> float | None:
+    """Seconds until the earliest queued generation becomes claimable (0 if one already is), or None."""
+    now = timezone.now()
+    queued = Generation.objects.filter(status=Generation.Status.QUEUED)
+    if queued.filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).exists():
+        return 0.0
+    earliest = queued.order_by("not_before").values_list("not_before", flat=True).first()
+    return None if earliest is None else (earliest - now).total_seconds()
+
+
+def generation_leases_renew(*, claims: list[ClaimedGeneration], lease_seconds: int) -> set[int]:
+    """Extend the leases this worker still holds; returns the ids still held."""
+    held: set[int] = set()
+    expires_at = timezone.now() + timedelta(seconds=lease_seconds)
+    for token in {claim.lease_token for claim in claims}:
+        ids = [claim.id for claim in claims if claim.lease_token == token]
+        queryset = Generation.objects.filter(id__in=ids, lease_token=token, status=Generation.Status.RUNNING)
+        queryset.update(lease_expires_at=expires_at)
+        held.update(queryset.values_list("id", flat=True))
+    return held
+
+
+def _locked_claim(claim: ClaimedGeneration) -> Generation | None:
+    return (
+        Generation.objects.select_for_update()
+        .select_related("tenant")
+        .filter(pk=claim.id, lease_token=claim.lease_token, status=Generation.Status.RUNNING)
+        .first()
+    )
+
+
+def generation_task_id_record(*, claim: ClaimedGeneration, upstream_task_id: str) -> None:
+    Generation.objects.filter(pk=claim.id, lease_token=claim.lease_token).update(upstream_task_id=upstream_task_id)
+
+
+def generation_cancel_requested(*, claim: ClaimedGeneration) -> bool:
+    return Generation.objects.filter(pk=claim.id, cancel_requested=True).exists()
+
+
+def _finish(generation: Generation, status: str) -> None:
+    generation.status = status
+    generation.finished_at = timezone.now()
+    generation.lease_token = None
+    generation.lease_expires_at = None
+    generation.not_before = None
+    generation.save()
+    generation_final_event_publish(generation)
+
+
+def generation_succeed(*, claim: ClaimedGeneration, outputs: list[StoredOutput]) -> Generation | None:
+    """Record the stored images and capture exactly what they cost. Returns None if the lease was lost."""
+    with transaction.atomic():
+        generation = _locked_claim(claim)
+        if generation is None:
+            return None
+        if generation.cancel_requested:
+            _settle_canceled_while_running(generation, images_returned=len(outputs))
+            return generation
+        GenerationImage.objects.bulk_create(
+            [
+                GenerationImage(
+                    generation=generation,
+                    index=output.index,
+                    storage_key=output.storage_key,
+                    content_type=output.content_type,
+                    width=output.width,
+                    height=output.height,
+                    byte_size=output.byte_size,
+                    sha256=output.sha256,
+                    revised_prompt=output.revised_prompt,
+                    **initial_review(tenant=generation.tenant).image_fields(),
+                )
+                for output in outputs
+            ]
+        )
+        images = len(outputs)
+        billing_capture(
+            reference=generation.public_id, images=images, upstream_cost_micros=generation.unit_cost_micros * images
+        )
+        generation.images_returned = images
+        generation.charged_micros = generation.unit_price_micros * images
+        generation.upstream_cost_micros = generation.unit_cost_micros * images
+        generation.error_code = ""
+        generation.error_message = ""
+        _finish(generation, Generation.Status.SUCCEEDED)
+    return generation
+
+
+def _settle_canceled_while_running(generation: Generation, *, images_returned: int) -> None:
+    """Canceled after the upstream call went out: the tenant pays what the upstream charged us, no margin."""
+    upstream_cost = generation.unit_cost_micros * images_returned
+    if images_returned:
+        billing_capture(
+            reference=generation.public_id,
+            images=images_returned,
+            amount_micros=upstream_cost,
+            upstream_cost_micros=upstream_cost,
+        )
+    else:
+        billing_release(reference=generation.public_id, reason="canceled")
+    generation.images_returned = 0
+    generation.charged_micros = upstream_cost
+    generation.upstream_cost_micros = upstream_cost
+    generation.error_code = "canceled"
+    generation.error_message = "Canceled while running; charged the upstream cost of the images it produced."
+    _finish(generation, Generation.Status.CANCELED)
+
+
+def generation_settle_canceled(*, claim: ClaimedGeneration, images_returned: int) -> Generation | None:
+    with transaction.atomic():
+        generation = _locked_claim(claim)
+        if generation is None:
+            return None
+        _settle_canceled_while_running(generation, images_returned=images_returned)
+    return generation
+
+
+def _fail(generation: Generation, failure: Failure, *, upstream_cost_micros: int) -> None:
+    billing_release(reference=generation.public_id, upstream_cost_micros=upstream_cost_micros, reason=failure.code)
+    generation.error_code = failure.code
+    generation.error_message = failure.message[:2000]
+    generation.upstream_status = failure.upstream_status
+    generation.upstream_trace_id = (failure.trace_id or "")[:200]
+    generation.charged_micros = 0
+    generation.upstream_cost_micros = upstream_cost_micros
+    _finish(generation, Generation.Status.FAILED)
+
+
+def generation_fail(*, claim: ClaimedGeneration, failure: Failure, upstream_cost_micros: int = 0) -> Generation | None:
+    """A permanent failure: the tenant's hold is released in full; what the upstream charged us is recorded."""
+    with transaction.atomic():
+        generation = _locked_claim(claim)
+        if generation is None:
+            return None
+        if generation.cancel_requested:
+            _settle_canceled_while_running(generation, images_returned=0)
+            return generation
+        _fail(generation, failure, upstream_cost_micros=upstream_cost_micros)
+    return generation
+
+
+def generation_retry_later(
+    *, claim: ClaimedGeneration, failure: Failure, delay_seconds: float, unknown_outcome: bool = False
+) -> Generation | None:
+    """A transient failure: back to the queue after `delay_seconds`, or failed once attempts are spent."""
+    with transaction.atomic():
+        generation = _locked_claim(claim)
+        if generation is None:
+            return None
+        if unknown_outcome:
+            generation.unknown_outcomes += 1
+        if generation.cancel_requested:
+            _settle_canceled_while_running(generation, images_returned=0)
+            return generation
+        if generation.attempts >= generation.max_attempts:
+            _fail(generation, failure, upstream_cost_micros=_unknown_outcome_cost(generation))
+            return generation
+        generation.status = Generation.Status.QUEUED
+        generation.not_before = timezone.now() + timedelta(seconds=delay_seconds)
+        generation.lease_token = None
+        generation.lease_expires_at = None
+        generation.error_code = failure.code
+        generation.error_message = failure.message[:2000]
+        generation.upstream_status = failure.upstream_status
+        generation.upstream_trace_id = (failure.trace_id or "")[:200]
+        generation.save()
+    return generation
+
+
+def _unknown_outcome_cost(generation: Generation) -> int:
+    """Calls that timed out after sending may each have been charged in full by the upstream."""
+    return generation.unknown_outcomes * generation.n * generation.unit_cost_micros
+
+
+def generation_cancel(*, generation: Generation) -> Generation:
+    """Queued → canceled and free. Running → cancel requested; the forwarder settles it. Final → 409."""
+    with transaction.atomic():
+        locked = Generation.objects.select_for_update().select_related("tenant").get(pk=generation.pk)
+        if locked.status == Generation.Status.CANCELED or (
+            locked.status == Generation.Status.RUNNING and locked.cancel_requested
+        ):
+            return locked
+        if locked.is_final:
+            raise GenerationNotCancelable()
+        locked.cancel_requested = True
+        if locked.status == Generation.Status.QUEUED:
+            billing_release(reference=locked.public_id, reason="canceled")
+            locked.charged_micros = 0
+            locked.upstream_cost_micros = _unknown_outcome_cost(locked)
+            locked.error_code = "canceled"
+            locked.error_message = "Canceled before it ran; nothing was charged."
+            _finish(locked, Generation.Status.CANCELED)
+        else:
+            locked.save(update_fields=["cancel_requested", "updated_at"])
+    return locked
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    requeued: int
+    failed: int
+    woken: bool
+
+
+def generations_reap() -> ReapResult:
+    """Requeue (or fail, once attempts are spent) generations whose worker lease expired, and wake the forwarder
+    when queued work is claimable but nothing is draining it (a lost wake-up)."""
+    now = timezone.now()
+    requeued = failed = 0
+    with transaction.atomic():
+        expired = Generation.objects.filter(status=Generation.Status.RUNNING, lease_expires_at__lt=now)
+        if connection.vendor == "postgresql":
+            expired = expired.select_for_update(skip_locked=True)
+        for generation in expired.select_related("tenant")[:500]:
+            # The worker died mid-call: the upstream may have generated (and charged) without us hearing back.
+            generation.unknown_outcomes += 1
+            if generation.cancel_requested:
+                _settle_canceled_while_running(generation, images_returned=0)
+                failed += 1
+            elif generation.attempts >= generation.max_attempts:
+                _fail(
+                    generation,
+                    Failure("worker_lost", "The worker processing this generation stopped responding."),
+                    upstream_cost_micros=_unknown_outcome_cost(generation),
+                )
+                failed += 1
+            else:
+                generation.status = Generation.Status.QUEUED
+                generation.lease_token = None
+                generation.lease_expires_at = None
+                generation.not_before = now
+                generation.error_code = "worker_lost"
+                generation.error_message = "The worker processing this generation stopped responding; retrying."
+                generation.save()
+                requeued += 1
+        woken = requeued > 0 or _claimable(now).exists()
+        if woken:
+            forward_wakeup()
+    return ReapResult(requeued=requeued, failed=failed, woken=woken)
+

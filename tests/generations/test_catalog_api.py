@@ -1,0 +1,49 @@
+"""GET /v1/models lists the enabled catalog with the rules needed to build a valid request."""
+
+import pytest
+
+
+@pytest.mark.django_db
+def test_the_models_list_gives_each_model_its_rules(admin_client) -> None:
+    response = admin_client.get("/v1/models")
+
+    assert response.status_code == 200
+    models = {model["id"]: model for model in response.json()["data"]}
+    gpt = models["openai/gpt-image-1"]
+    assert gpt["alias"] == "gpt-image-1"
+    assert gpt["family"] == "openai_compat"
+    assert gpt["operations"] == ["edit", "generate"]
+    assert gpt["n"] == {"min": 1, "max": 10, "default": 1}
+    assert gpt["qualities"] == ["low", "medium", "high"]
+    assert gpt["sizes"]["presets"] == ["1024x1024", "1024x1536", "1536x1024"]
+    glm = models["openai/glm-image"]
+    assert glm["sizes"]["custom"] == {
+        "min_side": 1024,
+        "max_side": 2048,
+        "max_aspect_ratio": None,
+        "max_pixels": 4194304,
+        "multiple_of": 32,
+    }
+    watermark = next(
+        param for param in models["doubao/doubao-seedream-4-0"]["params"] if param["name"] == "watermark"
+    )
+    assert (watermark["type"], watermark["default"]) == ("boolean", False)
+    assert models["bfl/flux-kontext-max"]["seed"] == {"min": 0, "max": 2147483647}
+
+
+@pytest.mark.django_db
+def test_disabled_models_are_not_listed_and_one_model_is_found_by_alias(admin_client, settings) -> None:
+    settings.DISABLED_MODELS = ["ideogram/V3"]
+
+    listed = [model["id"] for model in admin_client.get("/v1/models").json()["data"]]
+    one = admin_client.get("/v1/models/bfl/flux-kontext-max")
+    missing = admin_client.get("/v1/models/ideogram-v3")
+
+    assert "ideogram/V3" not in listed
+    assert one.json()["alias"] == "flux-kontext-max"
+    assert (missing.status_code, missing.json()["error"]["code"]) == (400, "unknown_model")
+
+
+@pytest.mark.django_db
+def test_the_models_list_needs_an_api_key(api_client) -> None:
+    assert api_client().get("/v1/models").status_code == 401

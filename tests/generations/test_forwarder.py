@@ -1,0 +1,141 @@
+"""The real stack below the API: submit → forwarder drain → sandbox over HTTP → storage on disk → ledger."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from billing.models import LedgerEntry
+from generations.forwarder import forward_drain
+from generations.models import Generation
+from tests.generations.conftest import LOW_SQUARE, LOW_SQUARE_PRICE_MICROS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def submit(customer, **overrides):  # noqa: ANN001, ANN201
+    body = {**LOW_SQUARE, "prompt": "a lighthouse at dawn", **overrides}
+    response = customer.client.post("/v1/generations", body, format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()
+
+
+def test_success_stores_images_and_captures_exactly_their_price(make_customer, forwarding) -> None:
+    customer = make_customer()
+    created = submit(customer, n=2)
+    assert created["status"] == "queued" and created["estimated_usd"] == "0.026400"
+    assert customer.wallet().held_micros == 2 * LOW_SQUARE_PRICE_MICROS
+
+    assert forward_drain().claimed == 1
+
+    generation = customer.client.get(f"/v1/generations/{created['id']}").json()
+    assert generation["status"] == "succeeded"
+    assert generation["charged_usd"] == "0.026400" and generation["images_returned"] == 2
+    for image in generation["images"]:
+        stored = Path(settings.MEDIA_ROOT) / Generation.objects.get(public_id=created["id"]).images.get(
+            index=image["index"]).storage_key
+        data = stored.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == image["sha256"] and len(data) == image["bytes"]
+        assert (image["width"], image["height"]) == (1024, 1024)
+        download = customer.client.get(f"/v1/generations/{created['id']}/images/{image['index']}")
+        assert download.status_code == 200 and b"".join(download.streaming_content) == data
+    assert str(stored.relative_to(settings.MEDIA_ROOT)).startswith(f"tenants/{customer.tenant.slug}/generations/")
+    assert customer.ledger(created["id"]) == [("hold", 26_400), ("capture", 26_400)]
+    wallet = customer.wallet()
+    assert wallet.held_micros == 0 and wallet.balance_micros == 50_000_000 - 26_400
+    assert forwarding.calls["images.generations"] == 1
+
+
+def test_signed_url_serves_the_image_without_a_key(make_customer, forwarding, client) -> None:
+    customer = make_customer()
+    created = submit(customer)
+    forward_drain()
+    image = customer.client.get(f"/v1/generations/{created['id']}").json()["images"][0]
+    response = client.get(image["url"])
+    assert response.status_code == 200
+    assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == image["sha256"]
+    tampered = image["url"][:-3] + "xyz"
+    assert client.get(tampered).status_code == 404
+
+
+def test_permanent_upstream_error_fails_and_releases_the_hold(make_customer, forwarding) -> None:
+    customer = make_customer()
+    created = submit(customer, prompt="please [fault:400]")
+    forward_drain()
+    generation = customer.client.get(f"/v1/generations/{created['id']}").json()
+    assert generation["status"] == "failed" and generation["charged_usd"] == "0.000000"
+    assert generation["error"]["code"]
+    assert customer.ledger(created["id"]) == [("hold", 13_200), ("release", 13_200)]
+    wallet = customer.wallet()
+    assert wallet.balance_micros == 50_000_000 and wallet.held_micros == 0
+
+
+def test_content_policy_failure_has_its_own_code(make_customer, forwarding) -> None:
+    customer = make_customer()
+    created = submit(customer, prompt="something [fault:moderated]")
+    forward_drain()
+    generation = customer.client.get(f"/v1/generations/{created['id']}").json()
+    assert generation["status"] == "failed"
+    assert generation["error"]["code"] == "content_policy_violation"
+    assert customer.wallet().balance_micros == 50_000_000
+
+
+def test_transient_errors_then_success_capture_once(make_customer, forwarding) -> None:
+    customer = make_customer()
+    created = submit(customer, prompt="flaky [fault:500x2]")
+    forward_drain()
+    generation = Generation.objects.get(public_id=created["id"])
+    assert generation.status == "succeeded" and generation.attempts == 3
+    assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
+    assert forwarding.calls["images.generations"] == 3
+
+
+def test_transient_errors_past_max_attempts_fail_and_release(make_customer, forwarding, settings) -> None:
+    settings.FORWARD_MAX_ATTEMPTS = 2
+    customer = make_customer()
+    created = submit(customer, prompt="down [fault:500]")
+    forward_drain()
+    generation = Generation.objects.get(public_id=created["id"])
+    assert generation.status == "failed" and generation.attempts == 2
+    assert customer.ledger(created["id"]) == [("hold", 13_200), ("release", 13_200)]
+
+
+def test_non_image_output_fails_without_charge(make_customer, forwarding) -> None:
+    customer = make_customer()
+    created = submit(customer, prompt="broken [fault:not-image]")
+    forward_drain()
+    generation = Generation.objects.get(public_id=created["id"])
+    assert generation.status == "failed" and generation.charged_micros == 0
+    release = LedgerEntry.objects.get(reference=created["id"], kind="release")
+    assert release.cost_micros > 0, "the upstream charged us for a call that answered: recorded as our loss"
+
+
+def test_cancel_while_queued_is_free_and_never_forwarded(make_customer, forwarding) -> None:
+    customer = make_customer()
+    created = submit(customer)
+    response = customer.client.post(f"/v1/generations/{created['id']}/cancel")
+    assert response.status_code == 200 and response.json()["status"] == "canceled"
+    assert forward_drain().claimed == 0
+    assert forwarding.calls["images.generations"] == 0
+    assert customer.ledger(created["id"]) == [("hold", 13_200), ("release", 13_200)]
+    again = customer.client.post(f"/v1/generations/{created['id']}/cancel")
+    assert again.status_code == 200 and customer.ledger(created["id"])[-1] == ("release", 13_200)
+
+
+def test_cancel_after_success_is_409(make_customer, forwarding) -> None:
+    customer = make_customer()
+    created = submit(customer)
+    forward_drain()
+    response = customer.client.post(f"/v1/generations/{created['id']}/cancel")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "generation_not_cancelable"
+
+
+def test_many_generations_drain_in_one_pass(make_customer, forwarding, roomy_plan) -> None:
+    customer = make_customer(plan=roomy_plan)
+    ids = [submit(customer, prompt=f"tile {index}")["id"] for index in range(12)]
+    stats = forward_drain(concurrency=8)
+    assert stats.claimed == 12 and stats.max_in_flight == 8
+    assert set(Generation.objects.filter(public_id__in=ids).values_list("status", flat=True)) == {"succeeded"}
+    assert customer.wallet().balance_micros == 50_000_000 - 12 * 13_200
