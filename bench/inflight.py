@@ -83,6 +83,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
 
     from accounts.services import api_key_create, tenant_create
+    from billing.models import Plan
     from billing.services import billing_account_open
     from generations.forwarder import forward_drain
     from generations.models import Generation
@@ -99,7 +100,11 @@ def main() -> None:
 
     slug = f"bench-{int(time.time())}"
     tenant = tenant_create(slug=slug, name="Bench")
-    billing_account_open(tenant=tenant, plan=None, opening_credit_micros=1_000_000_000)
+    unlimited = Plan.objects.create(
+        name=slug, markup_bps=2000, max_n=10, max_concurrent=None, images_per_day=None, images_per_month=None,
+        requests_per_minute=None,
+    )
+    billing_account_open(tenant=tenant, plan=unlimited, opening_credit_micros=1_000_000_000)
     api_key = api_key_create(tenant=tenant, name="bench").api_key
 
     def submit(count: int, label: str) -> None:

@@ -14,6 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from generations.catalog import model_get
 from generations.models import Generation, GenerationImage
 from generations.selectors import generation_wait_final
 from generations.services.inputs import input_image_load, input_images_load
@@ -122,6 +123,13 @@ def _image_item(image: GenerationImage, *, response_format: str, request: Reques
     return item
 
 
+def _response_format(data: dict[str, Any]) -> str:
+    """OpenAI's default: gpt-image models always answer base64, the others a URL."""
+    if "response_format" in data:
+        return data["response_format"]
+    return "b64_json" if model_get(data["model"]).id.startswith("openai/gpt-image") else "url"
+
+
 class OpenAIImagesBaseView(TenantGenericAPIView):
     queryset = Generation.objects.all()
 
@@ -182,7 +190,7 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
             seed=data.get("seed"),
             params=_extras(request.data, from_form=False),
         )
-        return self._run(request, generation_request, data.get("response_format", "url"))
+        return self._run(request, generation_request, _response_format(data))
 
 
 class OpenAIImageEditsView(OpenAIImagesBaseView):
@@ -213,4 +221,4 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
             input_images=input_images_load(uploads, field="image"),
             mask=input_image_load(mask, param="mask") if mask else None,
         )
-        return self._run(request, generation_request, data.get("response_format", "url"))
+        return self._run(request, generation_request, _response_format(data))

@@ -9,7 +9,13 @@ FORWARD_TASK = "generations.tasks.forward_generations"
 
 
 def _enqueue() -> None:
-    async_task(FORWARD_TASK, group="forward", q_options={"timeout": settings.FORWARD_TASK_TIMEOUT_SECONDS})
+    async_task(
+        FORWARD_TASK,
+        group="forward",
+        # read per call (django-q2 reads its settings once at import), so sync mode can be switched in tests
+        sync=bool(settings.Q_CLUSTER.get("sync")),
+        q_options={"timeout": settings.FORWARD_TASK_TIMEOUT_SECONDS},
+    )
 
 
 def forward_wakeup() -> None:
