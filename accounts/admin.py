@@ -1,10 +1,30 @@
+"""Staff pages for accounts and the audit trail.
+
+The tenant list shows money and usage read from billing: staff pages may read across apps (DESIGN.md), and
+nothing here writes to billing.
+"""
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 
 from accounts.models import ApiKey, AuditEvent, Membership, Tenant, User
 from accounts.services import Actor, api_key_revoke, tenant_set_status
+from billing.models import LedgerEntry, Plan
+from billing.money import micros_to_usd
+from billing.selectors import month_start
 
 
 def staff_actor(request: HttpRequest) -> Actor:
@@ -31,14 +51,62 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+def _captured_this_month(field: str) -> Coalesce:
+    captures = (
+        LedgerEntry.objects.filter(
+            tenant=OuterRef("pk"), kind=LedgerEntry.Kind.CAPTURE, created_at__gte=month_start(timezone.now())
+        )
+        .order_by()
+        .values("tenant")
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+    return Coalesce(Subquery(captures, output_field=IntegerField()), Value(0))
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "status", "created_at"]
-    list_filter = ["status"]
+    list_display = ["slug", "name", "status", "plan_name", "balance_usd", "images_this_month",
+                    "charged_this_month_usd", "created_at"]
+    list_filter = ["status", "billing_plan__plan"]
     search_fields = ["slug", "name"]
-    readonly_fields = ["status", "created_at"]
+    readonly_fields = ["status", "plan_name", "balance_usd", "images_this_month", "charged_this_month_usd",
+                       "created_at"]
     inlines = [MembershipInline]
     actions = ["suspend", "reactivate"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        default_plan = Plan.objects.filter(is_default=True).values("name")[:1]
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("wallet")
+            .annotate(
+                plan_label=Coalesce(F("billing_plan__plan__name"), Subquery(default_plan), Value("default")),
+                month_images=_captured_this_month("images"),
+                month_charged_micros=_captured_this_month("amount_micros"),
+            )
+        )
+
+    @admin.display(description="plan", ordering="plan_label")
+    def plan_name(self, tenant: Tenant) -> str:
+        return tenant.plan_label  # type: ignore[attr-defined]
+
+    @admin.display(description="balance (USD)", ordering="wallet__balance_micros")
+    def balance_usd(self, tenant: Tenant) -> str:
+        wallet = getattr(tenant, "wallet", None)
+        return micros_to_usd(wallet.balance_micros) if wallet is not None else "—"
+
+    @admin.display(description="images this month", ordering="month_images")
+    def images_this_month(self, tenant: Tenant) -> int:
+        return tenant.month_images  # type: ignore[attr-defined]
+
+    @admin.display(description="charged this month (USD)", ordering="month_charged_micros")
+    def charged_this_month_usd(self, tenant: Tenant) -> str:
+        return micros_to_usd(tenant.month_charged_micros)  # type: ignore[attr-defined]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        return False
 
     @admin.action(description="Suspend selected tenants", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
@@ -87,13 +155,108 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, "Revoked the selected keys.", messages.SUCCESS)
 
 
+class DateRangeFilter(admin.ListFilter):
+    """`created_at` between two dates (UTC, both inclusive), typed into two date inputs."""
+
+    title = "date range"
+    template = "admin/accounts/date_range_filter.html"
+    parameters = ("created_from", "created_to")
+
+    def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
+        super().__init__(request, params, model, model_admin)
+        for name in self.parameters:
+            if name in params:
+                value = params.pop(name)
+                self.used_parameters[name] = value[-1] if isinstance(value, list) else value
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self) -> list[str]:
+        return list(self.parameters)
+
+    def _day(self, name: str) -> datetime | None:
+        text = self.used_parameters.get(name)
+        if not text:
+            return None
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(f"{name} must be a date (YYYY-MM-DD).") from exc
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+        start, end = self._day("created_from"), self._day("created_to")
+        if start is not None:
+            queryset = queryset.filter(created_at__gte=start)
+        if end is not None:
+            queryset = queryset.filter(created_at__lt=end + timedelta(days=1))
+        return queryset
+
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+        yield {
+            "values": {name: self.used_parameters.get(name, "") for name in self.parameters},
+            "keep": [
+                (key, value)
+                for key, values in changelist.params.items()
+                if key not in self.parameters
+                for value in (values if isinstance(values, list) else [values])
+            ],
+            "clear_query_string": changelist.get_query_string(remove=list(self.parameters)),
+        }
+
+
+AUDIT_CSV_COLUMNS = ["created_at", "action", "actor_type", "actor_user", "actor_api_key", "tenant", "target_type",
+                     "target_id", "ip_address", "before", "after"]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def audit_csv_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(AUDIT_CSV_COLUMNS)
+    rows = events.values_list(
+        "created_at", "action", "actor_type", "actor_user__email", "actor_api_key__prefix", "tenant__slug",
+        "target_type", "target_id", "ip_address", "before", "after",
+    )
+    for created_at, *rest, before, after in rows.iterator(chunk_size=2000):
+        yield writer.writerow(
+            [created_at.isoformat(), *("" if value is None else value for value in rest),
+             "" if before is None else _json(before), "" if after is None else _json(after)]
+        )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "action", "actor_type", "actor_user", "actor_api_key", "tenant", "target_type",
-                    "target_id", "ip_address"]
-    list_filter = ["action", "actor_type", "tenant", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["action", "target_id", "tenant__slug", "actor_user__email"]
+    """Append-only: nobody, superusers included, can add, change or delete events here."""
+
+    list_display = ["created_at", "action", "actor", "tenant", "target_type", "target_id", "ip_address"]
+    list_filter = [
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "actor_type",
+        ("actor_user", admin.RelatedOnlyFieldListFilter),
+        "action",
+        DateRangeFilter,
+    ]
+    search_fields = ["action", "target_id", "tenant__slug", "actor_user__email", "actor_api_key__prefix"]
+    list_select_related = ["tenant", "actor_user", "actor_api_key"]
     date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    @admin.display(description="actor")
+    def actor(self, event: AuditEvent) -> str:
+        if event.actor_user is not None:
+            return event.actor_user.email
+        if event.actor_api_key is not None:
+            return f"key {event.actor_api_key.prefix}"
+        return event.get_actor_type_display()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -103,3 +266,24 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("export.csv", self.admin_site.admin_view(self.export_csv_view), name="accounts_auditevent_export"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        query = request.GET.urlencode()
+        export_url = reverse("admin:accounts_auditevent_export") + (f"?{query}" if query else "")
+        return super().changelist_view(request, {**(extra_context or {}), "export_url": export_url})
+
+    def export_csv_view(self, request: HttpRequest) -> HttpResponse:
+        """The events the change list shows with the same filters and search, streamed as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        events = changelist.get_queryset(request).order_by("created_at", "id")
+        response = StreamingHttpResponse(audit_csv_lines(events), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+        return response

@@ -163,13 +163,17 @@ class Drain:
             await self._settle(claim, result, log)
 
     async def _call_upstream(self, claim: ClaimedGeneration) -> ProviderResult:
-        images = [
-            InputImage(data=await self.io(blob_read, key=item.storage_key), content_type=item.content_type,
-                       filename=item.storage_key.rsplit("/", 1)[-1])
+        loaded = [
+            (item.role, InputImage(data=await self.io(blob_read, key=item.storage_key),
+                                   content_type=item.content_type, filename=item.storage_key.rsplit("/", 1)[-1]))
             for item in claim.inputs
         ]
         call = provider_call_from_stored(
-            model_id=claim.model_id, operation=claim.operation, body=claim.upstream_body, images=images
+            model_id=claim.model_id,
+            operation=claim.operation,
+            body=claim.upstream_body,
+            images=[image for role, image in loaded if role == "image"],
+            mask=next((image for role, image in loaded if role == "mask"), None),
         )
 
         async def remember_task(task_id: str) -> None:

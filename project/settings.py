@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "health_check",
     "accounts",
     "billing",
+    "webhooks",
     "generations",
 ]
 
@@ -155,9 +156,9 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 Q_CLUSTER = {
     "name": env.str("Q_CLUSTER_NAME", default="imagegen"),
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": env.int("Q_TIMEOUT", default=600),
+    "timeout": env.int("Q_TIMEOUT", default=1200),
     # retry must exceed timeout or a slow task is handed to a second worker while the first still runs it.
-    "retry": env.int("Q_RETRY", default=660),
+    "retry": env.int("Q_RETRY", default=1260),
     "max_attempts": env.int("Q_MAX_ATTEMPTS", default=3),
     "ack_failures": True,
     "catch_up": False,
@@ -239,3 +240,61 @@ structlog.configure(
     logger_factory=structlog.stdlib.LoggerFactory(),
     cache_logger_on_first_use=True,
 )
+
+# --- Webhooks -------------------------------------------------------------------------------------------
+# Loopback, private and link-local targets are refused unless this is on (tests, local development only).
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
+# Wait after each failed attempt; one attempt more than there are entries, then the delivery gives up.
+# The sweep runs every minute, so waits shorter than that are rounded up to it in practice.
+WEBHOOKS_RETRY_SCHEDULE_SECONDS = env.list(
+    "WEBHOOKS_RETRY_SCHEDULE_SECONDS", cast=int, default=[60, 300, 1800, 7200, 28800, 86400]
+)
+WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES = env.int("WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES", default=5)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+# One schema enum for the event types, whether a field lists them (endpoint filter) or names one (delivery).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
+    "WebhookEventTypeEnum": "webhooks.events.EVENT_TYPES",
+}
+
+# --- Generations: forwarding, outputs ---------------------------------------------------------------------
+FORWARD_CONCURRENCY = env.int("FORWARD_CONCURRENCY", default=64)
+# A drain stops claiming after this long and returns once its in-flight calls finish; it must end well before
+# the django-q2 task timeout, which has to cover the longest upstream call (async tasks poll for minutes).
+FORWARD_CLAIM_BUDGET_SECONDS = env.float("FORWARD_CLAIM_BUDGET_SECONDS", default=240.0)
+FORWARD_TASK_TIMEOUT_SECONDS = env.int("FORWARD_TASK_TIMEOUT_SECONDS", default=Q_CLUSTER["timeout"])
+FORWARD_LEASE_SECONDS = env.int("FORWARD_LEASE_SECONDS", default=90)
+FORWARD_REFILL_SECONDS = env.float("FORWARD_REFILL_SECONDS", default=0.5)
+FORWARD_MAX_ATTEMPTS = env.int("FORWARD_MAX_ATTEMPTS", default=4)
+FORWARD_BACKOFF_BASE_SECONDS = env.float("FORWARD_BACKOFF_BASE_SECONDS", default=2.0)
+FORWARD_BACKOFF_MAX_SECONDS = env.float("FORWARD_BACKOFF_MAX_SECONDS", default=120.0)
+FORWARD_STORAGE_THREADS = env.int("FORWARD_STORAGE_THREADS", default=8)
+OUTPUT_FETCH_DEADLINE_SECONDS = env.float("OUTPUT_FETCH_DEADLINE_SECONDS", default=60.0)
+INPUT_IMAGE_MAX_BYTES = env.int("INPUT_IMAGE_MAX_BYTES", default=20 * 1024 * 1024)
+GENERATION_WAIT_MAX_SECONDS = 60
+
+# --- Billing --------------------------------------------------------------------------------------------
+# Per-tenant requests-per-minute from the tenant's plan, counted in the shared cache (CACHES["default"]).
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["billing.throttles.TenantRateThrottle"]
+
+# --- AIHubMix upstream, model catalog and output fetching ----------------------------------------------
+# With no AIHUBMIX_API_KEY, `make run` starts the bundled sandbox and points these URLs at it.
+AIHUBMIX_API_KEY = env.str("AIHUBMIX_API_KEY", default="")
+AIHUBMIX_BASE_URL = env.str("AIHUBMIX_BASE_URL", default="https://aihubmix.com/v1")
+AIHUBMIX_TASKS_URL = env.str("AIHUBMIX_TASKS_URL", default="https://api.aihubmix.com/v1/tasks")
+AIHUBMIX_CONNECT_TIMEOUT_SECONDS = env.float("AIHUBMIX_CONNECT_TIMEOUT_SECONDS", default=10.0)
+# Slow models (GLM hd, Wan thinking mode, 4K) take a minute or more before answering.
+AIHUBMIX_READ_TIMEOUT_SECONDS = env.float("AIHUBMIX_READ_TIMEOUT_SECONDS", default=180.0)
+AIHUBMIX_POLL_DEADLINE_SECONDS = env.float("AIHUBMIX_POLL_DEADLINE_SECONDS", default=600.0)
+AIHUBMIX_POLL_INTERVAL_SECONDS = env.float("AIHUBMIX_POLL_INTERVAL_SECONDS", default=1.0)
+AIHUBMIX_MAX_CONNECTIONS = env.int("AIHUBMIX_MAX_CONNECTIONS", default=256)
+DISABLED_MODELS = env.list("DISABLED_MODELS", default=[])
+OUTPUT_MAX_BYTES = env.int("OUTPUT_MAX_BYTES", default=50 * 1024 * 1024)
+OUTPUT_MAX_PIXELS = env.int("OUTPUT_MAX_PIXELS", default=50_000_000)
+OUTPUT_FETCH_DEADLINE_SECONDS = env.float("OUTPUT_FETCH_DEADLINE_SECONDS", default=120.0)
+# Loopback and private addresses are refused for output URLs; only tests and the local sandbox allow them.
+OUTPUT_FETCH_ALLOW_PRIVATE = env.bool("OUTPUT_FETCH_ALLOW_PRIVATE", default=False)
+# The OpenAI-compatible endpoints answer synchronously; keep this under the web server's request timeout.
+OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
+# With nothing in flight, a drain waits this long at most for a retry that is about to become due.
+FORWARD_IDLE_WAIT_SECONDS = env.float("FORWARD_IDLE_WAIT_SECONDS", default=5.0)

@@ -6,6 +6,9 @@ from project.health import health_view
 
 api_v1 = [
     path("", include("accounts.api.urls")),
+    path("", include("billing.api.urls")),
+    path("", include("webhooks.api.urls")),
+    path("", include("generations.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -74,3 +74,26 @@ def admin_client(api_client: Callable[..., APIClient], admin_key: IssuedApiKey) 
     return api_client(admin_key)
 
 
+
+
+@pytest.fixture(scope="session")
+def aihubmix_sandbox_server():  # noqa: ANN201
+    from generations.sandbox.server import start_sandbox
+
+    handle = start_sandbox(api_key="sk-sandbox-test")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def aihubmix_sandbox(aihubmix_sandbox_server, settings):  # noqa: ANN001, ANN201
+    """The local AIHubMix over real HTTP (one server per session, counters and latency reset per test), with the
+    settings pointing the app at it and output URLs on loopback allowed."""
+    aihubmix_sandbox_server.reset()
+    aihubmix_sandbox_server.latency = 0.0
+    settings.AIHUBMIX_API_KEY = "sk-sandbox-test"
+    settings.AIHUBMIX_BASE_URL = aihubmix_sandbox_server.base_url
+    settings.AIHUBMIX_TASKS_URL = aihubmix_sandbox_server.tasks_url
+    settings.AIHUBMIX_POLL_INTERVAL_SECONDS = 0.05
+    settings.OUTPUT_FETCH_ALLOW_PRIVATE = True
+    return aihubmix_sandbox_server

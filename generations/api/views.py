@@ -172,18 +172,22 @@ class GenerationListCreateView(TenantGenericAPIView):
         return Response(result.response.body, status=result.response.status)
 
 
-class GenerationDetailView(TenantGenericAPIView):
+class GenerationObjectView(TenantGenericAPIView):
+    """Base for views of one generation, looked up by public id within the request's tenant."""
+
     queryset = Generation.objects.select_related("api_key").prefetch_related("images")
     serializer_class = GenerationSerializer
     lookup_field = "public_id"
     lookup_url_kwarg = "generation_id"
 
+
+class GenerationDetailView(GenerationObjectView):
     @extend_schema(operation_id="generations_retrieve", summary="Get a generation, with signed image URLs")
     def get(self, request: Request, generation_id: str) -> Response:
         return Response(GenerationSerializer(self.get_object(), context={"request": request}).data)
 
 
-class GenerationCancelView(GenerationDetailView):
+class GenerationCancelView(GenerationObjectView):
     @extend_schema(
         operation_id="generations_cancel",
         summary="Cancel a generation",
@@ -218,7 +222,7 @@ def _file_response(image: GenerationImage) -> HttpResponse:
     return response
 
 
-class GenerationImageView(GenerationDetailView):
+class GenerationImageView(GenerationObjectView):
     @extend_schema(
         operation_id="generations_image",
         summary="Download one image (bytes, or a redirect to a presigned URL on S3)",

@@ -199,12 +199,14 @@ def generation_succeed(*, claim: ClaimedGeneration, outputs: list[StoredOutput])
             ]
         )
         images = len(outputs)
-        billing_capture(
+        capture = billing_capture(
             reference=generation.public_id, images=images, upstream_cost_micros=generation.unit_cost_micros * images
         )
+        # The ledger is the truth (it caps at the hold); the generation row mirrors it.
+        if capture is not None:
+            generation.charged_micros = capture.amount_micros if capture.kind == "capture" else 0
+            generation.upstream_cost_micros = capture.cost_micros
         generation.images_returned = images
-        generation.charged_micros = generation.unit_price_micros * images
-        generation.upstream_cost_micros = generation.unit_cost_micros * images
         generation.error_code = ""
         generation.error_message = ""
         _finish(generation, Generation.Status.SUCCEEDED)

@@ -31,13 +31,3 @@ def test_key_for_unknown_tenant_fails() -> None:
     with pytest.raises(CommandError, match="Unknown tenant 'nope'"):
         call_command("create_api_key", "nope")
     assert ApiKey.objects.count() == 0
-
-
-def test_bootstrap_demo_is_idempotent(tmp_path, capsys) -> None:
-    key_file = tmp_path / "demo-key"
-    call_command("bootstrap_demo", "--key-file", str(key_file))
-    first = capsys.readouterr().out.strip().splitlines()[-1]
-    call_command("bootstrap_demo", "--key-file", str(key_file))
-    second = capsys.readouterr().out.strip().splitlines()[-1]
-    assert first == second == key_file.read_text().strip()
-    assert ApiKey.objects.filter(tenant__slug="demo").count() == 1

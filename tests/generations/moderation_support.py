@@ -4,7 +4,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-from PIL import Image
+from PIL import Image, ImageDraw
 from rest_framework.test import APIClient
 
 from accounts.models import Tenant
@@ -38,9 +38,18 @@ def customer_create(slug: str) -> Customer:
     return Customer(tenant=tenant, key=api_key_create(tenant=tenant, name="app"))
 
 
-def png_bytes(color: tuple[int, int, int] = (200, 40, 40), size: int = 64) -> bytes:
+def png_bytes(index: int = 0, size: int = 64) -> bytes:
+    """A small picture (sky, sun, ground) that differs by index, so thumbnails are told apart at a glance."""
+    image = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(image)
+    for y in range(size):
+        draw.line([(0, y), (size, y)], fill=(30 + 3 * y, 60 + 40 * index % 160, 200 - 2 * y))
+    sun = size // 5
+    draw.ellipse([size // 4 * (index % 3 + 1) - sun // 2, sun, size // 4 * (index % 3 + 1) + sun // 2, 2 * sun],
+                 fill=(255, 210, 80))
+    draw.rectangle([0, size * 3 // 4, size, size], fill=(40, 110 + 30 * index % 100, 60))
     buffer = io.BytesIO()
-    Image.new("RGB", (size, size), color).save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -57,7 +66,7 @@ def succeeded_generation(customer: Customer, *, prompt: str = "a red fox in the 
     claim = next(c for c in generation_claim_batch(limit=100, lease_seconds=60) if c.id == generation.id)
     outputs = []
     for index in range(n):
-        data = png_bytes((40 * index % 256, 120, 200))
+        data = png_bytes(index)
         key = output_key_for(tenant_slug=customer.tenant.slug, year_month=claim.created_at_path,
                              public_id=generation.public_id, index=index, extension="png")
         outputs.append(StoredOutput(index=index, storage_key=blob_save(key=key, data=data), content_type="image/png",

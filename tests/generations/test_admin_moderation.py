@@ -14,29 +14,29 @@ Status = GenerationImage.ReviewStatus
 
 
 @pytest.fixture(autouse=True)
-def media(settings, tmp_path):  # noqa: ANN001, ANN201
+def media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 @pytest.fixture
-def customer(db):  # noqa: ANN001, ANN201
+def customer(db):
     return customer_create("studio")
 
 
 @pytest.fixture
-def held(customer):  # noqa: ANN001, ANN201
+def held(customer):
     TenantReviewSetting.objects.create(tenant=customer.tenant, mode=TenantReviewSetting.Mode.HOLD)
     return succeeded_generation(customer, prompt="a lighthouse at dusk", n=2)
 
 
 @pytest.fixture
-def superuser_client(db) -> Client:  # noqa: ANN001
+def superuser_client(db) -> Client:
     client = Client()
     client.force_login(User.objects.create_superuser("root@example.com", "pw"))
     return client
 
 
-def test_the_queue_shows_pending_images_with_prompt_tenant_model_and_reason(superuser_client, held, customer):  # noqa: ANN001
+def test_the_queue_shows_pending_images_with_prompt_tenant_model_and_reason(superuser_client, held, customer):
     other = customer_create("other")
     succeeded_generation(other, prompt="not reviewed")
 
@@ -50,7 +50,7 @@ def test_the_queue_shows_pending_images_with_prompt_tenant_model_and_reason(supe
     assert "not reviewed" not in html
 
 
-def test_queue_filters_by_tenant_model_and_reason(superuser_client, held, customer):  # noqa: ANN001
+def test_queue_filters_by_tenant_model_and_reason(superuser_client, held, customer):
     other = customer_create("other")
     reported = succeeded_generation(other, prompt="reported one")
     other.client().post(f"/v1/generations/{reported.public_id}/images/0/report", {"reason": "weird"}, format="json")
@@ -67,7 +67,7 @@ def test_queue_filters_by_tenant_model_and_reason(superuser_client, held, custom
     assert cards("?model=nope") == 0
 
 
-def test_rejecting_one_image_from_the_queue(superuser_client, held, customer):  # noqa: ANN001
+def test_rejecting_one_image_from_the_queue(superuser_client, held, customer):
     image = held.images.get(index=0)
 
     response = superuser_client.post(QUEUE + "?tenant=studio", {"reject_one": image.pk, f"reason_{image.pk}": "gore"})
@@ -81,7 +81,7 @@ def test_rejecting_one_image_from_the_queue(superuser_client, held, customer):  
     assert download.status_code == 451
 
 
-def test_rejecting_without_a_reason_changes_nothing(superuser_client, held):  # noqa: ANN001
+def test_rejecting_without_a_reason_changes_nothing(superuser_client, held):
     image = held.images.get(index=0)
 
     response = superuser_client.post(QUEUE, {"reject_one": image.pk}, follow=True)
@@ -91,7 +91,7 @@ def test_rejecting_without_a_reason_changes_nothing(superuser_client, held):  # 
     assert image.review_status == Status.PENDING
 
 
-def test_bulk_approve_and_bulk_reject(superuser_client, held, customer):  # noqa: ANN001
+def test_bulk_approve_and_bulk_reject(superuser_client, held, customer):
     second = succeeded_generation(customer, n=2)
     first_ids = list(held.images.values_list("pk", flat=True))
     second_ids = list(second.images.values_list("pk", flat=True))
@@ -106,7 +106,7 @@ def test_bulk_approve_and_bulk_reject(superuser_client, held, customer):  # noqa
     assert "Nothing to review" in superuser_client.get(QUEUE).content.decode()
 
 
-def test_thumbnails_are_served_to_reviewers_only(superuser_client, held, customer):  # noqa: ANN001
+def test_thumbnails_are_served_to_reviewers_only(superuser_client, held, customer):
     image = held.images.get(index=0)
     url = f"{QUEUE}image/{image.pk}/thumbnail/"
 
@@ -120,7 +120,7 @@ def test_thumbnails_are_served_to_reviewers_only(superuser_client, held, custome
     assert client.get(url).status_code == 403
 
 
-def test_the_generation_page_is_read_only_with_thumbnails_and_ledger_entries(superuser_client, held):  # noqa: ANN001
+def test_the_generation_page_is_read_only_with_thumbnails_and_ledger_entries(superuser_client, held):
     url = f"/admin/generations/generation/{held.pk}/change/"
 
     page = superuser_client.get(url)
@@ -136,7 +136,7 @@ def test_the_generation_page_is_read_only_with_thumbnails_and_ledger_entries(sup
     assert held.public_id in listing.content.decode()
 
 
-def test_staff_add_a_blocklist_rule_and_bad_regexes_are_refused(superuser_client):  # noqa: ANN001
+def test_staff_add_a_blocklist_rule_and_bad_regexes_are_refused(superuser_client):
     bad = superuser_client.post("/admin/generations/promptblockrule/add/",
                                 {"kind": "regex", "pattern": "(a+)+", "enabled": "on"})
     assert bad.status_code == 200 and "repeated group" in bad.content.decode()
@@ -150,7 +150,7 @@ def test_staff_add_a_blocklist_rule_and_bad_regexes_are_refused(superuser_client
     assert event.actor_user.email == "root@example.com" and event.after["pattern"] == "forbidden"
 
 
-def test_staff_set_a_review_mode_and_it_is_audited(superuser_client, customer):  # noqa: ANN001
+def test_staff_set_a_review_mode_and_it_is_audited(superuser_client, customer):
     response = superuser_client.post("/admin/generations/tenantreviewsetting/add/",
                                      {"tenant": customer.tenant.pk, "mode": "sample", "sample_percent": "25"})
 
@@ -160,7 +160,7 @@ def test_staff_set_a_review_mode_and_it_is_audited(superuser_client, customer): 
     assert event.after == {"mode": "sample", "sample_percent": 25} and event.actor_user.email == "root@example.com"
 
 
-def test_the_tenant_list_shows_plan_balance_and_usage_this_month(superuser_client, customer):  # noqa: ANN001
+def test_the_tenant_list_shows_plan_balance_and_usage_this_month(superuser_client, customer):
     succeeded_generation(customer, n=2)
 
     html = superuser_client.get("/admin/accounts/tenant/").content.decode()
@@ -171,7 +171,7 @@ def test_the_tenant_list_shows_plan_balance_and_usage_this_month(superuser_clien
     assert "0.026400" in html  # 2 × 0.0132 charged this month
 
 
-def test_a_moderator_sees_the_queue_on_the_admin_index(db, held):  # noqa: ANN001
+def test_a_moderator_sees_the_queue_on_the_admin_index(db, held):
     staff_groups_sync(group_model=Group, permission_model=Permission)  # transactional tests flush migration data
     moderator = User.objects.create_user("m@example.com", "pw", is_staff=True)
     moderator.groups.add(Group.objects.get(name=MODERATORS))

@@ -8,7 +8,7 @@ from django.urls import reverse
 from accounts.models import User
 from billing.models import Wallet
 from generations.models import GenerationImage, TenantReviewSetting
-from generations.staff_roles import BILLING, MODERATORS, SUPPORT, STAFF_ROLES, staff_groups_sync
+from generations.staff_roles import BILLING, MODERATORS, STAFF_ROLES, SUPPORT, staff_groups_sync
 from tests.generations.moderation_support import customer_create, succeeded_generation
 
 QUEUE = "/admin/generations/moderationqueueitem/"
@@ -19,23 +19,23 @@ def grant_url(wallet: Wallet) -> str:
 
 
 @pytest.fixture(autouse=True)
-def media(settings, tmp_path):  # noqa: ANN001, ANN201
+def media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 @pytest.fixture
-def customer(db):  # noqa: ANN001, ANN201
+def customer(db):
     return customer_create("studio")
 
 
 @pytest.fixture
-def held_image(customer) -> GenerationImage:  # noqa: ANN001
+def held_image(customer) -> GenerationImage:
     TenantReviewSetting.objects.create(tenant=customer.tenant, mode=TenantReviewSetting.Mode.HOLD)
     return succeeded_generation(customer).images.get()
 
 
 @pytest.fixture
-def login(db):  # noqa: ANN001, ANN201
+def login(db):
     # The data migration created the groups, but transactional tests elsewhere flush them; syncing is idempotent.
     staff_groups_sync(group_model=Group, permission_model=Permission)
 
@@ -49,14 +49,14 @@ def login(db):  # noqa: ANN001, ANN201
     return make
 
 
-def test_the_migration_created_the_three_groups_with_their_permissions(db):  # noqa: ANN001
+def test_the_migration_created_the_three_groups_with_their_permissions(db):
     staff_groups_sync(group_model=Group, permission_model=Permission)
     for name, perms in STAFF_ROLES.items():
         granted = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=name).permissions.all()}
         assert granted == set(perms)
 
 
-def test_a_moderator_can_work_the_queue_but_not_see_billing_or_tenants(login, held_image, customer):  # noqa: ANN001
+def test_a_moderator_can_work_the_queue_but_not_see_billing_or_tenants(login, held_image, customer):
     moderator = login(MODERATORS)
     wallet = Wallet.objects.get(tenant=customer.tenant)
 
@@ -72,7 +72,7 @@ def test_a_moderator_can_work_the_queue_but_not_see_billing_or_tenants(login, he
     assert moderator.get("/admin/accounts/auditevent/").status_code == 403
 
 
-def test_support_can_view_everything_but_change_nothing(login, held_image, customer):  # noqa: ANN001
+def test_support_can_view_everything_but_change_nothing(login, held_image, customer):
     support = login(SUPPORT)
     tenant_url = f"/admin/accounts/tenant/{customer.tenant.pk}/change/"
     wallet = Wallet.objects.get(tenant=customer.tenant)
@@ -96,7 +96,7 @@ def test_support_can_view_everything_but_change_nothing(login, held_image, custo
     assert held_image.review_status == GenerationImage.ReviewStatus.PENDING
 
 
-def test_billing_can_grant_credit_and_read_reports_but_not_moderate(login, held_image, customer):  # noqa: ANN001
+def test_billing_can_grant_credit_and_read_reports_but_not_moderate(login, held_image, customer):
     billing = login(BILLING)
     wallet = Wallet.objects.get(tenant=customer.tenant)
     before = wallet.balance_micros

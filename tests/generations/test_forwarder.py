@@ -139,3 +139,26 @@ def test_many_generations_drain_in_one_pass(make_customer, forwarding, roomy_pla
     assert stats.claimed == 12 and stats.max_in_flight == 8
     assert set(Generation.objects.filter(public_id__in=ids).values_list("status", flat=True)) == {"succeeded"}
     assert customer.wallet().balance_micros == 50_000_000 - 12 * 13_200
+
+
+@pytest.mark.parametrize(
+    ("model", "sandbox_call"),
+    [("google/imagen-4.0-fast-generate-001", "predictions"), ("bfl/flux-kontext-max", "tasks.submit")],
+)
+def test_predictions_and_async_task_families_end_to_end(make_customer, forwarding, model, sandbox_call) -> None:
+    from accounts.services import SYSTEM
+    from billing.services import price_set
+
+    price_set(model_id=model, quality="*", size="*", cost_micros=40_000, actor=SYSTEM)
+    customer = make_customer()
+    response = customer.client.post("/v1/generations", {"model": model, "prompt": "a red fox"}, format="json")
+    assert response.status_code == 202, response.json()
+    created = response.json()
+    forward_drain()
+    generation = Generation.objects.get(public_id=created["id"])
+    assert generation.status == "succeeded", generation.error_message
+    assert generation.images.count() == 1 and generation.charged_micros == 48_000
+    assert forwarding.calls[sandbox_call] == 1
+    if sandbox_call == "tasks.submit":
+        assert generation.upstream_task_id and forwarding.calls["tasks.poll"] >= 1
+    assert customer.ledger(created["id"]) == [("hold", 48_000), ("capture", 48_000)]

@@ -23,33 +23,33 @@ Status = GenerationImage.ReviewStatus
 
 
 @pytest.fixture(autouse=True)
-def media(settings, tmp_path):  # noqa: ANN001, ANN201
+def media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 @pytest.fixture
-def customer(db):  # noqa: ANN001, ANN201
+def customer(db):
     return customer_create("studio")
 
 
 @pytest.fixture
-def moderator(django_user_model):  # noqa: ANN001, ANN201
+def moderator(django_user_model):
     return django_user_model.objects.create_user("mod@example.com", "pw", is_staff=True)
 
 
-def block(pattern: str, *, kind: str = PromptBlockRule.Kind.TERM, tenant=None, enabled: bool = True):  # noqa: ANN001, ANN201
+def block(pattern: str, *, kind: str = PromptBlockRule.Kind.TERM, tenant=None, enabled: bool = True):
     return prompt_block_rule_save(
         rule=PromptBlockRule(pattern=pattern, kind=kind, tenant=tenant, enabled=enabled), actor=SYSTEM
     )
 
 
-def post_generation(customer, prompt: str):  # noqa: ANN001, ANN201
+def post_generation(customer, prompt: str):
     return customer.client().post(
         "/v1/generations", {"model": MODEL, "prompt": prompt, "quality": "low", "size": "1024x1024"}, format="json"
     )
 
 
-def set_review(customer, mode: str, percent: int = 0) -> None:  # noqa: ANN001
+def set_review(customer, mode: str, percent: int = 0) -> None:
     review_setting_save(setting=TenantReviewSetting(tenant=customer.tenant, mode=mode, sample_percent=percent),
                         actor=SYSTEM)
 
@@ -57,7 +57,7 @@ def set_review(customer, mode: str, percent: int = 0) -> None:  # noqa: ANN001
 # --- Blocklist ------------------------------------------------------------------------------------------
 
 
-def test_a_prompt_with_a_blocked_term_is_refused_with_400_and_nothing_is_charged(customer):  # noqa: ANN001
+def test_a_prompt_with_a_blocked_term_is_refused_with_400_and_nothing_is_charged(customer):
     block("forbidden thing")
     balance = Wallet.objects.get(tenant=customer.tenant).balance_micros
 
@@ -71,7 +71,7 @@ def test_a_prompt_with_a_blocked_term_is_refused_with_400_and_nothing_is_charged
     assert Wallet.objects.get(tenant=customer.tenant).balance_micros == balance
 
 
-def test_a_blocked_prompt_leaves_an_audit_event_naming_the_rule_and_the_prompt(customer):  # noqa: ANN001
+def test_a_blocked_prompt_leaves_an_audit_event_naming_the_rule_and_the_prompt(customer):
     rule = block("forbidden")
 
     post_generation(customer, "something forbidden")
@@ -82,18 +82,18 @@ def test_a_blocked_prompt_leaves_an_audit_event_naming_the_rule_and_the_prompt(c
     assert event.after["prompt"] == "something forbidden"
 
 
-def test_terms_match_whole_words_only(customer):  # noqa: ANN001
+def test_terms_match_whole_words_only(customer):
     block("ass")
     assert post_generation(customer, "a classic sports car").status_code == 202
     assert post_generation(customer, "an ass in a field").status_code == 400
 
 
-def test_regex_rules_match_case_insensitively(customer):  # noqa: ANN001
+def test_regex_rules_match_case_insensitively(customer):
     block(r"gore\w*", kind=PromptBlockRule.Kind.REGEX)
     assert post_generation(customer, "Lots of GOREY details").json()["error"]["code"] == "prompt_blocked"
 
 
-def test_disabled_rules_and_other_tenants_rules_do_not_apply(customer):  # noqa: ANN001
+def test_disabled_rules_and_other_tenants_rules_do_not_apply(customer):
     other = customer_create("other")
     block("dragon", enabled=False)
     block("castle", tenant=other.tenant)
@@ -119,7 +119,7 @@ def test_ordinary_regexes_are_accepted():
         prompt_pattern_check(kind=PromptBlockRule.Kind.REGEX, pattern=pattern)
 
 
-def test_blocklist_changes_are_audited(db):  # noqa: ANN001
+def test_blocklist_changes_are_audited(db):
     rule = block("first")
     rule.pattern = "second"
     prompt_block_rule_save(rule=rule, actor=SYSTEM)
@@ -137,17 +137,17 @@ def image_states(generation: Generation) -> list[tuple[str, bool]]:
     return [(image.review_status, image.withheld) for image in generation.images.order_by("index")]
 
 
-def test_without_a_review_mode_images_need_no_review(customer):  # noqa: ANN001
+def test_without_a_review_mode_images_need_no_review(customer):
     generation = succeeded_generation(customer, n=2)
     assert image_states(generation) == [(Status.NOT_REQUIRED, False)] * 2
 
 
-def test_mode_off_needs_no_review(customer):  # noqa: ANN001
+def test_mode_off_needs_no_review(customer):
     set_review(customer, TenantReviewSetting.Mode.OFF)
     assert image_states(succeeded_generation(customer)) == [(Status.NOT_REQUIRED, False)]
 
 
-def test_mode_hold_withholds_every_image_until_approved(customer, moderator):  # noqa: ANN001
+def test_mode_hold_withholds_every_image_until_approved(customer, moderator):
     set_review(customer, TenantReviewSetting.Mode.HOLD)
     generation = succeeded_generation(customer, n=2)
     assert image_states(generation) == [(Status.PENDING, True)] * 2
@@ -166,7 +166,7 @@ def test_mode_hold_withholds_every_image_until_approved(customer, moderator):  #
     assert client.get(f"/v1/generations/{generation.public_id}").json()["images"][0]["url"]
 
 
-def test_mode_sample_queues_the_drawn_share_without_withholding(customer, monkeypatch):  # noqa: ANN001
+def test_mode_sample_queues_the_drawn_share_without_withholding(customer, monkeypatch):
     set_review(customer, TenantReviewSetting.Mode.SAMPLE, percent=30)
     draws = iter([29, 30, 0, 99])
     monkeypatch.setattr(moderation, "_draw_percent", lambda: next(draws))
@@ -179,17 +179,17 @@ def test_mode_sample_queues_the_drawn_share_without_withholding(customer, monkey
     assert customer.client().get(f"/v1/generations/{generation.public_id}/images/0").status_code == 200
 
 
-def test_mode_sample_at_100_percent_queues_everything(customer):  # noqa: ANN001
+def test_mode_sample_at_100_percent_queues_everything(customer):
     set_review(customer, TenantReviewSetting.Mode.SAMPLE, percent=100)
     assert image_states(succeeded_generation(customer, n=3)) == [(Status.PENDING, False)] * 3
 
 
-def test_mode_sample_needs_a_percentage(customer):  # noqa: ANN001
+def test_mode_sample_needs_a_percentage(customer):
     with pytest.raises(ValidationError):
         set_review(customer, TenantReviewSetting.Mode.SAMPLE, percent=0)
 
 
-def test_review_mode_changes_are_audited(customer):  # noqa: ANN001
+def test_review_mode_changes_are_audited(customer):
     set_review(customer, TenantReviewSetting.Mode.HOLD)
     setting = TenantReviewSetting.objects.get(tenant=customer.tenant)
     setting.mode, setting.sample_percent = TenantReviewSetting.Mode.SAMPLE, 10
@@ -206,7 +206,7 @@ def test_review_mode_changes_are_audited(customer):  # noqa: ANN001
 # --- Rejection ------------------------------------------------------------------------------------------
 
 
-def test_a_rejected_image_answers_451_and_loses_its_signed_url(customer, moderator):  # noqa: ANN001
+def test_a_rejected_image_answers_451_and_loses_its_signed_url(customer, moderator):
     generation = succeeded_generation(customer)
     client = customer.client()
     signed_url = client.get(f"/v1/generations/{generation.public_id}").json()["images"][0]["url"]
@@ -220,7 +220,7 @@ def test_a_rejected_image_answers_451_and_loses_its_signed_url(customer, moderat
     assert client.get(f"/v1/generations/{generation.public_id}").json()["images"][0]["url"] is None
 
 
-def test_rejecting_publishes_image_rejected_and_audits_the_decision(customer, moderator):  # noqa: ANN001
+def test_rejecting_publishes_image_rejected_and_audits_the_decision(customer, moderator):
     set_review(customer, TenantReviewSetting.Mode.HOLD)
     generation = succeeded_generation(customer)
     image = generation.images.get()
@@ -237,13 +237,13 @@ def test_rejecting_publishes_image_rejected_and_audits_the_decision(customer, mo
     assert image_states(generation) == [(Status.REJECTED, False)]
 
 
-def test_a_rejection_needs_a_reason(customer, moderator):  # noqa: ANN001
+def test_a_rejection_needs_a_reason(customer, moderator):
     image = succeeded_generation(customer).images.get()
     with pytest.raises(RejectionReasonRequired):
         images_reject(image_ids=[image.pk], reason=" ", actor=Actor(user=moderator))
 
 
-def test_approving_is_audited_and_deciding_twice_changes_nothing(customer, moderator):  # noqa: ANN001
+def test_approving_is_audited_and_deciding_twice_changes_nothing(customer, moderator):
     set_review(customer, TenantReviewSetting.Mode.HOLD)
     image = succeeded_generation(customer).images.get()
 
@@ -260,7 +260,7 @@ def report_url(generation: Generation, index: int = 0) -> str:
     return f"/v1/generations/{generation.public_id}/images/{index}/report"
 
 
-def test_a_tenant_reports_an_image_into_the_queue_without_losing_it(customer):  # noqa: ANN001
+def test_a_tenant_reports_an_image_into_the_queue_without_losing_it(customer):
     generation = succeeded_generation(customer)
     client = customer.client()
 
@@ -277,7 +277,7 @@ def test_a_tenant_reports_an_image_into_the_queue_without_losing_it(customer):  
     assert (audit.actor_api_key, audit.tenant) == (customer.key.api_key, customer.tenant)
 
 
-def test_reporting_twice_is_idempotent(customer):  # noqa: ANN001
+def test_reporting_twice_is_idempotent(customer):
     generation = succeeded_generation(customer)
     client = customer.client()
 
@@ -288,7 +288,7 @@ def test_reporting_twice_is_idempotent(customer):  # noqa: ANN001
     assert AuditEvent.objects.filter(action="image.reported").count() == 1
 
 
-def test_reporting_a_rejected_image_keeps_it_rejected(customer, moderator):  # noqa: ANN001
+def test_reporting_a_rejected_image_keeps_it_rejected(customer, moderator):
     generation = succeeded_generation(customer)
     images_reject(image_ids=[generation.images.get().pk], reason="bad", actor=Actor(user=moderator))
 
@@ -297,7 +297,7 @@ def test_reporting_a_rejected_image_keeps_it_rejected(customer, moderator):  # n
     assert response.json()["review_status"] == "rejected"
 
 
-def test_another_tenant_cannot_report_an_image_and_gets_404(customer):  # noqa: ANN001
+def test_another_tenant_cannot_report_an_image_and_gets_404(customer):
     generation = succeeded_generation(customer)
     other = customer_create("other")
 
@@ -307,6 +307,6 @@ def test_another_tenant_cannot_report_an_image_and_gets_404(customer):  # noqa: 
     assert image_states(generation) == [(Status.NOT_REQUIRED, False)]
 
 
-def test_reporting_a_missing_image_index_is_404(customer):  # noqa: ANN001
+def test_reporting_a_missing_image_index_is_404(customer):
     generation = succeeded_generation(customer)
     assert customer.client().post(report_url(generation, index=5), {}, format="json").status_code == 404

@@ -1,0 +1,522 @@
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from accounts.admin import staff_actor
+from accounts.models import Tenant
+from billing.models import LedgerEntry, Plan, Price, Statement, StatementLine, TenantPlan, Wallet
+from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
+from billing.reports import csv_lines, daily_chart_svg, report_csv_rows, statement_html
+from billing.selectors import REPORT_GROUPS, ReportRow, as_utc_start, billing_report
+from billing.services import (
+    plan_save,
+    price_end,
+    price_set,
+    tenant_plan_save,
+    wallet_adjust,
+    wallet_grant,
+    wallet_set_credit_limit,
+)
+from project.api.errors import ApiError
+
+
+class UsdFormField(forms.CharField):
+    """A USD amount typed as a decimal (at most 6 places), cleaned to integer micros."""
+
+    def __init__(self, *, allow_negative: bool = False, **kwargs: Any) -> None:
+        self.allow_negative = allow_negative
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> int:
+        text = super().clean(value)
+        try:
+            return usd_to_micros(text, allow_negative=self.allow_negative)
+        except InvalidAmount as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+# --- Prices ---------------------------------------------------------------------------------------------
+
+
+class PriceAddForm(forms.ModelForm):
+    cost_usd = UsdFormField(label="Cost per image (USD)", help_text="What AIHubMix charges us, e.g. 0.011.")
+
+    class Meta:
+        model = Price
+        fields = ["model_id", "quality", "size", "effective_from", "note"]
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    """Prices are effective-dated: adding one ends the current row for the same key; a row's cost never changes."""
+
+    list_display = ["model_id", "quality", "size", "cost_usd", "effective_from", "effective_to", "note"]
+    list_filter = ["model_id", ("effective_to", admin.EmptyFieldListFilter)]
+    search_fields = ["model_id", "note"]
+
+    @admin.display(description="cost (USD)", ordering="cost_micros")
+    def cost_usd(self, price: Price) -> str:
+        return micros_to_usd(price.cost_micros)
+
+    def get_form(
+        self, request: HttpRequest, obj: Price | None = None, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = PriceAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Price | None = None) -> list[str]:
+        if obj is None:
+            return ["model_id", "quality", "size", "cost_usd", "effective_from", "note"]
+        return [
+            "model_id",
+            "quality",
+            "size",
+            "cost_usd",
+            "effective_from",
+            "effective_to",
+            "note",
+            "created_at",
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Price | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["model_id", "quality", "size", "cost_usd", "effective_from", "note", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Price, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            saved = price_end(
+                price=Price.objects.get(pk=obj.pk), effective_to=obj.effective_to, actor=staff_actor(request)
+            )
+        else:
+            saved = price_set(
+                model_id=obj.model_id,
+                quality=obj.quality,
+                size=obj.size,
+                cost_micros=form.cleaned_data["cost_usd"],
+                effective_from=obj.effective_from,
+                note=obj.note,
+                actor=staff_actor(request),
+            )
+        obj.pk = saved.pk
+
+    def has_delete_permission(self, request: HttpRequest, obj: Price | None = None) -> bool:
+        return False
+
+
+# --- Plans ----------------------------------------------------------------------------------------------
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "is_default",
+        "markup_bps",
+        "max_n",
+        "max_concurrent",
+        "images_per_day",
+        "images_per_month",
+        "monthly_spend_limit_micros",
+        "requests_per_minute",
+    ]
+    search_fields = ["name"]
+
+    def save_model(self, request: HttpRequest, obj: Plan, form: forms.ModelForm, change: bool) -> None:
+        plan_save(plan=obj, actor=staff_actor(request))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Plan | None = None) -> bool:
+        return False
+
+
+@admin.register(TenantPlan)
+class TenantPlanAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "plan", "updated_at"]
+    list_filter = ["plan"]
+    search_fields = ["tenant__slug", "tenant__name"]
+    autocomplete_fields = ["tenant"]
+
+    def save_model(self, request: HttpRequest, obj: TenantPlan, form: forms.ModelForm, change: bool) -> None:
+        tenant_plan_save(tenant_plan=obj, actor=staff_actor(request))
+
+    def has_delete_permission(self, request: HttpRequest, obj: TenantPlan | None = None) -> bool:
+        return False
+
+
+# --- Wallets --------------------------------------------------------------------------------------------
+
+
+class GrantForm(forms.Form):
+    amount = UsdFormField(label="Amount (USD)")
+    note = forms.CharField(max_length=500, required=False)
+    # Generated when the form is shown, so submitting the same form twice grants once.
+    reference = forms.CharField(widget=forms.HiddenInput)
+
+
+class AdjustForm(forms.Form):
+    amount = UsdFormField(label="Amount (USD, negative to debit)", allow_negative=True)
+    reason = forms.CharField(max_length=500)
+    reference = forms.CharField(widget=forms.HiddenInput)
+
+
+class CreditLimitForm(forms.Form):
+    amount = UsdFormField(label="Credit limit (USD)")
+
+
+WalletOperation = tuple[str, type[forms.Form], Callable[[HttpRequest, Wallet, dict[str, Any]], object]]
+
+WALLET_OPERATIONS: dict[str, WalletOperation] = {
+    "grant": (
+        "Grant credit",
+        GrantForm,
+        lambda request, wallet, data: wallet_grant(
+            tenant=wallet.tenant,
+            amount_micros=data["amount"],
+            reference=data["reference"],
+            note=data["note"],
+            actor=staff_actor(request),
+        ),
+    ),
+    "adjust": (
+        "Adjust balance",
+        AdjustForm,
+        lambda request, wallet, data: wallet_adjust(
+            tenant=wallet.tenant,
+            amount_micros=data["amount"],
+            reason=data["reason"],
+            reference=data["reference"],
+            actor=staff_actor(request),
+        ),
+    ),
+    "credit-limit": (
+        "Set credit limit",
+        CreditLimitForm,
+        lambda request, wallet, data: wallet_set_credit_limit(
+            tenant=wallet.tenant, credit_limit_micros=data["amount"], actor=staff_actor(request)
+        ),
+    ),
+}
+
+
+@admin.register(Wallet)
+class WalletAdmin(admin.ModelAdmin):
+    """Read-only; money moves only through the audited operations linked from each wallet."""
+
+    list_display = [
+        "tenant",
+        "balance_usd",
+        "held_usd",
+        "credit_limit_usd",
+        "available_usd",
+        "open_holds",
+        "updated_at",
+    ]
+    search_fields = ["tenant__slug", "tenant__name"]
+    fields = [
+        "tenant",
+        "balance_usd",
+        "held_usd",
+        "credit_limit_usd",
+        "available_usd",
+        "open_holds",
+        "open_hold_images",
+        "updated_at",
+        "operations",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="balance (USD)", ordering="balance_micros")
+    def balance_usd(self, wallet: Wallet) -> str:
+        return micros_to_usd(wallet.balance_micros)
+
+    @admin.display(description="held (USD)")
+    def held_usd(self, wallet: Wallet) -> str:
+        return micros_to_usd(wallet.held_micros)
+
+    @admin.display(description="credit limit (USD)")
+    def credit_limit_usd(self, wallet: Wallet) -> str:
+        return micros_to_usd(wallet.credit_limit_micros)
+
+    @admin.display(description="available (USD)")
+    def available_usd(self, wallet: Wallet) -> str:
+        return micros_to_usd(wallet.available_micros)
+
+    @admin.display(description="operations")
+    def operations(self, wallet: Wallet) -> str:
+        links = [
+            format_html(
+                '<a class="button" href="{}">{}</a>',
+                reverse("admin:billing_wallet_operation", args=[wallet.pk, slug]),
+                title,
+            )
+            for slug, (title, _, _) in WALLET_OPERATIONS.items()
+        ]
+        return format_html(" ".join(["{}"] * len(links)), *links)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Wallet | None = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:wallet_id>/operations/<slug:operation>/",
+                self.admin_site.admin_view(self.operation_view),
+                name="billing_wallet_operation",
+            ),
+            *super().get_urls(),
+        ]
+
+    def operation_view(self, request: HttpRequest, wallet_id: int, operation: str) -> HttpResponse:
+        if not request.user.has_perm("billing.change_wallet"):
+            raise PermissionDenied
+        if operation not in WALLET_OPERATIONS:
+            raise Http404
+        wallet = get_object_or_404(Wallet.objects.select_related("tenant"), pk=wallet_id)
+        title, form_class, perform = WALLET_OPERATIONS[operation]
+        if request.method == "POST":
+            form = form_class(request.POST)
+            if form.is_valid():
+                try:
+                    perform(request, wallet, form.cleaned_data)
+                except ApiError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    self.message_user(request, f"{title}: done for {wallet.tenant}.", messages.SUCCESS)
+                    return HttpResponseRedirect(reverse("admin:billing_wallet_change", args=[wallet.pk]))
+        else:
+            form = form_class(initial={"reference": f"admin_{operation}_{uuid.uuid4().hex}"})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{title} — {wallet.tenant}",
+            "form": form,
+            "wallet": wallet,
+            "opts": self.model._meta,
+            "available_usd": micros_to_usd(wallet.available_micros),
+        }
+        return TemplateResponse(request, "admin/billing/wallet_operation.html", context)
+
+
+# --- Ledger and the billing report ----------------------------------------------------------------------
+
+
+class ReportForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), required=False, empty_label="All tenants")
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Inclusive (UTC).")
+    group_by = forms.ChoiceField(choices=[(name, name.replace("_", " ")) for name in REPORT_GROUPS])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            raise forms.ValidationError("The end date is before the start date.")
+        return data
+
+
+REPORT_GROUP_HEADINGS = {
+    "day": ["day"],
+    "tenant": ["tenant"],
+    "model": ["model"],
+    "model_quality_size": ["model", "quality", "size"],
+    "api_key": ["tenant", "api key"],
+}
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "tenant",
+        "kind",
+        "reference",
+        "amount_usd",
+        "model_id",
+        "quality",
+        "size",
+        "images",
+        "cost_usd",
+        "api_key",
+    ]
+    list_filter = ["kind", ("created_at", admin.DateFieldListFilter), "tenant"]
+    search_fields = ["reference", "tenant__slug", "model_id", "note"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant", "api_key"]
+
+    @admin.display(description="amount (USD)", ordering="amount_micros")
+    def amount_usd(self, entry: LedgerEntry) -> str:
+        return micros_to_usd(entry.amount_micros)
+
+    @admin.display(description="upstream cost (USD)")
+    def cost_usd(self, entry: LedgerEntry) -> str:
+        return micros_to_usd(entry.cost_micros)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LedgerEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LedgerEntry | None = None) -> bool:
+        return False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "report_url": reverse("admin:billing_report")}
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("report/", self.admin_site.admin_view(self.report_view), name="billing_report"),
+            *super().get_urls(),
+        ]
+
+    def report_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("billing.view_ledgerentry"):
+            raise PermissionDenied
+        today = timezone.now().date()
+        form = ReportForm(request.GET or {"start": today.replace(day=1), "end": today, "group_by": "day"})
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Billing report",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/billing/report.html", context)
+        tenant, start, end, group_by = (form.cleaned_data[k] for k in ("tenant", "start", "end", "group_by"))
+        period = {
+            "tenant": tenant,
+            "start": as_utc_start(start),
+            "end": as_utc_start(end) + timedelta(days=1),
+        }
+        headings = REPORT_GROUP_HEADINGS[group_by]
+        if request.GET.get("export") == "csv":
+            response = StreamingHttpResponse(
+                csv_lines(report_csv_rows(headings, billing_report(group_by=group_by, **period))),
+                content_type="text/csv",
+            )
+            scope = tenant.slug if tenant else "all"
+            response["Content-Disposition"] = (
+                f'attachment; filename="billing-{scope}-{start:%Y%m%d}-{end:%Y%m%d}-{group_by}.csv"'
+            )
+            return response
+        rows = list(billing_report(group_by=group_by, **period))
+        daily = [(row.group[0], row) for row in billing_report(group_by="day", **period)]
+        context.update(
+            {
+                "headings": headings,
+                "rows": rows,
+                "totals": _report_totals(rows),
+                "chart": daily_chart_svg(_fill_days(daily, start, end)),
+                "csv_query": urlencode(
+                    {
+                        "tenant": tenant.pk if tenant else "",
+                        "start": start.isoformat(),
+                        "end": end.isoformat(),
+                        "group_by": group_by,
+                        "export": "csv",
+                    }
+                ),
+            }
+        )
+        return TemplateResponse(request, "admin/billing/report.html", context)
+
+
+def _report_totals(rows: list[ReportRow]) -> dict[str, int]:
+    names = ["requests", "images", "price_micros", "cost_micros", "refunded_cost_micros", "margin_micros"]
+    return {name: sum(getattr(row, name) for row in rows) for name in names}
+
+
+def _fill_days(daily: list[tuple[date, ReportRow]], start: date, end: date) -> list[tuple[date, ReportRow]]:
+    """One bar slot per calendar day, so quiet days show as gaps rather than disappearing."""
+    by_day = dict(daily)
+    empty = ReportRow(group=(), requests=0, images=0, price_micros=0, cost_micros=0, refunded_cost_micros=0)
+    if not by_day:
+        return []
+    days = (end - start).days + 1
+    return [(start + timedelta(days=i), by_day.get(start + timedelta(days=i), empty)) for i in range(days)]
+
+
+# --- Statements -----------------------------------------------------------------------------------------
+
+
+class StatementLineInline(admin.TabularInline):
+    model = StatementLine
+    extra = 0
+    can_delete = False
+    fields = ["model_id", "quality", "size", "images", "unit_price_micros", "amount_micros"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Statement | None = None) -> bool:
+        return False
+
+
+@admin.register(Statement)
+class StatementAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "period_start", "images", "charges_usd", "created_at", "printable"]
+    list_filter = ["period_start"]
+    search_fields = ["tenant__slug"]
+    inlines = [StatementLineInline]
+    fields = [
+        "tenant",
+        "period_start",
+        "period_end",
+        "images",
+        "charges_micros",
+        "credits_micros",
+        "closing_balance_micros",
+        "created_at",
+        "printable",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="charges (USD)", ordering="charges_micros")
+    def charges_usd(self, statement: Statement) -> str:
+        return micros_to_usd(statement.charges_micros)
+
+    @admin.display(description="print")
+    def printable(self, statement: Statement) -> str:
+        return format_html(
+            '<a href="{}" target="_blank">printable page</a>',
+            reverse("admin:billing_statement_print", args=[statement.pk]),
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:statement_id>/print/",
+                self.admin_site.admin_view(self.print_view),
+                name="billing_statement_print",
+            ),
+            *super().get_urls(),
+        ]
+
+    def print_view(self, request: HttpRequest, statement_id: int) -> HttpResponse:
+        if not request.user.has_perm("billing.view_statement"):
+            raise PermissionDenied
+        return HttpResponse(statement_html(get_object_or_404(Statement, pk=statement_id)))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Statement | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Statement | None = None) -> bool:
+        return False

@@ -1,0 +1,78 @@
+"""The default plan and the upstream prices published by AIHubMix (shared/aihubmix/NOTES.md, USD per image).
+
+Models without a published price are deliberately not seeded: they stay unbillable until staff set a price
+(admin, or `manage.py set_price`).
+"""
+
+from datetime import UTC, datetime
+
+from django.db import migrations
+
+DEFAULT_PLAN = {
+    "name": "default",
+    "is_default": True,
+    "markup_bps": 2000,
+    "allowed_models": [],
+    "max_n": 10,
+    "max_concurrent": 8,
+    "images_per_day": 1000,
+    "images_per_month": 20000,
+    "monthly_spend_limit_micros": None,
+    "requests_per_minute": 600,
+    "key_monthly_budget_micros": None,
+}
+
+GPT_IMAGE_1 = {
+    ("low", "1024x1024"): 11_000,
+    ("low", "1024x1536"): 16_000,
+    ("low", "1536x1024"): 16_000,
+    ("medium", "1024x1024"): 42_000,
+    ("medium", "1024x1536"): 63_000,
+    ("medium", "1536x1024"): 63_000,
+    ("high", "1024x1024"): 167_000,
+    ("high", "1024x1536"): 250_000,
+    ("high", "1536x1024"): 250_000,
+}
+
+FLAT = {
+    "google/imagen-4.0-ultra-generate-001": 60_000,
+    "google/imagen-4.0-generate-001": 40_000,
+    "google/imagen-4.0-fast-generate-001": 20_000,
+    "google/imagen-3.0-generate-002": 30_000,
+}
+
+SEEDED_FROM = datetime(2025, 1, 1, tzinfo=UTC)
+NOTE = "AIHubMix public price (seeded)"
+
+
+def seed(apps, schema_editor):
+    Plan = apps.get_model("billing", "Plan")
+    Price = apps.get_model("billing", "Price")
+    Plan.objects.update_or_create(name=DEFAULT_PLAN["name"], defaults=DEFAULT_PLAN)
+    for (quality, size), cost in GPT_IMAGE_1.items():
+        Price.objects.get_or_create(
+            model_id="openai/gpt-image-1",
+            quality=quality,
+            size=size,
+            effective_from=SEEDED_FROM,
+            defaults={"cost_micros": cost, "note": NOTE},
+        )
+    for model_id, cost in FLAT.items():
+        Price.objects.get_or_create(
+            model_id=model_id,
+            quality="*",
+            size="*",
+            effective_from=SEEDED_FROM,
+            defaults={"cost_micros": cost, "note": NOTE},
+        )
+
+
+def unseed(apps, schema_editor):
+    Price = apps.get_model("billing", "Price")
+    Price.objects.filter(effective_from=SEEDED_FROM, note=NOTE).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [("billing", "0002_ledger_append_only_trigger")]
+
+    operations = [migrations.RunPython(seed, unseed)]

@@ -1,0 +1,132 @@
+"""Presentation of billing data for people: statement CSV and HTML, the staff report's CSV and its SVG chart."""
+
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any
+
+from django.http import HttpResponse
+from django.template.loader import render_to_string
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from billing.models import Statement
+from billing.money import micros_to_usd
+from billing.selectors import ReportRow
+
+
+class _Echo:
+    """A write-only file for csv.writer that hands each line back instead of buffering it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow(row)
+
+
+def statement_csv_rows(statement: Statement) -> Iterator[list[str]]:
+    yield ["model", "quality", "size", "images", "unit_price_usd", "amount_usd"]
+    for line in statement.lines.all():
+        yield [
+            line.model_id,
+            line.quality,
+            line.size,
+            str(line.images),
+            micros_to_usd(line.unit_price_micros),
+            micros_to_usd(line.amount_micros),
+        ]
+    yield ["total", "", "", str(statement.images), "", micros_to_usd(statement.charges_micros)]
+
+
+def statement_filename(statement: Statement, extension: str) -> str:
+    return f"statement-{statement.tenant.slug}-{statement.period_start:%Y-%m}.{extension}"
+
+
+def statement_html(statement: Statement) -> str:
+    return render_to_string(
+        "billing/statement.html", {"statement": statement, "lines": statement.lines.all()}
+    )
+
+
+def statement_csv_response(statement: Statement) -> HttpResponse:
+    response = HttpResponse("".join(csv_lines(statement_csv_rows(statement))), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{statement_filename(statement, "csv")}"'
+    return response
+
+
+REPORT_MONEY_COLUMNS = ["price_usd", "cost_usd", "refunded_cost_usd", "margin_usd"]
+
+
+def report_csv_rows(group_names: list[str], rows: Iterable[ReportRow]) -> Iterator[list[str]]:
+    yield [*group_names, "requests", "images", *REPORT_MONEY_COLUMNS]
+    for row in rows:
+        yield [
+            *(str(value) if value is not None else "" for value in row.group),
+            str(row.requests),
+            str(row.images),
+            micros_to_usd(row.price_micros),
+            micros_to_usd(row.cost_micros),
+            micros_to_usd(row.refunded_cost_micros),
+            micros_to_usd(row.margin_micros),
+        ]
+
+
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 760, 220, 30
+
+
+def daily_chart_svg(days: list[tuple[date, ReportRow]]) -> SafeString:
+    """Side-by-side bars per day: price charged (blue) and upstream cost incl. refunded calls (orange)."""
+    if not days:
+        return format_html('<p class="help">{}</p>', "No billed activity in this period.")
+    peak = max(max(row.price_micros, row.cost_micros + row.refunded_cost_micros) for _, row in days) or 1
+    slot = (CHART_WIDTH - 2 * CHART_PAD) / len(days)
+    bar = max(slot / 2 - 1, 1)
+    plot_height = CHART_HEIGHT - 2 * CHART_PAD
+
+    def height(micros: int) -> float:
+        return round(plot_height * micros / peak, 1)
+
+    bars = []
+    for index, (day, row) in enumerate(days):
+        x = CHART_PAD + index * slot
+        cost = row.cost_micros + row.refunded_cost_micros
+        for offset, micros, colour, label in (
+            (0, row.price_micros, "#417690", "price"),
+            (bar, cost, "#e8a33d", "cost"),
+        ):
+            bars.append(
+                (
+                    round(x + offset, 1),
+                    round(CHART_HEIGHT - CHART_PAD - height(micros), 1),
+                    round(bar, 1),
+                    height(micros),
+                    colour,
+                    f"{day:%Y-%m-%d} {label} {micros_to_usd(micros)} USD",
+                )
+            )
+    rects = format_html_join(
+        "", '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>', bars
+    )
+    first, last = days[0][0], days[-1][0]
+    return format_html(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
+        'aria-label="Daily price and cost">'
+        '<line x1="{p}" y1="{base}" x2="{right}" y2="{base}" stroke="#999"/>{rects}'
+        '<text x="{p}" y="{label_y}" font-size="11">{first}</text>'
+        '<text x="{right}" y="{label_y}" font-size="11" text-anchor="end">{last}</text>'
+        '<text x="{p}" y="16" font-size="11">peak {peak} USD · blue: price · orange: upstream cost</text></svg>',
+        w=CHART_WIDTH,
+        h=CHART_HEIGHT,
+        p=CHART_PAD,
+        base=CHART_HEIGHT - CHART_PAD,
+        right=CHART_WIDTH - CHART_PAD,
+        rects=rects,
+        label_y=CHART_HEIGHT - 10,
+        first=f"{first:%Y-%m-%d}",
+        last=f"{last:%Y-%m-%d}",
+        peak=micros_to_usd(peak),
+    )

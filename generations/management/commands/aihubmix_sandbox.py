@@ -1,0 +1,39 @@
+from django.core.management.base import BaseCommand, CommandParser
+
+from generations.sandbox.server import sandbox_server_create
+
+
+class Command(BaseCommand):
+    help = "Run the local AIHubMix emulator (all three request families, tasks, image files, fault markers)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=9100)
+        parser.add_argument("--latency", type=float, default=0.0, help="seconds every generation takes")
+        parser.add_argument("--api-key", default=None, help="accept only this bearer token (default: any)")
+        parser.add_argument("--verbose", action="store_true", help="log every request")
+
+    def handle(
+        self,
+        *args: object,
+        host: str,
+        port: int,
+        latency: float,
+        api_key: str | None,
+        verbose: bool,
+        **options: object,
+    ) -> None:
+        server = sandbox_server_create(
+            host=host, port=port, latency=latency, api_key=api_key, verbose=verbose
+        )
+        self.stdout.write(
+            f"AIHubMix sandbox on http://{server.authority}/v1 (tasks: /v1/tasks, latency {latency:g} s)"
+        )
+        self.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.state.stopping.set()
+            server.server_close()

@@ -1,0 +1,112 @@
+"""Turn what the upstream returned (a URL or base64) into verified image bytes, before anything is stored."""
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from generations.providers import RawOutput
+from project.safe_http import FetchFailed, ResponseTooLarge, UnsafeTarget, safe_get
+
+ALLOWED_FORMATS = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg"), "WEBP": ("image/webp", "webp")}
+
+
+class InvalidOutput(Exception):
+    """An output we refuse to keep. `code` is stable: output_missing, output_unsafe_url, output_fetch_failed,
+    output_too_large, output_invalid_base64, output_not_image, output_unsupported_format,
+    output_dimensions_too_large."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class VerifiedImage:
+    data: bytes
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    sha256: str
+    byte_size: int
+
+
+def image_verify(data: bytes, *, max_pixels: int) -> VerifiedImage:
+    """Accept PNG, JPEG and WEBP only, refuse more than `max_pixels` before decoding, then decode fully (a
+    truncated or corrupt file fails here rather than in a client's browser)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image_format = image.format
+                width, height = image.size
+                if image_format not in ALLOWED_FORMATS:
+                    raise InvalidOutput(
+                        "output_unsupported_format", f"{image_format} images are not accepted"
+                    )
+                if width * height > max_pixels:
+                    raise InvalidOutput(
+                        "output_dimensions_too_large", f"{width}x{height} is more than {max_pixels} pixels"
+                    )
+                image.load()
+    except InvalidOutput:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidOutput("output_dimensions_too_large", str(exc)) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidOutput("output_not_image", f"not a readable image: {exc}") from exc
+    content_type, extension = ALLOWED_FORMATS[image_format]
+    return VerifiedImage(
+        data=data,
+        content_type=content_type,
+        extension=extension,
+        width=width,
+        height=height,
+        sha256=hashlib.sha256(data).hexdigest(),
+        byte_size=len(data),
+    )
+
+
+def _b64_decode(b64_json: str, *, max_bytes: int) -> bytes:
+    payload = b64_json.split(",", 1)[1] if b64_json.startswith("data:") else b64_json
+    if len(payload) > (max_bytes + 2) // 3 * 4 + 4:
+        raise InvalidOutput("output_too_large", f"the base64 image is larger than {max_bytes} bytes")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidOutput("output_invalid_base64", str(exc)) from exc
+    if len(data) > max_bytes:
+        raise InvalidOutput("output_too_large", f"the image is larger than {max_bytes} bytes")
+    return data
+
+
+async def output_materialize(
+    raw: RawOutput, *, max_bytes: int, max_pixels: int, allow_private: bool, deadline_seconds: float
+) -> VerifiedImage:
+    if raw.b64_json:
+        data = _b64_decode(raw.b64_json, max_bytes=max_bytes)
+    elif raw.url:
+        try:
+            response = await safe_get(
+                raw.url, max_bytes=max_bytes, deadline_seconds=deadline_seconds, allow_private=allow_private
+            )
+        except UnsafeTarget as exc:
+            raise InvalidOutput("output_unsafe_url", str(exc)) from exc
+        except ResponseTooLarge as exc:
+            raise InvalidOutput("output_too_large", str(exc)) from exc
+        except FetchFailed as exc:
+            raise InvalidOutput("output_fetch_failed", str(exc)) from exc
+        if response.status_code != 200:
+            raise InvalidOutput("output_fetch_failed", f"the image URL answered HTTP {response.status_code}")
+        data = response.content
+    else:
+        raise InvalidOutput("output_missing", "the output has neither a URL nor base64 data")
+    # Decoding a large image takes CPU time; keep the event loop serving the other generations meanwhile.
+    return await asyncio.to_thread(image_verify, data, max_pixels=max_pixels)

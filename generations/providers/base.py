@@ -1,0 +1,217 @@
+"""What every request family shares: the call we make, what comes back, and how failures are classified.
+
+This package speaks HTTP to AIHubMix and imports none of our apps: it takes a validated call and returns outputs
+or raises one of the errors below, each carrying the upstream status, a stable code, the message and trace id.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class InputImage:
+    data: bytes
+    content_type: str
+    filename: str
+
+
+@dataclass
+class ProviderCall:
+    """One upstream request. `body` is the exact upstream JSON (or multipart form fields) without the images,
+    which the family module attaches in the shape its endpoint wants."""
+
+    model_id: str
+    family: str
+    operation: str
+    body: dict[str, Any]
+    images: list[InputImage] = field(default_factory=list)
+    mask: InputImage | None = None
+
+
+@dataclass
+class RawOutput:
+    url: str | None
+    b64_json: str | None
+    revised_prompt: str | None = None
+
+
+@dataclass
+class ProviderResult:
+    outputs: list[RawOutput]
+    usage: dict[str, Any] | None
+    upstream_task_id: str | None
+    trace_id: str | None
+
+
+class ProviderError(Exception):
+    default_code = "upstream_error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, trace_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.status = status
+        self.trace_id = trace_id
+
+    def __str__(self) -> str:
+        status = f" (HTTP {self.status})" if self.status else ""
+        return f"{self.code}{status}: {self.message}"
+
+
+class TransientProviderError(ProviderError):
+    """Nothing was generated (or we were told to come back later): retrying is safe."""
+
+    default_code = "upstream_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    """The upstream refused this request; sending it again would fail the same way."""
+
+    default_code = "upstream_rejected"
+
+
+class ContentPolicyError(PermanentProviderError):
+    default_code = "content_policy_violation"
+
+
+class UnknownOutcomeError(ProviderError):
+    """The request reached the upstream but we never learnt the result: it may have generated and charged us."""
+
+    default_code = "upstream_timeout"
+
+
+class MalformedResponse(UnknownOutcomeError):
+    default_code = "upstream_malformed_response"
+
+
+TRACE_HEADERS = ("x-request-id", "x-trace-id", "x-oneapi-request-id", "trace-id", "request-id")
+_MODERATION_CODES = frozenset(
+    {
+        "moderation_blocked",
+        "content_policy_violation",
+        "content_filter",
+        "sensitive_content",
+        "data_inspection_failed",
+    }
+)
+
+
+def trace_id_from(response: httpx.Response, payload: Any = None) -> str | None:
+    for name in TRACE_HEADERS:
+        if response.headers.get(name):
+            return response.headers[name]
+    if isinstance(payload, dict):
+        for container in (payload, payload.get("error")):
+            if isinstance(container, dict):
+                for key in ("trace_id", "request_id", "traceId", "requestId"):
+                    if isinstance(container.get(key), str):
+                        return container[key]
+    return None
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
+
+
+def response_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def error_from_response(response: httpx.Response) -> ProviderError:
+    """Classify a non-2xx answer (see NOTES.md "Errors")."""
+    payload = response_json(response)
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        error = {"message": error} if isinstance(error, str) else {}
+    upstream_code = str(error.get("code") or error.get("type") or "")
+    message = str(error.get("message") or response.text[:500] or response.reason_phrase)
+    kwargs: dict[str, Any] = {"status": response.status_code, "trace_id": trace_id_from(response, payload)}
+    status = response.status_code
+    if status == 429:
+        return TransientProviderError(
+            message, code="upstream_rate_limited", retry_after=retry_after_seconds(response), **kwargs
+        )
+    if status >= 500 or status == 408:
+        return TransientProviderError(
+            message, code="upstream_unavailable", retry_after=retry_after_seconds(response), **kwargs
+        )
+    if upstream_code in _MODERATION_CODES:
+        return ContentPolicyError(message, **kwargs)
+    if status == 401:
+        return PermanentProviderError(message, code="upstream_auth_failed", **kwargs)
+    if status == 403:
+        code = "upstream_quota_exhausted" if "quota" in upstream_code else "upstream_forbidden"
+        return PermanentProviderError(message, code=code, **kwargs)
+    return PermanentProviderError(f"{upstream_code}: {message}" if upstream_code else message, **kwargs)
+
+
+def outputs_from_items(items: Any) -> list[RawOutput]:
+    """`data` / `output` arrays: each item an object with `url` or `b64_json` (or a bare URL string)."""
+    if not isinstance(items, list):
+        return []
+    outputs = []
+    for item in items:
+        if isinstance(item, str) and item.startswith(("http://", "https://")):
+            outputs.append(RawOutput(url=item, b64_json=None))
+        elif isinstance(item, dict) and (item.get("url") or item.get("b64_json")):
+            outputs.append(
+                RawOutput(
+                    url=item.get("url") or None,
+                    b64_json=item.get("b64_json") or None,
+                    revised_prompt=item.get("revised_prompt"),
+                )
+            )
+    return outputs
+
+
+def result_from_payload(payload: Any, *, trace_id: str | None, task_id: str | None = None) -> ProviderResult:
+    """A 2xx body from either sync family: OpenAI's `data` or the predictions `output`, whichever is there."""
+    if not isinstance(payload, dict):
+        raise MalformedResponse(
+            "the upstream answered 2xx with a body that is not a JSON object", trace_id=trace_id
+        )
+    outputs = outputs_from_items(payload.get("data")) or outputs_from_items(payload.get("output"))
+    if not outputs:
+        raise PermanentProviderError(
+            "the upstream answered without any image", code="upstream_empty_result", trace_id=trace_id
+        )
+    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
+    return ProviderResult(outputs=outputs, usage=usage, upstream_task_id=task_id, trace_id=trace_id)
+
+
+@dataclass
+class UpstreamRequest:
+    """What a family module asks the shared HTTP layer to send (`path` is relative to the base URL)."""
+
+    method: str
+    path: str
+    json: dict[str, Any] | None = None
+    data: dict[str, str] | None = None
+    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+
+
+def parse_json_success(response: httpx.Response) -> tuple[Any, str | None]:
+    payload = response_json(response)
+    trace_id = trace_id_from(response, payload)
+    if payload is None:
+        raise MalformedResponse(
+            f"the upstream answered {response.status_code} with a body that is not JSON",
+            status=response.status_code,
+            trace_id=trace_id,
+        )
+    return payload, trace_id

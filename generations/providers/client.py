@@ -1,0 +1,165 @@
+"""The one HTTP layer every request family goes through: auth, timeouts, pooling, connection retries, error
+classification and the polling of async tasks."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from types import ModuleType, TracebackType
+from typing import Self
+
+import httpx
+
+from generations.providers import async_task, openai_compat, predictions
+from generations.providers.base import (
+    MalformedResponse,
+    PermanentProviderError,
+    ProviderCall,
+    ProviderResult,
+    TransientProviderError,
+    UnknownOutcomeError,
+    UpstreamRequest,
+    error_from_response,
+    retry_after_seconds,
+)
+
+logger = logging.getLogger(__name__)
+
+FAMILIES: dict[str, ModuleType] = {
+    "openai_compat": openai_compat,
+    "predictions": predictions,
+    "async_task": async_task,
+}
+
+
+class AIHubMixClient:
+    """Use as `async with AIHubMixClient(...) as client: await client.run(call)`; one instance serves many
+    concurrent calls over one connection pool."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        tasks_url: str,
+        connect_timeout_seconds: float = 10.0,
+        read_timeout_seconds: float = 180.0,
+        write_timeout_seconds: float = 60.0,
+        pool_timeout_seconds: float = 60.0,
+        poll_deadline_seconds: float = 600.0,
+        poll_interval_seconds: float = 1.0,
+        poll_max_interval_seconds: float = 5.0,
+        max_connections: int = 256,
+        connect_retries: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.tasks_url = tasks_url.rstrip("/")
+        self.poll_deadline_seconds = poll_deadline_seconds
+        self.poll_interval_seconds = poll_interval_seconds
+        self.poll_max_interval_seconds = poll_max_interval_seconds
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        # httpx retries only failed connection attempts here, never a request that reached the upstream.
+        self._http = httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(
+                connect=connect_timeout_seconds,
+                read=read_timeout_seconds,
+                write=write_timeout_seconds,
+                pool=pool_timeout_seconds,
+            ),
+            transport=transport or httpx.AsyncHTTPTransport(retries=connect_retries, limits=limits),
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def run(
+        self, call: ProviderCall, *, on_task_submitted: Callable[[str], Awaitable[None]] | None = None
+    ) -> ProviderResult:
+        """Send `call`; for async-task models, report the task id (so a crash can resume polling it) and poll."""
+        family = FAMILIES.get(call.family)
+        if family is None:
+            raise ValueError(f"unknown request family {call.family!r}")
+        response = await self._send(family.build_request(call))
+        if not response.is_success:
+            raise error_from_response(response)
+        if call.family != "async_task":
+            return family.parse_response(response)
+        task_id = async_task.parse_submission(response)
+        if on_task_submitted is not None:
+            await on_task_submitted(task_id)
+        return await self.task_poll(task_id)
+
+    async def task_poll(self, task_id: str) -> ProviderResult:
+        """Poll a submitted task with a growing interval until it ends or `poll_deadline_seconds` pass.
+
+        Hiccups while polling (connection errors, 429, 5xx, a garbled answer) do not end the task: it keeps
+        running upstream and has been paid for, so only the deadline gives up on it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.poll_deadline_seconds
+        interval = self.poll_interval_seconds
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise UnknownOutcomeError(
+                    f"task {task_id} did not finish within {self.poll_deadline_seconds:g} s",
+                    code="upstream_task_timeout",
+                )
+            await asyncio.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, self.poll_max_interval_seconds)
+            try:
+                response = await self._http.get(f"{self.tasks_url}/{task_id}")
+            except httpx.HTTPError as exc:
+                logger.warning("aihubmix task poll failed", extra={"task_id": task_id, "error": repr(exc)})
+                continue
+            if response.status_code == 404:
+                raise PermanentProviderError(
+                    f"task {task_id} is unknown to the upstream", code="upstream_task_not_found", status=404
+                )
+            if response.status_code == 429 or response.status_code >= 500:
+                interval = max(interval, retry_after_seconds(response) or 0.0)
+                continue
+            if not response.is_success:
+                raise error_from_response(response)
+            try:
+                result = async_task.parse_poll(response, task_id=task_id)
+            except MalformedResponse:
+                logger.warning("aihubmix task poll answered garbage", extra={"task_id": task_id})
+                continue
+            if result is not None:
+                return result
+
+    async def _send(self, request: UpstreamRequest) -> httpx.Response:
+        try:
+            return await self._http.request(
+                request.method,
+                f"{self.base_url}{request.path}",
+                json=request.json,
+                data=request.data,
+                files=request.files,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise TransientProviderError(
+                f"cannot reach the upstream: {exc!r}", code="upstream_unreachable"
+            ) from exc
+        except (httpx.WriteTimeout, httpx.WriteError) as exc:
+            # The upstream acts only on a complete request, and this one never fully left.
+            raise TransientProviderError(
+                f"sending the request failed: {exc!r}", code="upstream_unreachable"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise UnknownOutcomeError(f"no answer in time after the request was sent: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise UnknownOutcomeError(
+                f"the connection failed after the request was sent: {exc!r}", code="upstream_connection_lost"
+            ) from exc

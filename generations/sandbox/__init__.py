@@ -1,0 +1,1 @@
+"""A local AIHubMix emulator for development, the demo, tests and benches."""

@@ -1,0 +1,18 @@
+"""The AIHubMix client and output limits as configured in settings (the providers package never reads them)."""
+
+from django.conf import settings
+
+from generations.providers import AIHubMixClient
+
+
+def aihubmix_client_from_settings() -> AIHubMixClient:
+    return AIHubMixClient(
+        api_key=settings.AIHUBMIX_API_KEY,
+        base_url=settings.AIHUBMIX_BASE_URL,
+        tasks_url=settings.AIHUBMIX_TASKS_URL,
+        connect_timeout_seconds=settings.AIHUBMIX_CONNECT_TIMEOUT_SECONDS,
+        read_timeout_seconds=settings.AIHUBMIX_READ_TIMEOUT_SECONDS,
+        poll_deadline_seconds=settings.AIHUBMIX_POLL_DEADLINE_SECONDS,
+        poll_interval_seconds=settings.AIHUBMIX_POLL_INTERVAL_SECONDS,
+        max_connections=settings.AIHUBMIX_MAX_CONNECTIONS,
+    )

@@ -1,0 +1,90 @@
+from rest_framework import serializers
+
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+
+_EVENTS_HELP = "Event types to receive. Empty or omitted: every event type."
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_TYPES), source="event_types")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "url",
+            "description",
+            "events",
+            "enabled",
+            "disabled_at",
+            "disabled_reason",
+            "consecutive_failures",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class IssuedWebhookEndpointSerializer(WebhookEndpointSerializer):
+    secret = serializers.SerializerMethodField(
+        help_text="The signing secret (Standard Webhooks `whsec_…`). Shown only now; store it."
+    )
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+    def get_secret(self, obj: WebhookEndpoint) -> str:
+        return self.context["secret"]
+
+
+class WebhookEndpointCreateSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2048)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_TYPES),
+        default=list,
+        allow_empty=True,
+        help_text=_EVENTS_HELP,
+    )
+    description = serializers.CharField(max_length=500, default="", allow_blank=True)
+
+
+class WebhookEndpointUpdateSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2048, required=False)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_TYPES),
+        required=False,
+        allow_empty=True,
+        help_text=_EVENTS_HELP,
+    )
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    enabled = serializers.BooleanField(
+        required=False, help_text="false stops deliveries; true re-enables and clears the failure streak."
+    )
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    event_id = serializers.CharField(source="event.id", read_only=True)
+    event_type = serializers.ChoiceField(choices=EVENT_TYPES, source="event.type", read_only=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event_id",
+            "event_type",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_attempt_at",
+            "last_response_status",
+            "last_error",
+            "delivered_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class WebhookDeliveryFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)

@@ -1,0 +1,17 @@
+from django.db.models import QuerySet
+
+from accounts.models import Tenant
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+
+
+def webhook_endpoint_list(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(tenant=tenant)
+
+
+def webhook_delivery_list(
+    *, endpoint: WebhookEndpoint, status: str | None = None
+) -> QuerySet[WebhookDelivery]:
+    deliveries = WebhookDelivery.objects.filter(endpoint=endpoint).select_related("event")
+    if status:
+        deliveries = deliveries.filter(status=status)
+    return deliveries

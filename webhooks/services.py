@@ -1,0 +1,368 @@
+"""Writes for webhook endpoints and the delivery outbox.
+
+A delivery attempt is three short steps so no transaction is open while we wait for a tenant's server:
+claim (lock the row, count the attempt, hold it with a lease), send (outside any transaction), record the outcome
+(only if the row still belongs to that attempt). A worker that dies mid-send leaves a claim that expires, and the
+sweep then retries it as the next attempt.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+from django_q.tasks import async_task
+from standardwebhooks.webhooks import Webhook
+
+from accounts.models import Tenant
+from accounts.services import SYSTEM, Actor, audit_record
+from project.api.errors import ApiError
+from project.safe_http import SafeHttpError, resolve_public_address, safe_post
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, new_endpoint_secret
+
+logger = structlog.get_logger(__name__)
+
+# A claimed attempt may take this long (queue wait + send) before the sweep may hand it out again.
+ATTEMPT_LEASE = timedelta(minutes=5)
+_ERROR_MAX_CHARS = 500
+
+
+class WebhookUrlNotAllowed(ApiError):
+    default_code = "webhook_url_not_allowed"
+    default_detail = "This URL cannot receive webhooks."
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="url")
+
+
+class UnknownEventType(ValueError):
+    """A publisher passed an event type that is not in `webhooks.events.EVENT_TYPES`."""
+
+
+def webhook_url_check(*, url: str) -> None:
+    """Refuse URLs we would not deliver to. Delivery checks the address again, since DNS answers change."""
+    allow_private = settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise WebhookUrlNotAllowed("Webhook URLs must use http or https.")
+    if parts.scheme != "https" and not (allow_private or settings.DEBUG):
+        raise WebhookUrlNotAllowed("Webhook URLs must use https.")
+    if parts.username or parts.password:
+        raise WebhookUrlNotAllowed("Webhook URLs must not carry credentials; verify the signature instead.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        resolve_public_address(parts.hostname or "", port, allow_private=allow_private)
+    except ValueError as exc:
+        raise WebhookUrlNotAllowed(f"The URL is invalid: {exc}.") from exc
+    except SafeHttpError as exc:
+        raise WebhookUrlNotAllowed(f"This URL cannot receive webhooks: {exc}.") from exc
+
+
+def _normalized_event_types(event_types: list[str]) -> list[str]:
+    unknown = sorted(set(event_types) - set(EVENT_TYPES))
+    if unknown:
+        raise UnknownEventType(f"unknown event types: {', '.join(unknown)}")
+    return [event_type for event_type in EVENT_TYPES if event_type in event_types]
+
+
+def _endpoint_snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "event_types": endpoint.event_types,
+        "enabled": endpoint.enabled,
+    }
+
+
+@dataclass(frozen=True)
+class IssuedWebhookEndpoint:
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+def webhook_endpoint_create(
+    *, tenant: Tenant, url: str, event_types: list[str], description: str = "", actor: Actor
+) -> IssuedWebhookEndpoint:
+    """Create an endpoint. Its signing secret is returned here; the API shows it only on create and rotate."""
+    webhook_url_check(url=url)
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant,
+            url=url,
+            description=description,
+            event_types=_normalized_event_types(event_types),
+            secret=new_endpoint_secret(),
+        )
+        audit_record(
+            actor=actor,
+            action="webhook_endpoint.created",
+            target=endpoint,
+            tenant=tenant,
+            after=_endpoint_snapshot(endpoint),
+        )
+    return IssuedWebhookEndpoint(endpoint=endpoint, secret=endpoint.secret)
+
+
+def webhook_endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    actor: Actor,
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> WebhookEndpoint:
+    """Change what was given. Re-enabling clears the failure streak so the endpoint gets a fresh chance."""
+    if url is not None:
+        webhook_url_check(url=url)
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        before = _endpoint_snapshot(locked)
+        if url is not None:
+            locked.url = url
+        if event_types is not None:
+            locked.event_types = _normalized_event_types(event_types)
+        if description is not None:
+            locked.description = description
+        if enabled is True and not locked.enabled:
+            locked.enabled = True
+            locked.disabled_at = None
+            locked.disabled_reason = ""
+            locked.consecutive_failures = 0
+        elif enabled is False and locked.enabled:
+            _disable(locked, reason="Disabled through the API.")
+        after = _endpoint_snapshot(locked)
+        if after == before:
+            return locked
+        locked.save()
+        audit_record(
+            actor=actor,
+            action="webhook_endpoint.updated",
+            target=locked,
+            tenant=locked.tenant,
+            before=before,
+            after=after,
+        )
+    return locked
+
+
+def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint, actor: Actor) -> IssuedWebhookEndpoint:
+    """Replace the secret at once: every attempt from now on, retries included, is signed with the new one."""
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked.secret = new_endpoint_secret()
+        locked.save(update_fields=["secret", "updated_at"])
+        audit_record(
+            actor=actor, action="webhook_endpoint.secret_rotated", target=locked, tenant=locked.tenant
+        )
+    return IssuedWebhookEndpoint(endpoint=locked, secret=locked.secret)
+
+
+def _disable(endpoint: WebhookEndpoint, *, reason: str) -> None:
+    endpoint.enabled = False
+    endpoint.disabled_at = timezone.now()
+    endpoint.disabled_reason = reason
+
+
+def webhook_endpoint_disable(
+    *, endpoint: WebhookEndpoint, actor: Actor, reason: str = "Disabled through the API."
+) -> WebhookEndpoint:
+    """Stop deliveries to the endpoint. Idempotent: disabling a disabled endpoint changes and audits nothing."""
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if not locked.enabled:
+            return locked
+        _disable(locked, reason=reason)
+        locked.save(update_fields=["enabled", "disabled_at", "disabled_reason", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="webhook_endpoint.disabled",
+            target=locked,
+            tenant=locked.tenant,
+            before={"enabled": True},
+            after={"enabled": False, "reason": reason},
+        )
+    return locked
+
+
+def webhook_event_publish(*, tenant: Tenant, event_type: str, data: dict[str, Any]) -> WebhookEvent:
+    """Record an event and one pending delivery per enabled endpoint that wants it.
+
+    Call it inside the transaction that made the change: the rows commit or vanish with it, and the delivery
+    tasks are only queued once the commit has happened.
+    """
+    if event_type not in EVENT_TYPES:
+        raise UnknownEventType(f"unknown event type {event_type!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        event = WebhookEvent.objects.create(tenant=tenant, type=event_type, payload=data, created_at=now)
+        endpoints = [
+            endpoint
+            for endpoint in WebhookEndpoint.objects.filter(tenant=tenant, enabled=True)
+            if endpoint.wants(event_type)
+        ]
+        deliveries = WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now, created_at=now)
+            for endpoint in endpoints
+        )
+    for delivery in deliveries:
+        transaction.on_commit(
+            lambda delivery_id=delivery.id: async_task("webhooks.tasks.deliver_webhook", delivery_id)
+        )
+    return event
+
+
+def _due_deliveries(now: datetime) -> QuerySet[WebhookDelivery]:
+    queryset = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+    if connection.features.has_select_for_update_skip_locked:
+        # Two workers sweeping at once each take different rows instead of queueing behind each other's locks.
+        return queryset.select_for_update(skip_locked=True)
+    return queryset.select_for_update()
+
+
+def _claim(delivery: WebhookDelivery, now: datetime) -> int:
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    delivery.next_attempt_at = now + ATTEMPT_LEASE
+    delivery.save(update_fields=["attempts", "last_attempt_at", "next_attempt_at"])
+    return delivery.attempts
+
+
+def webhook_delivery_claim(*, delivery_id: str) -> int | None:
+    """Take the delivery's next attempt if it is due; returns the attempt number, or None if it is not ours to send."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = _due_deliveries(now).filter(pk=delivery_id).first()
+        if delivery is None:
+            return None
+        return _claim(delivery, now)
+
+
+def webhook_deliveries_claim_due(*, limit: int) -> list[tuple[str, int]]:
+    """Take up to `limit` due attempts, oldest first, as (delivery id, attempt number) pairs."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(_due_deliveries(now).order_by("next_attempt_at", "id")[:limit])
+        return [(delivery.id, _claim(delivery, now)) for delivery in due]
+
+
+def _signed_request(delivery: WebhookDelivery, sent_at: datetime) -> tuple[bytes, dict[str, str]]:
+    event = delivery.event
+    body = json.dumps(
+        {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.payload},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    signature = Webhook(delivery.endpoint.secret).sign(msg_id=event.id, timestamp=sent_at, data=body)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "imagegen-webhooks/1",
+        # The event id, not the delivery id: retries carry the same id so receivers can drop duplicates.
+        "webhook-id": event.id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signature,
+    }
+    return body.encode(), headers
+
+
+def webhook_delivery_attempt(*, delivery_id: str, attempt: int) -> WebhookDelivery | None:
+    """Send a claimed attempt and record how it went. Returns None when the claim was lost to a newer one."""
+    delivery = WebhookDelivery.objects.select_related("endpoint", "event").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING or delivery.attempts != attempt:
+        return None
+    if not delivery.endpoint.enabled:
+        return _record(
+            delivery, attempt=attempt, response_status=None, error="The endpoint is disabled.", dropped=True
+        )
+
+    body, headers = _signed_request(delivery, datetime.now(UTC))
+    try:
+        response = safe_post(
+            delivery.endpoint.url,
+            content=body,
+            headers=headers,
+            timeout_seconds=settings.WEBHOOKS_TIMEOUT_SECONDS,
+            allow_private=settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS,
+        )
+    except SafeHttpError as exc:
+        return _record(delivery, attempt=attempt, response_status=None, error=str(exc))
+    if 200 <= response.status_code < 300:
+        return _record(delivery, attempt=attempt, response_status=response.status_code, error="")
+    excerpt = response.content[:200].decode("utf-8", errors="replace")
+    return _record(
+        delivery,
+        attempt=attempt,
+        response_status=response.status_code,
+        error=f"HTTP {response.status_code}: {excerpt}",
+    )
+
+
+def _retry_delay(attempt: int) -> timedelta | None:
+    """The wait after failed attempt number `attempt`, or None once the schedule is spent."""
+    schedule = settings.WEBHOOKS_RETRY_SCHEDULE_SECONDS
+    if attempt > len(schedule):
+        return None
+    return timedelta(seconds=schedule[attempt - 1])
+
+
+def _record(
+    delivery: WebhookDelivery, *, attempt: int, response_status: int | None, error: str, dropped: bool = False
+) -> WebhookDelivery | None:
+    now = timezone.now()
+    succeeded = not error
+    with transaction.atomic():
+        locked = (
+            WebhookDelivery.objects.select_for_update()
+            .filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempts=attempt)
+            .first()
+        )
+        if locked is None:
+            return None
+        locked.last_response_status = response_status
+        locked.last_error = error[:_ERROR_MAX_CHARS]
+        delay = None if dropped else _retry_delay(attempt)
+        if succeeded:
+            locked.status = WebhookDelivery.Status.SUCCEEDED
+            locked.delivered_at = now
+            locked.next_attempt_at = None
+            WebhookEndpoint.objects.filter(pk=locked.endpoint_id).update(consecutive_failures=0)
+        elif delay is not None:
+            locked.next_attempt_at = now + delay
+        else:
+            locked.status = WebhookDelivery.Status.FAILED
+            locked.next_attempt_at = None
+            if not dropped:
+                _count_failed_delivery(locked.endpoint_id)
+        locked.save(
+            update_fields=["status", "last_response_status", "last_error", "delivered_at", "next_attempt_at"]
+        )
+    logger.info(
+        "webhook_attempt",
+        delivery=locked.id,
+        endpoint=locked.endpoint_id,
+        attempt=attempt,
+        status=locked.status,
+        response_status=response_status,
+        error=locked.last_error or None,
+    )
+    return locked
+
+
+def _count_failed_delivery(endpoint_id: str) -> None:
+    """One more delivery gave up; a long enough streak means the receiver is gone, so stop sending to it."""
+    WebhookEndpoint.objects.filter(pk=endpoint_id).update(consecutive_failures=F("consecutive_failures") + 1)
+    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    limit = settings.WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES
+    if endpoint.enabled and endpoint.consecutive_failures >= limit:
+        webhook_endpoint_disable(
+            endpoint=endpoint,
+            actor=SYSTEM,
+            reason=f"Disabled automatically after {endpoint.consecutive_failures} deliveries in a row failed.",
+        )
