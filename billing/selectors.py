@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
+from billing.money import apply_markup
 from billing.models import ANY, LedgerEntry, Plan, Price, Statement, TenantPlan, Wallet
 
 Kind = LedgerEntry.Kind
@@ -429,3 +430,22 @@ def billing_report(
             cost_micros=row["cost"],
             refunded_cost_micros=row["refunded_cost"],
         )
+
+
+@dataclass(frozen=True)
+class TenantPrice:
+    model_id: str
+    quality: str
+    size: str
+    unit_price_micros: int
+
+
+def tenant_price_list(*, tenant: Tenant) -> dict[str, list[TenantPrice]]:
+    """This tenant's current unit prices per model (cost × its plan's markup); `*` means any quality or size."""
+    markup_bps = tenant_limits(tenant=tenant).markup_bps
+    prices: dict[str, list[TenantPrice]] = {}
+    for price in price_list_current().order_by("model_id", "quality", "size"):
+        prices.setdefault(price.model_id, []).append(
+            TenantPrice(price.model_id, price.quality, price.size, apply_markup(price.cost_micros, markup_bps))
+        )
+    return prices

@@ -6,6 +6,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.money import micros_to_usd
+from billing.selectors import TenantPrice, tenant_price_list
 from generations.catalog import ModelSpec, ParamSpec, model_catalog, model_get, size_rule_text
 
 
@@ -59,6 +61,15 @@ class CatalogModelParamSerializer(serializers.Serializer):
         return sorted(param.operations)
 
 
+class CatalogPriceSerializer(serializers.Serializer):
+    quality = serializers.CharField(help_text="`*`: any quality.")
+    size = serializers.CharField(help_text="`*`: any size.")
+    unit_price_usd = serializers.SerializerMethodField(help_text="Your price per image returned.")
+
+    def get_unit_price_usd(self, price: TenantPrice) -> str:
+        return micros_to_usd(price.unit_price_micros)
+
+
 class CatalogModelSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="`<vendor>/<model>`; the alias is accepted too.")
     alias = serializers.CharField()
@@ -78,6 +89,9 @@ class CatalogModelSerializer(serializers.Serializer):
     seed = serializers.SerializerMethodField()
     max_input_images = serializers.IntegerField(help_text="For edits; generations take no input image.")
     params = serializers.SerializerMethodField()
+    prices = serializers.SerializerMethodField(
+        help_text="Your current prices. The most specific row applies; no row: the model cannot be used yet."
+    )
 
     def get_operations(self, spec: ModelSpec) -> list[str]:
         return sorted(spec.operations)
@@ -98,6 +112,10 @@ class CatalogModelSerializer(serializers.Serializer):
     def get_params(self, spec: ModelSpec) -> list:
         return CatalogModelParamSerializer(spec.extras, many=True).data
 
+    @extend_schema_field(CatalogPriceSerializer(many=True))
+    def get_prices(self, spec: ModelSpec) -> list:
+        return CatalogPriceSerializer(self.context["prices"].get(spec.id, []), many=True).data
+
 
 class CatalogModelListSerializer(serializers.Serializer):
     object = serializers.CharField(default="list")
@@ -111,7 +129,9 @@ class ModelListView(APIView):
         responses={200: CatalogModelListSerializer},
     )
     def get(self, request: Request) -> Response:
-        return Response({"object": "list", "data": CatalogModelSerializer(model_catalog(), many=True).data})
+        context = {"prices": tenant_price_list(tenant=request.tenant)}
+        data = CatalogModelSerializer(model_catalog(), many=True, context=context).data
+        return Response({"object": "list", "data": data})
 
 
 class ModelDetailView(APIView):
@@ -121,4 +141,5 @@ class ModelDetailView(APIView):
         responses={200: CatalogModelSerializer},
     )
     def get(self, request: Request, model: str) -> Response:
-        return Response(CatalogModelSerializer(model_get(model)).data)
+        context = {"prices": tenant_price_list(tenant=request.tenant)}
+        return Response(CatalogModelSerializer(model_get(model), context=context).data)

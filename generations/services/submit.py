@@ -57,7 +57,7 @@ class SubmitResult:
     replayed: bool
 
 
-def generation_prepare(*, tenant: Tenant, request: GenerationRequest) -> PreparedGeneration:
+def generation_prepare(*, tenant: Tenant, api_key: ApiKey | None, request: GenerationRequest) -> PreparedGeneration:
     """Everything that can refuse a request before money moves. Raises 400s naming the field."""
     validated = generation_request_validate(
         model=request.model,
@@ -71,7 +71,7 @@ def generation_prepare(*, tenant: Tenant, request: GenerationRequest) -> Prepare
         params=request.params,
         input_image_count=len(request.input_images),
     )
-    prompt_screen(tenant=tenant, api_key=None, prompt=request.prompt)
+    prompt_screen(tenant=tenant, api_key=api_key, prompt=request.prompt)
     quote = price_quote(
         tenant=tenant, model_id=validated.model_id, quality=validated.quality, size=validated.size, n=validated.n
     )
@@ -157,7 +157,7 @@ def generation_submit(
             replay = idempotency_begin(tenant=tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)
         if replay is not None:
             return SubmitResult(generation=None, response=replay, replayed=True)
-    prepared = generation_prepare(tenant=tenant, request=request_factory())
+    prepared = generation_prepare(tenant=tenant, api_key=api_key, request=request_factory())
     with transaction.atomic():
         if idempotency is not None:
             replay = idempotency_begin(tenant=tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)

@@ -47,3 +47,14 @@ def test_disabled_models_are_not_listed_and_one_model_is_found_by_alias(admin_cl
 @pytest.mark.django_db
 def test_the_models_list_needs_an_api_key(api_client) -> None:
     assert api_client().get("/v1/models").status_code == 401
+
+
+@pytest.mark.django_db
+def test_models_show_this_tenants_prices(make_customer) -> None:
+    customer = make_customer()
+    models = {model["id"]: model for model in customer.client.get("/v1/models").json()["data"]}
+    low_square = [p for p in models["openai/gpt-image-1"]["prices"] if (p["quality"], p["size"]) == ("low", "1024x1024")]
+    assert low_square == [{"quality": "low", "size": "1024x1024", "unit_price_usd": "0.013200"}]
+    assert models["bfl/flux-kontext-max"]["prices"] == []
+    detail = customer.client.get("/v1/models/gpt-image-1").json()
+    assert any(p["unit_price_usd"] == "0.013200" for p in detail["prices"])

@@ -78,6 +78,7 @@ def test_a_blocked_prompt_leaves_an_audit_event_naming_the_rule_and_the_prompt(c
 
     event = AuditEvent.objects.get(action="prompt.blocked")
     assert event.tenant == customer.tenant
+    assert event.actor_type == "api_key" and event.actor_api_key == customer.key.api_key
     assert event.target_type == "PromptBlockRule" and event.target_id == str(rule.pk)
     assert event.after["prompt"] == "something forbidden"
 
