@@ -14,7 +14,8 @@ from billing.models import Plan, Price, TenantPlan, Wallet
 from billing.services import billing_account_open, wallet_adjust, wallet_grant
 from generations.models import TenantReviewSetting
 from generations.services.moderation import images_approve, images_reject
-from tests.generations.moderation_support import customer_create, succeeded_generation
+from tests.generations.moderation_support import succeeded_generation
+from tests.generations.support import customer_create
 from webhooks.services import webhook_endpoint_create, webhook_endpoint_update
 
 AUDIT = "/admin/accounts/auditevent/"

@@ -47,7 +47,7 @@ def run_in_threads(count: int, work) -> list[object]:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_holds_on_credit_for_ten_give_exactly_ten() -> None:
     tenant: Tenant = tenant_create(slug="racer", name="Racer")
     api_key = api_key_create(tenant=tenant, name="race").api_key

@@ -10,7 +10,8 @@ from django.contrib.auth.models import Group, Permission
 from accounts.models import User
 from generations.models import GenerationImage, TenantReviewSetting
 from generations.staff_roles import MODERATORS, staff_groups_sync
-from tests.generations.moderation_support import customer_create, succeeded_generation
+from tests.generations.moderation_support import succeeded_generation
+from tests.generations.support import customer_create
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -21,8 +22,9 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                                      "(scripts/ci-system-packages.sh installs it)"),
-    # Restore the data migrations' rows (groups, default plan, prices) after the live server's flush.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # The live server needs committed data. Transactional tests run last and flush the data migrations' rows,
+    # so this test creates what it needs itself (groups, price) instead of relying on them.
+    pytest.mark.django_db(transaction=True),
 ]
 
 

@@ -2,40 +2,13 @@
 
 import hashlib
 import io
-from dataclasses import dataclass
-
 from PIL import Image, ImageDraw
-from rest_framework.test import APIClient
 
-from accounts.models import Tenant
-from accounts.services import SYSTEM, IssuedApiKey, api_key_create, tenant_create
-from billing.models import Price
-from billing.services import billing_account_open, price_set
 from generations.models import Generation
 from generations.services.lifecycle import StoredOutput, generation_claim_batch, generation_succeed
 from generations.services.submit import GenerationRequest, generation_submit
 from generations.storage import blob_save, output_key_for
-
-MODEL = "openai/gpt-image-1"
-
-
-@dataclass
-class Customer:
-    tenant: Tenant
-    key: IssuedApiKey
-
-    def client(self) -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.key.secret}")
-        return client
-
-
-def customer_create(slug: str) -> Customer:
-    if not Price.objects.filter(model_id=MODEL, quality="low", size="1024x1024").exists():
-        price_set(model_id=MODEL, quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
-    tenant = tenant_create(slug=slug, name=slug.title())
-    billing_account_open(tenant=tenant, plan=None, opening_credit_micros=50_000_000)
-    return Customer(tenant=tenant, key=api_key_create(tenant=tenant, name="app"))
+from tests.generations.support import GPT_IMAGE, Customer
 
 
 def png_bytes(index: int = 0, size: int = 64) -> bytes:
@@ -54,7 +27,7 @@ def png_bytes(index: int = 0, size: int = 64) -> bytes:
 
 
 def submit(customer: Customer, *, prompt: str = "a red fox in the snow", n: int = 1) -> Generation:
-    request = GenerationRequest(model=MODEL, prompt=prompt, n=n, quality="low", size="1024x1024")
+    request = GenerationRequest(model=GPT_IMAGE, prompt=prompt, n=n, quality="low", size="1024x1024")
     result = generation_submit(
         tenant=customer.tenant, api_key=customer.key.api_key, request_factory=lambda: request, render=lambda g: {}
     )

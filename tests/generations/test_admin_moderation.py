@@ -7,7 +7,8 @@ from django.test import Client
 from accounts.models import AuditEvent, User
 from generations.models import GenerationImage, ImageReview, PromptBlockRule, TenantReviewSetting
 from generations.staff_roles import MODERATORS, staff_groups_sync
-from tests.generations.moderation_support import customer_create, succeeded_generation
+from tests.generations.moderation_support import succeeded_generation
+from tests.generations.support import customer_create
 
 QUEUE = "/admin/generations/moderationqueueitem/"
 Status = GenerationImage.ReviewStatus
@@ -53,7 +54,7 @@ def test_the_queue_shows_pending_images_with_prompt_tenant_model_and_reason(supe
 def test_queue_filters_by_tenant_model_and_reason(superuser_client, held, customer):
     other = customer_create("other")
     reported = succeeded_generation(other, prompt="reported one")
-    other.client().post(f"/v1/generations/{reported.public_id}/images/0/report", {"reason": "weird"}, format="json")
+    other.client.post(f"/v1/generations/{reported.public_id}/images/0/report", {"reason": "weird"}, format="json")
 
     def cards(query: str) -> int:
         return superuser_client.get(QUEUE + query).content.decode().count('class="mq-card"')
@@ -77,7 +78,7 @@ def test_rejecting_one_image_from_the_queue(superuser_client, held, customer):
     assert (image.review_status, image.withheld) == (Status.REJECTED, False)
     assert ImageReview.objects.get(image=image).reason == "gore"
     assert superuser_client.get(QUEUE).content.decode().count('class="mq-card"') == 1
-    download = customer.client().get(f"/v1/generations/{held.public_id}/images/0")
+    download = customer.client.get(f"/v1/generations/{held.public_id}/images/0")
     assert download.status_code == 451
 
 

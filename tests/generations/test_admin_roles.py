@@ -9,7 +9,8 @@ from accounts.models import User
 from billing.models import Wallet
 from generations.models import GenerationImage, TenantReviewSetting
 from generations.staff_roles import BILLING, MODERATORS, STAFF_ROLES, SUPPORT, staff_groups_sync
-from tests.generations.moderation_support import customer_create, succeeded_generation
+from tests.generations.moderation_support import succeeded_generation
+from tests.generations.support import customer_create
 
 QUEUE = "/admin/generations/moderationqueueitem/"
 

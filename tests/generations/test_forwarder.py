@@ -9,7 +9,7 @@ from django.conf import settings
 from billing.models import LedgerEntry
 from generations.forwarder import forward_drain
 from generations.models import Generation
-from tests.generations.conftest import LOW_SQUARE, LOW_SQUARE_PRICE_MICROS
+from tests.generations.support import LOW_SQUARE, LOW_SQUARE_PRICE_MICROS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

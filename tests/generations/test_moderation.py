@@ -16,7 +16,9 @@ from generations.services.moderation import (
     prompt_pattern_check,
     review_setting_save,
 )
-from tests.generations.moderation_support import MODEL, customer_create, succeeded_generation
+from tests.generations.moderation_support import succeeded_generation
+from tests.generations.support import GPT_IMAGE as MODEL
+from tests.generations.support import customer_create
 from webhooks.models import WebhookEvent
 
 Status = GenerationImage.ReviewStatus
@@ -44,7 +46,7 @@ def block(pattern: str, *, kind: str = PromptBlockRule.Kind.TERM, tenant=None, e
 
 
 def post_generation(customer, prompt: str):
-    return customer.client().post(
+    return customer.client.post(
         "/v1/generations", {"model": MODEL, "prompt": prompt, "quality": "low", "size": "1024x1024"}, format="json"
     )
 
@@ -153,7 +155,7 @@ def test_mode_hold_withholds_every_image_until_approved(customer, moderator):
     generation = succeeded_generation(customer, n=2)
     assert image_states(generation) == [(Status.PENDING, True)] * 2
 
-    client = customer.client()
+    client = customer.client
     body = client.get(f"/v1/generations/{generation.public_id}").json()
     assert [(image["review_status"], image["url"]) for image in body["images"]] == [("pending", None)] * 2
     held = client.get(f"/v1/generations/{generation.public_id}/images/0")
@@ -177,7 +179,7 @@ def test_mode_sample_queues_the_drawn_share_without_withholding(customer, monkey
     assert image_states(generation) == [
         (Status.PENDING, False), (Status.NOT_REQUIRED, False), (Status.PENDING, False), (Status.NOT_REQUIRED, False)
     ]
-    assert customer.client().get(f"/v1/generations/{generation.public_id}/images/0").status_code == 200
+    assert customer.client.get(f"/v1/generations/{generation.public_id}/images/0").status_code == 200
 
 
 def test_mode_sample_at_100_percent_queues_everything(customer):
@@ -209,7 +211,7 @@ def test_review_mode_changes_are_audited(customer):
 
 def test_a_rejected_image_answers_451_and_loses_its_signed_url(customer, moderator):
     generation = succeeded_generation(customer)
-    client = customer.client()
+    client = customer.client
     signed_url = client.get(f"/v1/generations/{generation.public_id}").json()["images"][0]["url"]
     image = generation.images.get()
 
@@ -263,7 +265,7 @@ def report_url(generation: Generation, index: int = 0) -> str:
 
 def test_a_tenant_reports_an_image_into_the_queue_without_losing_it(customer):
     generation = succeeded_generation(customer)
-    client = customer.client()
+    client = customer.client
 
     response = client.post(report_url(generation), {"reason": "looks wrong"}, format="json")
 
@@ -280,7 +282,7 @@ def test_a_tenant_reports_an_image_into_the_queue_without_losing_it(customer):
 
 def test_reporting_twice_is_idempotent(customer):
     generation = succeeded_generation(customer)
-    client = customer.client()
+    client = customer.client
 
     first = client.post(report_url(generation), {"reason": "one"}, format="json")
     second = client.post(report_url(generation), {"reason": "two"}, format="json")
@@ -293,7 +295,7 @@ def test_reporting_a_rejected_image_keeps_it_rejected(customer, moderator):
     generation = succeeded_generation(customer)
     images_reject(image_ids=[generation.images.get().pk], reason="bad", actor=Actor(user=moderator))
 
-    response = customer.client().post(report_url(generation), {}, format="json")
+    response = customer.client.post(report_url(generation), {}, format="json")
 
     assert response.json()["review_status"] == "rejected"
 
@@ -302,7 +304,7 @@ def test_another_tenant_cannot_report_an_image_and_gets_404(customer):
     generation = succeeded_generation(customer)
     other = customer_create("other")
 
-    response = other.client().post(report_url(generation), {}, format="json")
+    response = other.client.post(report_url(generation), {}, format="json")
 
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
     assert image_states(generation) == [(Status.NOT_REQUIRED, False)]
@@ -310,4 +312,4 @@ def test_another_tenant_cannot_report_an_image_and_gets_404(customer):
 
 def test_reporting_a_missing_image_index_is_404(customer):
     generation = succeeded_generation(customer)
-    assert customer.client().post(report_url(generation, index=5), {}, format="json").status_code == 404
+    assert customer.client.post(report_url(generation, index=5), {}, format="json").status_code == 404

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from generations.models import Generation
-from tests.generations.conftest import LOW_SQUARE_PRICE_MICROS
+from tests.generations.support import LOW_SQUARE_PRICE_MICROS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

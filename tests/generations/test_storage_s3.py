@@ -9,7 +9,7 @@ from moto.server import ThreadedMotoServer
 
 from generations.forwarder import forward_drain
 from generations.models import Generation
-from tests.generations.conftest import LOW_SQUARE
+from tests.generations.support import LOW_SQUARE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BUCKET = "imagegen-test"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from billing.models import LedgerEntry
 from generations.models import Generation, IdempotencyRecord
-from tests.generations.conftest import LOW_SQUARE
+from tests.generations.support import LOW_SQUARE
 
 pytestmark = pytest.mark.django_db
 

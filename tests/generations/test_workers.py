@@ -12,7 +12,7 @@ from django.conf import settings
 from billing.models import LedgerEntry
 from generations.models import Generation
 from generations.services.lifecycle import generations_reap
-from tests.generations.conftest import LOW_SQUARE
+from tests.generations.support import LOW_SQUARE
 from tests.generations.processes import (
     free_port,
     gunicorn,

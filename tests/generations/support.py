@@ -1,0 +1,42 @@
+"""A funded tenant with an API key and a client: the customer most generation tests start from."""
+
+from dataclasses import dataclass
+
+from rest_framework.test import APIClient
+
+from accounts.models import Tenant
+from accounts.services import SYSTEM, IssuedApiKey, api_key_create, tenant_create
+from billing.models import LedgerEntry, Plan, Price, Wallet
+from billing.services import billing_account_open, price_set
+
+GPT_IMAGE = "openai/gpt-image-1"
+LOW_SQUARE = {"model": GPT_IMAGE, "quality": "low", "size": "1024x1024"}
+LOW_SQUARE_PRICE_MICROS = 13_200  # seeded cost 0.011 USD + the default plan's 20 % markup
+
+
+@dataclass
+class Customer:
+    tenant: Tenant
+    key: IssuedApiKey
+    client: APIClient
+
+    def wallet(self) -> Wallet:
+        return Wallet.objects.get(tenant=self.tenant)
+
+    def ledger(self, reference: str | None = None) -> list[tuple[str, int]]:
+        entries = LedgerEntry.objects.filter(tenant=self.tenant).exclude(kind="grant").order_by("id")
+        if reference:
+            entries = entries.filter(reference=reference)
+        return [(entry.kind, entry.amount_micros) for entry in entries]
+
+
+def customer_create(slug: str = "studio", *, credit_micros: int = 50_000_000, plan: Plan | None = None) -> Customer:
+    # Seeded by a data migration, but transactional tests flush the database between tests.
+    if not Price.objects.filter(model_id=GPT_IMAGE, quality="low", size="1024x1024").exists():
+        price_set(model_id=GPT_IMAGE, quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
+    tenant = tenant_create(slug=slug, name=slug.title())
+    billing_account_open(tenant=tenant, plan=plan, opening_credit_micros=credit_micros)
+    key = api_key_create(tenant=tenant, name="app")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.secret}")
+    return Customer(tenant=tenant, key=key, client=client)
