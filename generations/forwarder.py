@@ -129,7 +129,9 @@ class Drain:
                 last_renewal = time.monotonic()
 
     async def _process(self, claim: ClaimedGeneration) -> None:
-        log = logger.bind(generation=claim.public_id, attempt=claim.attempts, model=claim.model_id)
+        log = logger.bind(
+            generation=claim.public_id, tenant=claim.tenant_slug, attempt=claim.attempts, model=claim.model_id
+        )
         try:
             result = await self._call_upstream(claim)
         except ContentPolicyError as error:

@@ -298,3 +298,5 @@ OUTPUT_FETCH_ALLOW_PRIVATE = env.bool("OUTPUT_FETCH_ALLOW_PRIVATE", default=Fals
 OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
 # With nothing in flight, a drain waits this long at most for a retry that is about to become due.
 FORWARD_IDLE_WAIT_SECONDS = env.float("FORWARD_IDLE_WAIT_SECONDS", default=5.0)
+# /healthz reports the worker down when no django-q2 worker started or ran a task for this long.
+WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=180)

@@ -1,5 +1,11 @@
+from datetime import timedelta
+
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
+from django.utils import timezone
+
+from project.health import WORKER_HEARTBEAT_KEY, worker_heartbeat_record
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +28,39 @@ def test_swagger_ui_uses_local_assets(client) -> None:
     assert "cdn" not in page.lower() and "unpkg" not in page
 
 
-def test_healthz_reports_database_cache_storage(client, settings, tmp_path) -> None:
+@pytest.fixture
+def shared_cache(settings):  # noqa: ANN001, ANN201
+    """Health checks run on other threads: with the database cache they would not see this test's transaction."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+@pytest.mark.usefixtures("shared_cache")
+def test_healthz_reports_database_cache_storage_and_worker(client, settings, tmp_path) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
+    worker_heartbeat_record()
     response = client.get("/healthz", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     names = " ".join(response.json())
-    for check in ("Database", "Cache", "Storage"):
+    for check in ("Database", "Cache", "Storage", "WorkerHeartbeat"):
         assert check in names
+
+
+@pytest.mark.usefixtures("shared_cache")
+def test_healthz_fails_when_no_worker_ran_recently(client, settings, tmp_path) -> None:
+    settings.MEDIA_ROOT = str(tmp_path)
+    stale = timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS + 5)
+    cache.set(WORKER_HEARTBEAT_KEY, stale.isoformat())
+    response = client.get("/healthz", HTTP_ACCEPT="application/json")
+    assert response.status_code == 500
+    assert "WorkerHeartbeat" in " ".join(key for key, value in response.json().items() if value != "OK")
+    cache.delete(WORKER_HEARTBEAT_KEY)
+    assert client.get("/healthz", HTTP_ACCEPT="application/json").status_code == 500
+
+
+@pytest.mark.usefixtures("shared_cache")
+def test_a_worker_task_records_the_heartbeat(settings) -> None:
+    from django_q.tasks import async_task
+
+    cache.delete(WORKER_HEARTBEAT_KEY)
+    async_task("generations.tasks.reap_generations", sync=True)
+    assert cache.get(WORKER_HEARTBEAT_KEY) is not None
