@@ -269,9 +269,13 @@ FORWARD_MAX_ATTEMPTS = env.int("FORWARD_MAX_ATTEMPTS", default=4)
 FORWARD_BACKOFF_BASE_SECONDS = env.float("FORWARD_BACKOFF_BASE_SECONDS", default=2.0)
 FORWARD_BACKOFF_MAX_SECONDS = env.float("FORWARD_BACKOFF_MAX_SECONDS", default=120.0)
 FORWARD_STORAGE_THREADS = env.int("FORWARD_STORAGE_THREADS", default=8)
-OUTPUT_FETCH_DEADLINE_SECONDS = env.float("OUTPUT_FETCH_DEADLINE_SECONDS", default=60.0)
+# With nothing in flight, a drain waits this long at most for a retry that is about to become due.
+FORWARD_IDLE_WAIT_SECONDS = env.float("FORWARD_IDLE_WAIT_SECONDS", default=5.0)
 INPUT_IMAGE_MAX_BYTES = env.int("INPUT_IMAGE_MAX_BYTES", default=20 * 1024 * 1024)
-GENERATION_WAIT_MAX_SECONDS = 60
+# JSON bodies carry input images as base64 data URLs; larger bodies are refused with 413 `request_too_large`.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
+# The OpenAI-compatible endpoints answer synchronously; keep this under the web server's request timeout.
+OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
 
 # --- Billing --------------------------------------------------------------------------------------------
 # Per-tenant requests-per-minute from the tenant's plan, counted in the shared cache (CACHES["default"]).
@@ -294,9 +298,5 @@ OUTPUT_MAX_PIXELS = env.int("OUTPUT_MAX_PIXELS", default=50_000_000)
 OUTPUT_FETCH_DEADLINE_SECONDS = env.float("OUTPUT_FETCH_DEADLINE_SECONDS", default=120.0)
 # Loopback and private addresses are refused for output URLs; only tests and the local sandbox allow them.
 OUTPUT_FETCH_ALLOW_PRIVATE = env.bool("OUTPUT_FETCH_ALLOW_PRIVATE", default=False)
-# The OpenAI-compatible endpoints answer synchronously; keep this under the web server's request timeout.
-OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
-# With nothing in flight, a drain waits this long at most for a retry that is about to become due.
-FORWARD_IDLE_WAIT_SECONDS = env.float("FORWARD_IDLE_WAIT_SECONDS", default=5.0)
 # /healthz reports the worker down when no django-q2 worker started or ran a task for this long.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=180)

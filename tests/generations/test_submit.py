@@ -204,3 +204,35 @@ def test_list_filters_and_paginates(make_customer) -> None:
     assert len(by_key) == 5
     assert customer.client.get("/v1/generations?status=bogus").status_code == 400
     assert customer.client.get("/v1/generations?created_after=not-a-date").status_code == 400
+
+
+def test_an_oversized_body_is_413_in_the_api_error_shape(make_customer, settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    customer = make_customer()
+    huge = "data:image/png;base64," + "A" * 2_000_000
+    response = customer.client.post(
+        "/v1/generations", {**LOW_SQUARE, "prompt": "x", "input_images": [huge]}, format="json"
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert nothing_changed(customer)
+
+
+def test_input_image_over_the_byte_cap_is_refused(make_customer, settings) -> None:
+    settings.INPUT_IMAGE_MAX_BYTES = 1000
+    customer = make_customer()
+    response = customer.client.post(
+        "/v1/generations", {**LOW_SQUARE, "prompt": "x", "input_images": [png_data_url(400, 400)]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in ("input_image_too_large", "invalid_input_image")
+    assert response.json()["error"]["param"] == "input_images[0]"
+    assert nothing_changed(customer)
+
+
+def test_malformed_json_is_400_in_the_api_error_shape(make_customer) -> None:
+    customer = make_customer()
+    response = customer.client.post("/v1/generations", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+    assert nothing_changed(customer)
