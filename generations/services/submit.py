@@ -110,10 +110,11 @@ def generation_create(*, tenant: Tenant, api_key: ApiKey, prepared: PreparedGene
     """Reserve the money and create the queued generation. Must run inside the caller's transaction."""
     request, validated, quote = prepared.request, prepared.validated, prepared.quote
     public_id = generation_public_id()
+    billing_reserve(tenant=tenant, api_key=api_key, reference=public_id, quote=quote)
+    # Stored only once the money is reserved, so a refused request leaves no files behind.
     inputs = _store_inputs(
         tenant=tenant, public_id=public_id, year_month=f"{timezone.now():%Y/%m}", request=request
     )
-    billing_reserve(tenant=tenant, api_key=api_key, reference=public_id, quote=quote)
     generation = Generation.objects.create(
         public_id=public_id,
         tenant=tenant,
