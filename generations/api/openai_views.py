@@ -123,6 +123,19 @@ def _image_item(image: GenerationImage, *, response_format: str, request: Reques
     return item
 
 
+def _generation_request(data: dict[str, Any], **extra: Any) -> GenerationRequest:
+    return GenerationRequest(
+        model=data["model"],
+        prompt=data["prompt"],
+        n=data.get("n"),
+        size=data.get("size"),
+        quality=data.get("quality"),
+        negative_prompt=data.get("negative_prompt"),
+        seed=data.get("seed"),
+        **extra,
+    )
+
+
 def _response_format(data: dict[str, Any]) -> str:
     """OpenAI's default: gpt-image models always answer base64, the others a URL."""
     if "response_format" in data:
@@ -180,16 +193,7 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
         serializer = OpenAIImageRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        generation_request = GenerationRequest(
-            model=data["model"],
-            prompt=data["prompt"],
-            n=data.get("n"),
-            size=data.get("size"),
-            quality=data.get("quality"),
-            negative_prompt=data.get("negative_prompt"),
-            seed=data.get("seed"),
-            params=_extras(request.data, from_form=False),
-        )
+        generation_request = _generation_request(data, params=_extras(request.data, from_form=False))
         return self._run(request, generation_request, _response_format(data))
 
 
@@ -209,14 +213,8 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
         if not uploads:
             raise ApiError("At least one image is required.", code="missing_input_image", param="image")
         mask = request.FILES.get("mask")
-        generation_request = GenerationRequest(
-            model=data["model"],
-            prompt=data["prompt"],
-            n=data.get("n"),
-            size=data.get("size"),
-            quality=data.get("quality"),
-            negative_prompt=data.get("negative_prompt"),
-            seed=data.get("seed"),
+        generation_request = _generation_request(
+            data,
             params=_extras(request.data, from_form=True),
             input_images=input_images_load(uploads, field="image"),
             mask=input_image_load(mask, param="mask") if mask else None,

@@ -1,10 +1,8 @@
 """Real threads, each with its own PostgreSQL connection, racing for the same wallet."""
 
-import threading
-
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 
 from accounts.models import Tenant
 from accounts.services import SYSTEM, api_key_create, tenant_create
@@ -20,30 +18,10 @@ from billing.services import (
     wallet_grant,
     wallet_set_credit_limit,
 )
+from tests.threads import run_in_threads
 
 THREADS = 50
 AFFORDABLE = 10
-
-
-def run_in_threads(count: int, work) -> list[object]:
-    barrier = threading.Barrier(count)
-    results: list[object] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # noqa: BLE001 - the outcome per thread is what the test checks
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 @pytest.mark.postgres

@@ -1,38 +1,14 @@
 """Real threads with their own PostgreSQL connections: claims never overlap, idempotency keys never double-charge."""
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from generations.models import Generation
 from generations.services.lifecycle import generation_claim_batch
 from tests.generations.support import LOW_SQUARE
+from tests.threads import run_in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def in_threads(count: int, work: Callable[[int], object]) -> list[object]:
-    barrier = threading.Barrier(count)
-    results: list[object] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # noqa: BLE001 - each thread's outcome is what the test checks
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_concurrent_claims_never_take_the_same_generation(make_customer, roomy_plan) -> None:
@@ -42,7 +18,7 @@ def test_concurrent_claims_never_take_the_same_generation(make_customer, roomy_p
             "/v1/generations", {**LOW_SQUARE, "prompt": f"p{index}"}, format="json"
         ).status_code == 202
 
-    claims = in_threads(6, lambda _: generation_claim_batch(limit=15, lease_seconds=60))
+    claims = run_in_threads(6, lambda _: generation_claim_batch(limit=15, lease_seconds=60))
 
     claimed_ids = [claim.id for batch in claims for claim in batch]
     assert len(claimed_ids) == len(set(claimed_ids)) == 60
@@ -59,7 +35,7 @@ def test_concurrent_requests_with_one_idempotency_key_create_one_generation(make
         response = client.post("/v1/generations", body, format="json", HTTP_IDEMPOTENCY_KEY="order-42")
         return response.status_code, response.json().get("id") or response.json()["error"]["code"]
 
-    results = in_threads(10, post)
+    results = run_in_threads(10, post)
 
     assert all(not isinstance(result, Exception) for result in results), results
     created = {value for status, value in results if status == 202}

@@ -19,7 +19,8 @@ def sdk(make_customer, forwarding, live_server, settings):  # noqa: ANN001, ANN2
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     customer = make_customer()
     client = openai.OpenAI(api_key=customer.key.secret, base_url=f"{live_server.url}/v1", max_retries=0)
-    return customer, client
+    yield customer, client
+    client.close()  # a kept-alive connection would hold a live-server thread and its database session
 
 
 def png_bytes(color: str = "navy") -> bytes:
@@ -70,10 +71,11 @@ def test_sdk_raises_its_error_classes(sdk, live_server) -> None:
     assert error["code"] == "unsupported_size" or error["param"] == "size"
     assert bad_request.value.status_code == 400 and error["type"] == "invalid_request_error"
 
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(api_key="nope.nope", base_url=f"{live_server.url}/v1", max_retries=0).images.generate(
-            model="gpt-image-1", prompt="x"
-        )
+    with (
+        openai.OpenAI(api_key="nope.nope", base_url=f"{live_server.url}/v1", max_retries=0) as stranger,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        stranger.images.generate(model="gpt-image-1", prompt="x")
 
     with pytest.raises(openai.BadRequestError) as blocked:
         client.images.generate(model="gpt-image-1", prompt="bad [fault:moderated]", size="1024x1024", quality="low")
