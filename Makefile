@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-dev migrate run test bench clean
+.PHONY: install install-dev migrate run test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ run: migrate
 test: install-dev
 	@$(BIN)/python -c "import environ; u = environ.Env().str('DATABASE_URL', default=''); print('make test: database =', 'PostgreSQL' if u.startswith(('postgres', 'pgsql')) else 'SQLite (set DATABASE_URL=postgres://... for PostgreSQL)')"
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -10,8 +10,8 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from billing.money import apply_markup
 from billing.models import ANY, LedgerEntry, Plan, Price, Statement, TenantPlan, Wallet
+from billing.money import apply_markup
 
 Kind = LedgerEntry.Kind
 

@@ -19,6 +19,7 @@ import structlog
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from generations.catalog import provider_call_from_stored
 from generations.outputs import InvalidOutput, VerifiedImage, output_materialize
 from generations.providers import (
     ContentPolicyError,
@@ -29,7 +30,6 @@ from generations.providers import (
     TransientProviderError,
     UnknownOutcomeError,
 )
-from generations.catalog import provider_call_from_stored
 from generations.services.lifecycle import (
     ClaimedGeneration,
     Failure,
@@ -204,7 +204,7 @@ class Drain:
         )
         stored: list[StoredOutput] = []
         errors: list[BaseException] = []
-        for index, (raw, image) in enumerate(zip(outputs, verified, strict=True)):
+        for raw, image in zip(outputs, verified, strict=True):
             if isinstance(image, BaseException):
                 errors.append(image)
                 continue

@@ -77,7 +77,7 @@ def admin_client(api_client: Callable[..., APIClient], admin_key: IssuedApiKey) 
 
 
 @pytest.fixture(scope="session")
-def aihubmix_sandbox_server():  # noqa: ANN201
+def aihubmix_sandbox_server():
     from generations.sandbox.server import start_sandbox
 
     handle = start_sandbox(api_key="sk-sandbox-test")
@@ -86,7 +86,7 @@ def aihubmix_sandbox_server():  # noqa: ANN201
 
 
 @pytest.fixture
-def aihubmix_sandbox(aihubmix_sandbox_server, settings):  # noqa: ANN001, ANN201
+def aihubmix_sandbox(aihubmix_sandbox_server, settings):
     """The local AIHubMix over real HTTP (one server per session, counters and latency reset per test), with the
     settings pointing the app at it and output URLs on loopback allowed."""
     aihubmix_sandbox_server.reset()

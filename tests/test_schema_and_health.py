@@ -29,7 +29,7 @@ def test_swagger_ui_uses_local_assets(client) -> None:
 
 
 @pytest.fixture
-def shared_cache(settings):  # noqa: ANN001, ANN201
+def shared_cache(settings):
     """Health checks run on other threads: with the database cache they would not see this test's transaction."""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

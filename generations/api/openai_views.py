@@ -146,7 +146,7 @@ def _response_format(data: dict[str, Any]) -> str:
 class OpenAIImagesBaseView(TenantGenericAPIView):
     queryset = Generation.objects.all()
 
-    def get_exception_handler(self):  # noqa: ANN201 - DRF hook
+    def get_exception_handler(self):
         return openai_exception_handler
 
     def _run(self, request: Request, generation_request: GenerationRequest, response_format: str) -> Response:

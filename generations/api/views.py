@@ -11,7 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from generations.api.serializers import GenerationCreateSerializer, GenerationFilterSerializer, GenerationSerializer
+from generations.api.serializers import (
+    GenerationCreateSerializer,
+    GenerationFilterSerializer,
+    GenerationSerializer,
+)
 from generations.models import Generation, GenerationImage
 from generations.selectors import generation_list, generation_wait_final, image_get
 from generations.services.idempotency import idempotency_key_check, request_fingerprint

@@ -163,10 +163,10 @@ def _param_value(spec: ModelSpec, param: ParamSpec, value: Any, operation: str) 
         choices = ", ".join(str(choice) for choice in param.choices)
         raise _refuse("invalid_parameter", name, f"{param.name} must be one of {choices}.")
     if (
-        param.minimum is not None
-        and value < param.minimum
-        or param.maximum is not None
-        and value > param.maximum
+        (param.minimum is not None
+        and value < param.minimum)
+        or (param.maximum is not None
+        and value > param.maximum)
     ):
         raise _refuse(
             "invalid_parameter",

@@ -50,7 +50,7 @@ def image_render(
     font_size = max(10, min(width, height) // 24)
     font = ImageFont.load_default(size=font_size)
     columns = max(10, int(width / (font_size * 0.6)) - 2)
-    lines = [f"{model}  {width}x{height}  #{index + 1}", ""] + textwrap.wrap(prompt, columns)[:20]
+    lines = [f"{model}  {width}x{height}  #{index + 1}", "", *textwrap.wrap(prompt, columns)[:20]]
     draw.multiline_text((font_size, font_size), "\n".join(lines), fill=(255, 255, 255), font=font, spacing=4)
     buffer = io.BytesIO()
     image.save(buffer, format=image_format, **({"compress_level": 1} if image_format == "PNG" else {}))

@@ -13,7 +13,7 @@ from project.api.errors import ApiError
 from project.safe_http import SafeHttpError, safe_get
 
 MAX_INPUT_IMAGES = 16
-_DATA_URL = re.compile(r"^data:(?P<type>image/[a-z0-9.+-]+)?(;[a-z0-9=-]+)*;base64,(?P<data>.*)$", re.I | re.S)
+_DATA_URL = re.compile(r"^data:(?P<type>image/[a-z0-9.+-]+)?(;[a-z0-9=-]+)*;base64,(?P<data>.*)$", re.IGNORECASE | re.DOTALL)
 
 
 class InvalidInputImage(ApiError):

@@ -72,7 +72,7 @@ class Failure:
     trace_id: str | None = None
 
 
-def _claimable(now):  # noqa: ANN001, ANN202 - a queryset expression helper
+def _claimable(now):
     return Generation.objects.filter(status=Generation.Status.QUEUED).filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now)
     )

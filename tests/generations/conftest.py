@@ -18,7 +18,7 @@ def roomy_plan(db: None) -> Plan:
 
 
 @pytest.fixture
-def forwarding(settings, tmp_path, aihubmix_sandbox):  # noqa: ANN001, ANN201
+def forwarding(settings, tmp_path, aihubmix_sandbox):
     """Real stack below the API: the sandbox over HTTP, files on disk, retries without waiting."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.FORWARD_BACKOFF_BASE_SECONDS = 0.0

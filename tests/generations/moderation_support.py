@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+
 from PIL import Image, ImageDraw
 
 from generations.models import Generation

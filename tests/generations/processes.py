@@ -33,7 +33,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stack_environment(*, sandbox, media_root: Path, **extra: str) -> dict[str, str]:  # noqa: ANN001
+def stack_environment(*, sandbox, media_root: Path, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -78,11 +78,11 @@ def kill(child: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
             child.wait(timeout=5)
 
 
-def qcluster(*, env: dict[str, str], log: Path):  # noqa: ANN201
+def qcluster(*, env: dict[str, str], log: Path):
     return process([str(BIN / "python"), "manage.py", "qcluster"], env=env, log=log)
 
 
-def gunicorn(*, env: dict[str, str], port: int, log: Path):  # noqa: ANN201
+def gunicorn(*, env: dict[str, str], port: int, log: Path):
     return process(
         [str(BIN / "gunicorn"), "project.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"],
         env=env,
@@ -101,7 +101,7 @@ def wait_http(url: str, *, timeout: float = 30.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.1) -> bool:  # noqa: ANN001
+def wait_until(predicate, *, timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -14,7 +14,7 @@ from tests.generations.support import LOW_SQUARE, LOW_SQUARE_PRICE_MICROS
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def submit(customer, **overrides):  # noqa: ANN001, ANN201
+def submit(customer, **overrides):
     body = {**LOW_SQUARE, "prompt": "a lighthouse at dawn", **overrides}
     response = customer.client.post("/v1/generations", body, format="json")
     assert response.status_code == 202, response.json()

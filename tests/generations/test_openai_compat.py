@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def sdk(make_customer, forwarding, live_server, settings):  # noqa: ANN001, ANN201
+def sdk(make_customer, forwarding, live_server, settings):
     # Sync mode: the forwarder drain runs right after the submit commits, inside the live server.
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     customer = make_customer()

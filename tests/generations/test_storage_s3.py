@@ -16,7 +16,7 @@ BUCKET = "imagegen-test"
 
 
 @pytest.fixture(scope="session")
-def moto_s3_url():  # noqa: ANN201
+def moto_s3_url():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -25,7 +25,7 @@ def moto_s3_url():  # noqa: ANN201
 
 
 @pytest.fixture
-def s3_storage(settings, moto_s3_url, monkeypatch):  # noqa: ANN001, ANN201
+def s3_storage(settings, moto_s3_url, monkeypatch):
     credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
         monkeypatch.setenv(name, value)

@@ -21,7 +21,7 @@ def png_data_url(width: int = 64, height: int = 64) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def nothing_changed(customer) -> bool:  # noqa: ANN001
+def nothing_changed(customer) -> bool:
     wallet = customer.wallet()
     return (
         not Generation.objects.filter(tenant=customer.tenant).exists()
@@ -151,7 +151,8 @@ def test_request_in_flight_with_the_same_key_is_409(make_customer) -> None:
     holding, release = threading.Event(), threading.Event()
 
     def first_request_in_flight() -> None:
-        from django.db import connection as thread_connection, transaction
+        from django.db import connection as thread_connection
+        from django.db import transaction
 
         with transaction.atomic():
             with thread_connection.cursor() as cursor:

@@ -6,13 +6,11 @@ import time
 import httpx
 import pytest
 import redis
-
 from django.conf import settings
 
 from billing.models import LedgerEntry
 from generations.models import Generation
 from generations.services.lifecycle import generations_reap
-from tests.generations.support import LOW_SQUARE
 from tests.generations.processes import (
     free_port,
     gunicorn,
@@ -22,6 +20,7 @@ from tests.generations.processes import (
     wait_http,
     wait_until,
 )
+from tests.generations.support import LOW_SQUARE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
