@@ -331,6 +331,8 @@ def wallet_adjust(
         wallet = _wallet_locked(tenant)
         existing = LedgerEntry.objects.filter(reference=reference, kind=Kind.ADJUST).first()
         if existing is not None:
+            if existing.tenant_id != tenant.pk:
+                raise ReferenceTaken(f"Adjustment reference '{reference}' belongs to another tenant.")
             return existing
         if not _available_at_least(wallet, -amount_micros).update(
             balance_micros=F("balance_micros") + amount_micros

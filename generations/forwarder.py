@@ -122,7 +122,6 @@ class Drain:
             if time.monotonic() - last_renewal > settings.FORWARD_LEASE_SECONDS / 3 and self.in_flight:
                 await self.db(
                     generation_leases_renew,
-    generation_next_due_in_seconds,
                     claims=list(self.in_flight.values()),
                     lease_seconds=settings.FORWARD_LEASE_SECONDS,
                 )
@@ -154,15 +153,24 @@ class Drain:
             log.info("generation.transient_error", code=error.code, status=error.status, retry_in=round(delay, 1))
         except Exception:
             log.exception("generation.forward_crashed")
-            delay = retry_delay_seconds(attempt=claim.attempts, retry_after=None)
-            await self.db(
-                generation_retry_later,
-                claim=claim,
-                failure=Failure("internal_error", "An internal error interrupted this generation; retrying."),
-                delay_seconds=delay,
-            )
+            await self._retry_after_crash(claim)
         else:
-            await self._settle(claim, result, log)
+            try:
+                await self._settle(claim, result, log)
+            except Exception:
+                # The upstream answered (and charged us); keep the generation moving instead of leaving it
+                # running until the reaper notices. The retry is recorded as an unknown outcome.
+                log.exception("generation.settle_crashed")
+                await self._retry_after_crash(claim, unknown_outcome=True)
+
+    async def _retry_after_crash(self, claim: ClaimedGeneration, *, unknown_outcome: bool = False) -> None:
+        await self.db(
+            generation_retry_later,
+            claim=claim,
+            failure=Failure("internal_error", "An internal error interrupted this generation; retrying."),
+            delay_seconds=retry_delay_seconds(attempt=claim.attempts, retry_after=None),
+            unknown_outcome=unknown_outcome,
+        )
 
     async def _call_upstream(self, claim: ClaimedGeneration) -> ProviderResult:
         loaded = [

@@ -27,6 +27,10 @@ def blob_save(*, key: str, data: bytes) -> str:
     return saved
 
 
+def blob_delete(*, key: str) -> None:
+    default_storage.delete(key)
+
+
 def blob_read(*, key: str) -> bytes:
     with default_storage.open(key, "rb") as handle:
         return handle.read()

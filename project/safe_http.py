@@ -224,9 +224,31 @@ def safe_post(
     allow_private: bool,
     max_response_bytes: int = WEBHOOK_RESPONSE_MAX_BYTES,
 ) -> SafeResponse:
-    """POST `content` to `url` (synchronously), never following redirects; the response body is capped."""
-    pinned = _pin(url, allow_private=allow_private)
-    with httpx.Client(
+    """POST `content` to `url` (synchronously), never following redirects; the response body is capped and the
+    whole exchange ends by `timeout_seconds`, so a receiver dripping bytes cannot hold a worker."""
+    return asyncio.run(
+        _safe_post(
+            url,
+            content=content,
+            headers=headers,
+            timeout_seconds=timeout_seconds,
+            allow_private=allow_private,
+            max_response_bytes=max_response_bytes,
+        )
+    )
+
+
+async def _safe_post(
+    url: str,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    timeout_seconds: float,
+    allow_private: bool,
+    max_response_bytes: int,
+) -> SafeResponse:
+    pinned = await asyncio.to_thread(_pin, url, allow_private=allow_private)
+    async with httpx.AsyncClient(
         timeout=_client_timeout(timeout_seconds), follow_redirects=False, trust_env=False
     ) as client:
         request = client.build_request(
@@ -237,22 +259,23 @@ def safe_post(
             extensions=pinned.extensions,
         )
         try:
-            response = client.send(request, stream=True)
+            async with asyncio.timeout(timeout_seconds):
+                response = await client.send(request, stream=True)
+                try:
+                    chunks: list[bytes] = []
+                    received = 0
+                    # A webhook receiver's answer is only kept for display: cut it quietly instead of failing.
+                    async for chunk in response.aiter_bytes():
+                        chunks.append(chunk[: max_response_bytes - received])
+                        received += len(chunk)
+                        if received >= max_response_bytes:
+                            break
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            raise FetchFailed(f"POST {url} did not finish within {timeout_seconds} s") from exc
         except httpx.HTTPError as exc:
             raise FetchFailed(f"POST {url} failed: {type(exc).__name__}: {exc}") from exc
-        try:
-            chunks: list[bytes] = []
-            received = 0
-            # A webhook receiver's answer is only kept for display: cut it quietly instead of failing.
-            for chunk in response.iter_bytes():
-                chunks.append(chunk[: max_response_bytes - received])
-                received += len(chunk)
-                if received >= max_response_bytes:
-                    break
-        except httpx.HTTPError as exc:
-            raise FetchFailed(f"reading the answer of {url} failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            response.close()
     return SafeResponse(
         status_code=response.status_code,
         headers=dict(response.headers),

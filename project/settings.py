@@ -1,5 +1,8 @@
 """All configuration, read from the environment once, here."""
 
+import os
+import secrets
+import time
 from pathlib import Path
 
 import environ
@@ -11,7 +14,26 @@ VAR_DIR = BASE_DIR / "var"
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-secret-key-change-me-in-production-0123456789")
+
+def _local_secret_key(path: Path) -> str:
+    """Zero-setup runs get a random key kept in var/ and shared by every process of this checkout (never a
+    published default: it signs image URLs). Servers on several machines must set DJANGO_SECRET_KEY instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be writing it right now
+            if key := path.read_text().strip():
+                return key
+            time.sleep(0.02)
+        raise environ.ImproperlyConfigured(f"{path} is empty; delete it or set DJANGO_SECRET_KEY") from None
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
+    return key
+
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _local_secret_key(VAR_DIR / "secret-key")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -272,6 +294,9 @@ FORWARD_STORAGE_THREADS = env.int("FORWARD_STORAGE_THREADS", default=8)
 # With nothing in flight, a drain waits this long at most for a retry that is about to become due.
 FORWARD_IDLE_WAIT_SECONDS = env.float("FORWARD_IDLE_WAIT_SECONDS", default=5.0)
 INPUT_IMAGE_MAX_BYTES = env.int("INPUT_IMAGE_MAX_BYTES", default=20 * 1024 * 1024)
+INPUT_IMAGES_MAX_TOTAL_BYTES = env.int("INPUT_IMAGES_MAX_TOTAL_BYTES", default=50 * 1024 * 1024)
+# All input-image URLs of one request are fetched within this budget, inside the web request.
+INPUT_FETCH_BUDGET_SECONDS = env.float("INPUT_FETCH_BUDGET_SECONDS", default=30.0)
 # JSON bodies carry input images as base64 data URLs; larger bodies are refused with 413 `request_too_large`.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
 # The OpenAI-compatible endpoints answer synchronously; keep this under the web server's request timeout.

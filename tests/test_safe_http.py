@@ -1,6 +1,8 @@
 """SSRF-safe HTTP: only public addresses unless allowed, pinned connections, re-checked redirects, byte caps."""
 
 import asyncio
+import socket
+import threading
 import time
 
 import pytest
@@ -203,3 +205,38 @@ def test_post_keeps_at_most_64_kib_of_the_answer(httpserver: HTTPServer) -> None
     )
     assert (response.status_code, len(response.content)) == (200, 64 * 1024)
     assert [request.get_data() for request, _ in httpserver.log if request.method == "POST"] == [b'{"a": 1}']
+
+
+def test_safe_post_gives_up_on_a_receiver_that_drips_its_answer() -> None:
+    """Each byte arrives within the read timeout, so only the overall deadline can end the exchange."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(FetchFailed, match="did not finish"):
+            safe_post(
+                f"http://127.0.0.1:{listener.getsockname()[1]}/hook",
+                content=b"{}",
+                headers={"Content-Type": "application/json"},
+                timeout_seconds=1.0,
+                allow_private=True,
+            )
+    finally:
+        stop.set()
+        listener.close()

@@ -30,7 +30,7 @@ from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, new_
 logger = structlog.get_logger(__name__)
 
 # A claimed attempt may take this long (queue wait + send) before the sweep may hand it out again.
-ATTEMPT_LEASE = timedelta(minutes=5)
+ATTEMPT_LEASE = timedelta(minutes=30)
 _ERROR_MAX_CHARS = 500
 
 

@@ -5,6 +5,7 @@ OpenAI's shape `{"error": {"message", "type", "param", "code"}}` with the native
 """
 
 import base64
+import math
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from generations.catalog import model_get
 from generations.models import Generation, GenerationImage
 from generations.selectors import generation_wait_final
 from generations.services.inputs import input_image_load, input_images_load
-from generations.services.lifecycle import generation_cancel
+from generations.services.lifecycle import GenerationNotCancelable, generation_cancel
 from generations.services.submit import GenerationRequest, generation_submit
 from generations.storage import blob_read, signed_download_url
 from project.api.errors import ApiError, api_exception_handler
@@ -98,9 +99,10 @@ def _form_value(value: Any) -> Any:
         return int(value)
     except ValueError:
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             return value
+        return number if math.isfinite(number) else value
 
 
 def _extras(data: Any, *, from_form: bool) -> dict[str, Any]:
@@ -160,8 +162,11 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             generation=result.generation, timeout_seconds=settings.OPENAI_COMPAT_WAIT_SECONDS
         )
         if not generation.is_final:
-            generation_cancel(generation=generation)
-            raise GenerationTimedOut()
+            try:
+                generation_cancel(generation=generation)
+                raise GenerationTimedOut()
+            except GenerationNotCancelable:
+                generation = Generation.objects.get(pk=generation.pk)  # it finished in the meantime
         if generation.status != Generation.Status.SUCCEEDED:
             raise _failure_error(generation)
         images = [image for image in generation.images.order_by("index") if not image.withheld

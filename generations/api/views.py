@@ -26,7 +26,8 @@ from generations.storage import presigned_storage_url, signed_token_image_id, st
 from project.api.errors import ApiError
 from project.api.views import TenantGenericAPIView
 
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
+# RFC 7240: a preference the server cannot use is ignored (an absurdly long number included).
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d{1,4})(?!\d)")
 MAX_WAIT_SECONDS = 60
 
 
@@ -58,8 +59,8 @@ def _uploaded(request: Request, field: str) -> list[Any]:
 
 
 def _submit_payload(request: Request) -> Any:
-    """The request's fields without its file uploads; in multipart, `params` may be sent as a JSON string."""
-    if not request.content_type.startswith("multipart/"):
+    """The request's fields without its file uploads; in form bodies `params` is sent as a JSON string."""
+    if not hasattr(request.data, "getlist"):
         return request.data
     data: dict[str, Any] = {}
     for key in request.data:
@@ -69,10 +70,14 @@ def _submit_payload(request: Request) -> Any:
         data[key] = values if key == "input_images" else values[-1]
     if isinstance(data.get("params"), str):
         try:
-            data["params"] = json.loads(data["params"])
+            data["params"] = json.loads(data["params"], parse_constant=_refuse_json_constant)
         except ValueError:
             pass  # left as a string: the serializer refuses it with a field error
     return data
+
+
+def _refuse_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _fingerprint_payload(request: Request) -> Any:
@@ -144,6 +149,7 @@ class GenerationListCreateView(TenantGenericAPIView):
         responses={200: GenerationSerializer, 202: GenerationSerializer},
     )
     def post(self, request: Request) -> Response:
+        wait = prefer_wait_seconds(request)
         idempotency = None
         if "Idempotency-Key" in request.headers:
             idempotency = Idempotency(
@@ -167,7 +173,6 @@ class GenerationListCreateView(TenantGenericAPIView):
         )
         if result.replayed:
             return Response(result.response.body, status=result.response.status, headers={"Idempotent-Replayed": "true"})
-        wait = prefer_wait_seconds(request)
         if wait:
             generation = generation_wait_final(generation=result.generation, timeout_seconds=wait)
             body = GenerationSerializer(generation, context={"request": request}).data

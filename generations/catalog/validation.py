@@ -1,5 +1,6 @@
 """Turn a client's request into the exact upstream body, or refuse it naming the field."""
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -154,7 +155,8 @@ def _param_value(spec: ModelSpec, param: ParamSpec, value: Any, operation: str) 
     elif param.type == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif param.type == "number":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        # NaN compares false with every bound and infinities are not JSON: refuse both.
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     else:
         ok = isinstance(value, str)
     if not ok:
@@ -162,12 +164,9 @@ def _param_value(spec: ModelSpec, param: ParamSpec, value: Any, operation: str) 
     if param.choices and value not in param.choices:
         choices = ", ".join(str(choice) for choice in param.choices)
         raise _refuse("invalid_parameter", name, f"{param.name} must be one of {choices}.")
-    if (
-        (param.minimum is not None
-        and value < param.minimum)
-        or (param.maximum is not None
-        and value > param.maximum)
-    ):
+    below = param.minimum is not None and value < param.minimum
+    above = param.maximum is not None and value > param.maximum
+    if below or above:
         raise _refuse(
             "invalid_parameter",
             name,

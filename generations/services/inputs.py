@@ -4,6 +4,7 @@ import asyncio
 import base64
 import binascii
 import re
+import time
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -33,13 +34,18 @@ def _decode_data_url(value: str, *, param: str) -> bytes:
         raise InvalidInputImage("The data URL is not valid base64.", param=param) from exc
 
 
-def _fetch_url(url: str, *, param: str) -> bytes:
+def _fetch_url(url: str, *, param: str, deadline_seconds: float) -> bytes:
     allow_private = settings.OUTPUT_FETCH_ALLOW_PRIVATE
     if not url.startswith("https://") and not (allow_private and url.startswith("http://")):
         raise InvalidInputImage("Image URLs must use https.", param=param)
     try:
         response = asyncio.run(
-            safe_get(url, max_bytes=settings.INPUT_IMAGE_MAX_BYTES, deadline_seconds=20.0, allow_private=allow_private)
+            safe_get(
+                url,
+                max_bytes=settings.INPUT_IMAGE_MAX_BYTES,
+                deadline_seconds=deadline_seconds,
+                allow_private=allow_private,
+            )
         )
     except SafeHttpError as exc:
         raise InvalidInputImage(f"Could not fetch the image: {exc}", code="input_image_unreachable", param=param) from exc
@@ -56,11 +62,18 @@ def _read_upload(upload: UploadedFile, *, param: str) -> bytes:
     return upload.read()
 
 
-def input_image_load(source: str | UploadedFile, *, param: str) -> VerifiedImage:
+def input_image_load(
+    source: str | UploadedFile, *, param: str, fetch_deadline_seconds: float | None = None
+) -> VerifiedImage:
     if isinstance(source, UploadedFile):
         data = _read_upload(source, param=param)
     elif source.startswith(("https://", "http://")):
-        data = _fetch_url(source, param=param)
+        budget = settings.INPUT_FETCH_BUDGET_SECONDS if fetch_deadline_seconds is None else fetch_deadline_seconds
+        if budget <= 0:
+            raise InvalidInputImage(
+                "Fetching the input images took too long.", code="input_image_unreachable", param=param
+            )
+        data = _fetch_url(source, param=param, deadline_seconds=budget)
     else:
         data = _decode_data_url(source, param=param)
     if len(data) > settings.INPUT_IMAGE_MAX_BYTES:
@@ -72,6 +85,19 @@ def input_image_load(source: str | UploadedFile, *, param: str) -> VerifiedImage
 
 
 def input_images_load(sources: list[str | UploadedFile], *, field: str = "input_images") -> list[VerifiedImage]:
+    """Load and verify every input image. URL fetches share one time budget and all images one byte budget, so a
+    single request cannot tie up a web worker for long or fill its memory."""
     if len(sources) > MAX_INPUT_IMAGES:
         raise InvalidInputImage(f"At most {MAX_INPUT_IMAGES} input images.", param=field)
-    return [input_image_load(source, param=f"{field}[{index}]") for index, source in enumerate(sources)]
+    deadline = time.monotonic() + settings.INPUT_FETCH_BUDGET_SECONDS
+    images: list[VerifiedImage] = []
+    total_bytes = 0
+    for index, source in enumerate(sources):
+        param = f"{field}[{index}]"
+        image = input_image_load(source, param=param, fetch_deadline_seconds=deadline - time.monotonic())
+        total_bytes += image.byte_size
+        if total_bytes > settings.INPUT_IMAGES_MAX_TOTAL_BYTES:
+            raise InvalidInputImage("The input images are too large together.", code="input_image_too_large",
+                                    param=param)
+        images.append(image)
+    return images

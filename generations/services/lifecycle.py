@@ -147,7 +147,8 @@ def generation_leases_renew(*, claims: list[ClaimedGeneration], lease_seconds: i
 
 def _locked_claim(claim: ClaimedGeneration) -> Generation | None:
     return (
-        Generation.objects.select_for_update()
+        # of=self: locking the joined tenant row too would deadlock with submits (wallet lock, then tenant FK).
+        Generation.objects.select_for_update(of=("self",))
         .select_related("tenant")
         .filter(pk=claim.id, lease_token=claim.lease_token, status=Generation.Status.RUNNING)
         .first()
@@ -215,19 +216,23 @@ def generation_succeed(*, claim: ClaimedGeneration, outputs: list[StoredOutput])
 
 def _settle_canceled_while_running(generation: Generation, *, images_returned: int) -> None:
     """Canceled after the upstream call went out: the tenant pays what the upstream charged us, no margin."""
-    upstream_cost = generation.unit_cost_micros * images_returned
     if images_returned:
-        billing_capture(
+        upstream_cost = generation.unit_cost_micros * images_returned
+        entry = billing_capture(
             reference=generation.public_id,
             images=images_returned,
             amount_micros=upstream_cost,
             upstream_cost_micros=upstream_cost,
         )
     else:
-        billing_release(reference=generation.public_id, reason="canceled")
+        entry = billing_release(
+            reference=generation.public_id, upstream_cost_micros=_unknown_outcome_cost(generation), reason="canceled"
+        )
+    # The ledger caps a capture at the hold: the row mirrors what was really recorded.
+    if entry is not None:
+        generation.charged_micros = entry.amount_micros if entry.kind == "capture" else 0
+        generation.upstream_cost_micros = entry.cost_micros
     generation.images_returned = 0
-    generation.charged_micros = upstream_cost
-    generation.upstream_cost_micros = upstream_cost
     generation.error_code = "canceled"
     generation.error_message = "Canceled while running; charged the upstream cost of the images it produced."
     _finish(generation, Generation.Status.CANCELED)
@@ -302,7 +307,7 @@ def _unknown_outcome_cost(generation: Generation) -> int:
 def generation_cancel(*, generation: Generation) -> Generation:
     """Queued → canceled and free. Running → cancel requested; the forwarder settles it. Final → 409."""
     with transaction.atomic():
-        locked = Generation.objects.select_for_update().select_related("tenant").get(pk=generation.pk)
+        locked = Generation.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=generation.pk)
         if locked.status == Generation.Status.CANCELED or (
             locked.status == Generation.Status.RUNNING and locked.cancel_requested
         ):
@@ -311,7 +316,10 @@ def generation_cancel(*, generation: Generation) -> Generation:
             raise GenerationNotCancelable()
         locked.cancel_requested = True
         if locked.status == Generation.Status.QUEUED:
-            billing_release(reference=locked.public_id, reason="canceled")
+            # Queued again after an unknown outcome, the upstream may already have charged us: record it.
+            billing_release(
+                reference=locked.public_id, upstream_cost_micros=_unknown_outcome_cost(locked), reason="canceled"
+            )
             locked.charged_micros = 0
             locked.upstream_cost_micros = _unknown_outcome_cost(locked)
             locked.error_code = "canceled"
@@ -337,7 +345,7 @@ def generations_reap() -> ReapResult:
     with transaction.atomic():
         expired = Generation.objects.filter(status=Generation.Status.RUNNING, lease_expires_at__lt=now)
         if connection.vendor == "postgresql":
-            expired = expired.select_for_update(skip_locked=True)
+            expired = expired.select_for_update(skip_locked=True, of=("self",))
         for generation in expired.select_related("tenant")[:500]:
             # The worker died mid-call: the upstream may have generated (and charged) without us hearing back.
             generation.unknown_outcomes += 1

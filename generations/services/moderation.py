@@ -211,7 +211,7 @@ def review_setting_save(*, setting: TenantReviewSetting, actor: Actor) -> Tenant
 def image_report(*, image: GenerationImage, api_key: ApiKey, reason: str = "") -> ImageReport:
     """Put a tenant's image into the moderation queue (it stays visible meanwhile). Reporting again is a no-op."""
     with transaction.atomic():
-        locked = GenerationImage.objects.select_for_update().select_related("generation__tenant").get(pk=image.pk)
+        locked = GenerationImage.objects.select_for_update(of=("self",)).select_related("generation__tenant").get(pk=image.pk)
         existing = ImageReport.objects.filter(image=locked).first()
         if existing is not None:
             return existing
@@ -239,7 +239,7 @@ def _decide(*, image_id: int, decision: str, reason: str, actor: Actor) -> Gener
     """One decision in its own transaction; returns None when the image already carries that decision."""
     with transaction.atomic():
         image = (
-            GenerationImage.objects.select_for_update()
+            GenerationImage.objects.select_for_update(of=("self",))
             .select_related("generation__tenant")
             .filter(pk=image_id)
             .first()

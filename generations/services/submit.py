@@ -16,7 +16,7 @@ from generations.outputs import VerifiedImage
 from generations.services.idempotency import StoredResponse, idempotency_begin, idempotency_complete
 from generations.services.moderation import prompt_screen
 from generations.services.queue import forward_wakeup
-from generations.storage import blob_save, input_key
+from generations.storage import blob_delete, blob_save, input_key
 
 
 @dataclass(frozen=True)
@@ -106,15 +106,17 @@ def _store_inputs(*, tenant: Tenant, public_id: str, year_month: str, request: G
     return stored
 
 
-def generation_create(*, tenant: Tenant, api_key: ApiKey, prepared: PreparedGeneration) -> Generation:
+def _delete_inputs(inputs: list[dict]) -> None:
+    for values in inputs:
+        blob_delete(key=values["storage_key"])
+
+
+def generation_create(
+    *, tenant: Tenant, api_key: ApiKey, prepared: PreparedGeneration, public_id: str, inputs: list[dict]
+) -> Generation:
     """Reserve the money and create the queued generation. Must run inside the caller's transaction."""
     request, validated, quote = prepared.request, prepared.validated, prepared.quote
-    public_id = generation_public_id()
     billing_reserve(tenant=tenant, api_key=api_key, reference=public_id, quote=quote)
-    # Stored only once the money is reserved, so a refused request leaves no files behind.
-    inputs = _store_inputs(
-        tenant=tenant, public_id=public_id, year_month=f"{timezone.now():%Y/%m}", request=request
-    )
     generation = Generation.objects.create(
         public_id=public_id,
         tenant=tenant,
@@ -159,19 +161,32 @@ def generation_submit(
         if replay is not None:
             return SubmitResult(generation=None, response=replay, replayed=True)
     prepared = generation_prepare(tenant=tenant, api_key=api_key, request=request_factory())
-    with transaction.atomic():
-        if idempotency is not None:
-            replay = idempotency_begin(tenant=tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)
-            if replay is not None:
-                return SubmitResult(generation=None, response=replay, replayed=True)
-        generation = generation_create(tenant=tenant, api_key=api_key, prepared=prepared)
-        response = StoredResponse(status=202, body=render(generation))
-        if idempotency is not None:
-            idempotency_complete(
-                tenant=tenant,
-                key=idempotency.key,
-                fingerprint=idempotency.fingerprint,
-                generation=generation,
-                response=response,
+    public_id = generation_public_id()
+    # Input files are written before the transaction (no slow uploads under the wallet lock) and removed again
+    # if it does not commit.
+    inputs = _store_inputs(
+        tenant=tenant, public_id=public_id, year_month=f"{timezone.now():%Y/%m}", request=prepared.request
+    )
+    try:
+        with transaction.atomic():
+            if idempotency is not None:
+                replay = idempotency_begin(tenant=tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)
+                if replay is not None:
+                    _delete_inputs(inputs)
+                    return SubmitResult(generation=None, response=replay, replayed=True)
+            generation = generation_create(
+                tenant=tenant, api_key=api_key, prepared=prepared, public_id=public_id, inputs=inputs
             )
+            response = StoredResponse(status=202, body=render(generation))
+            if idempotency is not None:
+                idempotency_complete(
+                    tenant=tenant,
+                    key=idempotency.key,
+                    fingerprint=idempotency.fingerprint,
+                    generation=generation,
+                    response=response,
+                )
+    except BaseException:
+        _delete_inputs(inputs)
+        raise
     return SubmitResult(generation=generation, response=response, replayed=False)

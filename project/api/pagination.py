@@ -1,4 +1,18 @@
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from project.api.errors import ApiError
+
+
+class InvalidCursor(ApiError):
+    default_code = "invalid_cursor"
+    default_detail = "The cursor is not valid; use the `next` or `previous` link of a list response."
 
 
 class CreatedCursorPagination(CursorPagination):
@@ -8,3 +22,17 @@ class CreatedCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200
+    invalid_cursor_message = InvalidCursor.default_detail
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound as exc:
+            raise InvalidCursor(param="cursor") from exc
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list[Any]:
+        # DRF checks a cursor's encoding but not its position: a forged position fails in the query itself.
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValidationError, ValueError, TypeError, OverflowError) as exc:
+            raise InvalidCursor(param="cursor") from exc

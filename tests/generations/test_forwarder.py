@@ -162,3 +162,38 @@ def test_predictions_and_async_task_families_end_to_end(make_customer, forwardin
     if sandbox_call == "tasks.submit":
         assert generation.upstream_task_id and forwarding.calls["tasks.poll"] >= 1
     assert customer.ledger(created["id"]) == [("hold", 48_000), ("capture", 48_000)]
+
+
+def test_leases_are_renewed_while_a_slow_call_is_in_flight(make_customer, forwarding, settings) -> None:
+    settings.FORWARD_LEASE_SECONDS = 1  # renewed every third of it, i.e. several times during the call
+    forwarding.latency = 2.0
+    customer = make_customer()
+    created = submit(customer, prompt="slow but steady")
+    assert forward_drain().claimed == 1
+    generation = Generation.objects.get(public_id=created["id"])
+    assert generation.status == "succeeded" and generation.attempts == 1
+    assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
+
+
+def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_generation(
+    make_customer, forwarding, monkeypatch
+) -> None:
+    import generations.forwarder as forwarder
+
+    real_save = forwarder.blob_save
+    failures = iter([OSError("disk full")])
+
+    def flaky_save(**kwargs):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real_save(**kwargs)
+
+    monkeypatch.setattr(forwarder, "blob_save", flaky_save)
+    customer = make_customer()
+    created = submit(customer, prompt="saved on the second try")
+    forward_drain()
+    generation = Generation.objects.get(public_id=created["id"])
+    assert generation.status == "succeeded" and generation.attempts == 2
+    assert generation.unknown_outcomes == 1, "the first answer was paid for upstream and then lost"
+    assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]

@@ -237,3 +237,53 @@ def test_malformed_json_is_400_in_the_api_error_shape(make_customer) -> None:
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_request"
     assert nothing_changed(customer)
+
+
+@pytest.mark.parametrize("cursor", ["cD0yMDIw", "not-base64!!", "cD1ub3QtYS1kYXRl", "bz0tNSZwPTIwMjA="])
+def test_forged_or_garbage_cursors_are_400_invalid_cursor(make_customer, cursor) -> None:
+    customer = make_customer()
+    response = customer.client.get(f"/v1/generations?cursor={cursor}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_an_unusable_prefer_wait_is_ignored_as_rfc_7240_says(make_customer) -> None:
+    customer = make_customer()
+    response = customer.client.post(
+        "/v1/generations", {**LOW_SQUARE, "prompt": "x"}, format="json", HTTP_PREFER="wait=" + "9" * 5000
+    )
+    assert response.status_code == 202 and "Preference-Applied" not in response
+    assert customer.ledger(response.json()["id"]) == [("hold", 13_200)]
+
+
+def test_non_finite_numbers_in_params_are_refused(make_customer) -> None:
+    customer = make_customer()
+    response = customer.client.post(
+        "/v1/generations",
+        {"model": LOW_SQUARE["model"], "quality": "low", "size": "1024x1024", "prompt": "x",
+         "params": '{"moderation": NaN}'},
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert nothing_changed(customer)
+
+
+def test_form_encoded_params_are_parsed_and_validated(make_customer) -> None:
+    customer = make_customer()
+    response = customer.client.post(
+        "/v1/generations",
+        {**LOW_SQUARE, "prompt": "x", "params": '{"background": "bogus"}'},
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"].startswith("params")
+
+
+def test_a_refused_edit_leaves_no_input_files_behind(make_customer, settings, tmp_path) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    customer = make_customer(credit_micros=10_000)
+    response = customer.client.post(
+        "/v1/generations", {**LOW_SQUARE, "prompt": "x", "input_images": [png_data_url()]}, format="json"
+    )
+    assert response.status_code == 402
+    assert not [path for path in (tmp_path / "media").rglob("*") if path.is_file()]
