@@ -43,3 +43,44 @@ def test_concurrent_requests_with_one_idempotency_key_create_one_generation(make
     assert {status for status, _ in results} <= {202, 409}
     assert Generation.objects.filter(tenant=customer.tenant).count() == 1
     assert customer.ledger() == [("hold", 13_200)]
+
+
+def test_settling_a_generation_does_not_deadlock_with_a_submit_of_the_same_tenant(make_customer) -> None:
+    """A worker settling holds the generation row and then needs the wallet; a submit holds the wallet and then
+    inserts rows pointing at the tenant. Locking the joined tenant row too (FOR UPDATE without OF) deadlocked."""
+    import threading
+    import time
+
+    from django.db import transaction
+
+    from billing.services import billing_capture
+    from generations.models import generation_public_id
+    from generations.services import lifecycle
+    from generations.services.submit import GenerationRequest, generation_create, generation_prepare
+
+    customer = make_customer()
+    request = GenerationRequest(model="gpt-image-1", prompt="x", quality="low", size="1024x1024")
+
+    def create() -> None:
+        prepared = generation_prepare(tenant=customer.tenant, api_key=None, request=request)
+        with transaction.atomic():
+            generation_create(tenant=customer.tenant, api_key=None, prepared=prepared,
+                              public_id=generation_public_id(), inputs=[])
+
+    create()
+    (claim,) = generation_claim_batch(limit=1, lease_seconds=60)
+    claim_locked = threading.Event()
+
+    def settle(index: int) -> str:
+        if index == 0:
+            with transaction.atomic():
+                generation = lifecycle._locked_claim(claim)
+                claim_locked.set()
+                time.sleep(0.5)  # the submit now holds the wallet and inserts its rows
+                billing_capture(reference=generation.public_id, images=1)
+            return "settled"
+        claim_locked.wait(10)
+        create()
+        return "submitted"
+
+    assert run_in_threads(2, settle) == ["settled", "submitted"]
