@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
@@ -19,9 +21,11 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from accounts.models import ApiKey, AuditEvent, Membership, Tenant, User
-from accounts.services import Actor, api_key_revoke, tenant_set_status
+from accounts.services import Actor, api_key_budget_set, api_key_revoke, tenant_set_status
 from billing.models import LedgerEntry, Plan
 from billing.money import micros_to_usd
 from billing.selectors import month_start
@@ -133,7 +137,8 @@ class MembershipAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are issued through the API or `create_api_key`; the admin shows the prefix, never the hash."""
 
-    list_display = ["prefix", "name", "tenant", "is_admin", "created", "last_used_at", "revoked"]
+    list_display = ["prefix_link", "name", "tenant", "is_admin", "created", "last_used_at", "revoked"]
+    list_display_links = None
     list_filter = ["revoked", "is_admin"]
     search_fields = ["prefix", "name", "tenant__slug"]
     fields = ["prefix", "name", "tenant", "user", "is_admin", "monthly_budget_micros", "created", "last_used_at",
@@ -147,6 +152,39 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> ApiKey | None:
+        # Change pages are addressed by prefix, never by the hash-bearing primary key.
+        return self.get_queryset(request).filter(prefix=object_id).first()
+
+    @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle" aria-label="Select all">'))
+    def action_checkbox(self, api_key: ApiKey) -> str:
+        # Same widget as Django's, carrying the prefix instead of the hash-bearing primary key.
+        checkbox = forms.CheckboxInput({"class": "action-select", "aria-label": f"Select {api_key.prefix}"})
+        return checkbox.render(helpers.ACTION_CHECKBOX_NAME, api_key.prefix)
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
+        prefixes = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        post = request.POST.copy()
+        post.setlist(
+            helpers.ACTION_CHECKBOX_NAME,
+            [str(pk) for pk in ApiKey.objects.filter(prefix__in=prefixes).values_list("pk", flat=True)],
+        )
+        request.POST = post
+        return super().response_action(request, queryset)
+
+    @admin.display(description="prefix", ordering="prefix")
+    def prefix_link(self, api_key: ApiKey) -> str:
+        url = reverse("admin:accounts_apikey_change", args=[api_key.prefix])
+        return format_html('<a href="{}">{}</a>', url, api_key.prefix)
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        # The only editable field is the budget; it goes through the audited service.
+        api_key_budget_set(
+            api_key=ApiKey.objects.get(pk=obj.pk),
+            monthly_budget_micros=obj.monthly_budget_micros,
+            actor=staff_actor(request),
+        )
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
@@ -190,7 +228,7 @@ class DateRangeFilter(admin.ListFilter):
         if start is not None:
             queryset = queryset.filter(created_at__gte=start)
         if end is not None:
-            queryset = queryset.filter(created_at__lt=end + timedelta(days=1))
+            queryset = queryset.filter(created_at__lt=end + timedelta(days=1)) if end.date() < date.max else queryset
         return queryset
 
     def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:

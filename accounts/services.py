@@ -40,6 +40,13 @@ class Actor:
 SYSTEM = Actor()
 
 
+def _target_id(target: Any) -> str:
+    # An API key's primary key embeds its hash: the audit trail names keys by their public prefix instead.
+    if isinstance(target, ApiKey):
+        return target.prefix
+    return str(getattr(target, "pk", "") or "")
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -56,7 +63,7 @@ def audit_record(
         tenant=tenant,
         action=action,
         target_type=type(target).__name__ if not isinstance(target, str) else target,
-        target_id=str(getattr(target, "pk", "") or ""),
+        target_id=_target_id(target),
         before=before,
         after=after,
         ip_address=actor.ip_address,
@@ -116,6 +123,33 @@ def api_key_create(
             after={"prefix": api_key.prefix, "name": name, "is_admin": is_admin},
         )
     return IssuedApiKey(api_key=api_key, secret=secret)
+
+
+class InvalidKeyBudget(ApiError):
+    default_code = "invalid_key_budget"
+    default_detail = "A key budget is a non-negative amount, or empty for none."
+
+
+def api_key_budget_set(*, api_key: ApiKey, monthly_budget_micros: int | None, actor: Actor = SYSTEM) -> ApiKey:
+    """Set or clear a key's own monthly spend cap (audited)."""
+    if monthly_budget_micros is not None and monthly_budget_micros < 0:
+        raise InvalidKeyBudget(param="monthly_budget_micros")
+    with transaction.atomic():
+        locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+        if locked.monthly_budget_micros == monthly_budget_micros:
+            return locked
+        before = {"monthly_budget_micros": locked.monthly_budget_micros}
+        locked.monthly_budget_micros = monthly_budget_micros
+        locked.save(update_fields=["monthly_budget_micros"])
+        audit_record(
+            actor=actor,
+            action="api_key.budget_changed",
+            target=locked,
+            tenant=locked.tenant,
+            before=before,
+            after={"monthly_budget_micros": monthly_budget_micros},
+        )
+    return locked
 
 
 def api_key_revoke(*, api_key: ApiKey, actor: Actor = SYSTEM) -> ApiKey:

@@ -21,6 +21,7 @@ from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.reports import csv_lines, daily_chart_svg, report_csv_rows, statement_html
 from billing.selectors import REPORT_GROUPS, ReportRow, as_utc_start, billing_report
 from billing.services import (
+    ReferenceTaken,
     plan_save,
     price_end,
     price_set,
@@ -58,6 +59,27 @@ class PriceAddForm(forms.ModelForm):
         fields = ["model_id", "quality", "size", "effective_from", "note"]
 
 
+class PriceEndForm(forms.ModelForm):
+    """Changing a price only ends it: in the future of both its start and now, and never reopens an ended row."""
+
+    class Meta:
+        model = Price
+        fields = ["effective_to"]
+
+    def clean_effective_to(self) -> Any:
+        effective_to = self.cleaned_data.get("effective_to")
+        ended_at = self.instance.effective_to
+        if effective_to is None:
+            if ended_at is not None:
+                raise forms.ValidationError("An ended price cannot be reopened; add a new price instead.")
+            return effective_to
+        if effective_to <= max(self.instance.effective_from, timezone.now()):
+            raise forms.ValidationError("The end must be later than both the price's start and now.")
+        if ended_at is not None and ended_at <= timezone.now():
+            raise forms.ValidationError("This price has already ended.")
+        return effective_to
+
+
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
     """Prices are effective-dated: adding one ends the current row for the same key; a row's cost never changes."""
@@ -73,8 +95,7 @@ class PriceAdmin(admin.ModelAdmin):
     def get_form(
         self, request: HttpRequest, obj: Price | None = None, **kwargs: Any
     ) -> type[forms.ModelForm]:
-        if obj is None:
-            kwargs["form"] = PriceAddForm
+        kwargs["form"] = PriceAddForm if obj is None else PriceEndForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Price | None = None) -> list[str]:
@@ -162,14 +183,15 @@ class TenantPlanAdmin(admin.ModelAdmin):
 class GrantForm(forms.Form):
     amount = UsdFormField(label="Amount (USD)")
     note = forms.CharField(max_length=500, required=False)
-    # Generated when the form is shown, so submitting the same form twice grants once.
-    reference = forms.CharField(widget=forms.HiddenInput)
+    # Generated when the form is shown, so submitting the same form twice grants once. Only that shape is
+    # accepted: a hand-made reference could collide with another tenant's or a generation's ledger rows.
+    reference = forms.RegexField(regex=r"^admin_grant_[0-9a-f]{32}$", widget=forms.HiddenInput)
 
 
 class AdjustForm(forms.Form):
     amount = UsdFormField(label="Amount (USD, negative to debit)", allow_negative=True)
     reason = forms.CharField(max_length=500)
-    reference = forms.CharField(widget=forms.HiddenInput)
+    reference = forms.RegexField(regex=r"^admin_adjust_[0-9a-f]{32}$", widget=forms.HiddenInput)
 
 
 class CreditLimitForm(forms.Form):
@@ -296,6 +318,8 @@ class WalletAdmin(admin.ModelAdmin):
                     perform(request, wallet, form.cleaned_data)
                 except ApiError as exc:
                     form.add_error(None, exc.message)
+                except ReferenceTaken:
+                    form.add_error(None, "This form was already used for another tenant; open it again.")
                 else:
                     self.message_user(request, f"{title}: done for {wallet.tenant}.", messages.SUCCESS)
                     return HttpResponseRedirect(reverse("admin:billing_wallet_change", args=[wallet.pk]))
@@ -315,6 +339,9 @@ class WalletAdmin(admin.ModelAdmin):
 # --- Ledger and the billing report ----------------------------------------------------------------------
 
 
+REPORT_MAX_DAYS = 400
+
+
 class ReportForm(forms.Form):
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), required=False, empty_label="All tenants")
     start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
@@ -323,8 +350,14 @@ class ReportForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+        start, end = data.get("start"), data.get("end")
+        if start and end and end < start:
             raise forms.ValidationError("The end date is before the start date.")
+        # The chart draws one bar per day: bound the range so a page can never grow without limit.
+        if start and end and (end - start).days >= REPORT_MAX_DAYS:
+            raise forms.ValidationError(f"Choose at most {REPORT_MAX_DAYS} days; export several ranges for more.")
+        if end and end >= date.max - timedelta(days=1):
+            raise forms.ValidationError("The end date is out of range.")
         return data
 
 

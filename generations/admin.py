@@ -360,6 +360,11 @@ class ModerationQueueAdmin(admin.ModelAdmin):
         if not may_see_images(request):
             raise PermissionDenied
         image = get_object_or_404(GenerationImage, pk=image_id)
+        # Moderators see what is in their queue; the generation pages (view_generation) show every image.
+        if not request.user.has_perm("generations.view_generation") and (
+            image.review_status != GenerationImage.ReviewStatus.PENDING
+        ):
+            raise PermissionDenied
         try:
             with Image.open(io.BytesIO(blob_read(key=image.storage_key))) as source:
                 source.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))

@@ -54,7 +54,6 @@ STAFF_ROLES: dict[str, list[str]] = {
         "billing.change_wallet",
         "billing.view_ledgerentry",
         "billing.view_statement",
-        "generations.view_generation",
     ],
     # Answers questions: sees everything staff pages show, changes nothing.
     SUPPORT: _READ_ONLY,

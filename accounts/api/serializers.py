@@ -4,6 +4,8 @@ from accounts.models import ApiKey
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
+    # The key's primary key embeds its hash; clients address keys by their public prefix.
+    id = serializers.CharField(source="prefix", read_only=True)
     created_at = serializers.DateTimeField(source="created", read_only=True)
 
     class Meta:

@@ -48,6 +48,7 @@ class ApiKeyRevokeView(TenantGenericAPIView):
     queryset = ApiKey.objects.all()
     serializer_class = ApiKeySerializer
     permission_classes = [HasAdminKey]
+    lookup_field = "prefix"
     lookup_url_kwarg = "key_id"
 
     @extend_schema(operation_id="api_keys_revoke", summary="Revoke an API key", request=None)

@@ -26,6 +26,7 @@ from webhooks.events import IMAGE_REJECTED
 from webhooks.services import webhook_event_publish
 
 PATTERN_MAX_CHARS = 200
+REJECTION_REASON_MAX_CHARS = 500  # ImageReview.reason
 PROMPT_EXCERPT_CHARS = 1000
 
 ReviewStatus = GenerationImage.ReviewStatus
@@ -232,11 +233,12 @@ def image_report(*, image: GenerationImage, api_key: ApiKey, reason: str = "") -
 
 
 class RejectionReasonRequired(ValueError):
-    pass
+    """No reason, or one longer than the review record keeps."""
 
 
 def _decide(*, image_id: int, decision: str, reason: str, actor: Actor) -> GenerationImage | None:
-    """One decision in its own transaction; returns None when the image already carries that decision."""
+    """One decision in its own transaction. A decision already taken is final here, so a stale page or a second
+    moderator cannot flip it (re-reviewing starts with a tenant report). Returns None when nothing changed."""
     with transaction.atomic():
         image = (
             GenerationImage.objects.select_for_update(of=("self",))
@@ -244,7 +246,7 @@ def _decide(*, image_id: int, decision: str, reason: str, actor: Actor) -> Gener
             .filter(pk=image_id)
             .first()
         )
-        if image is None or image.review_status == decision:
+        if image is None or image.review_status in (ReviewStatus.APPROVED, ReviewStatus.REJECTED):
             return None
         before = {"review_status": image.review_status, "withheld": image.withheld}
         image.review_status = decision
@@ -285,6 +287,8 @@ def images_reject(*, image_ids: list[int], reason: str, actor: Actor) -> int:
     """Reject images: the API answers 451 for them from now on and the tenant gets `image.rejected`."""
     if not reason.strip():
         raise RejectionReasonRequired("A rejection needs a reason.")
+    if len(reason.strip()) > REJECTION_REASON_MAX_CHARS:
+        raise RejectionReasonRequired(f"A rejection reason has at most {REJECTION_REASON_MAX_CHARS} characters.")
     decided = [
         _decide(image_id=pk, decision=ReviewStatus.REJECTED, reason=reason.strip(), actor=actor) for pk in image_ids
     ]

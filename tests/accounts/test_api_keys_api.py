@@ -41,7 +41,7 @@ def test_member_key_cannot_manage_keys(api_client: Callable[..., APIClient], mem
 
 
 def test_list_shows_prefix_name_dates_and_revocation(admin_client: APIClient, member_key: IssuedApiKey) -> None:
-    admin_client.post(f"/v1/api-keys/{member_key.api_key.id}/revoke")
+    admin_client.post(f"/v1/api-keys/{member_key.api_key.prefix}/revoke")
     items = {item["prefix"]: item for item in admin_client.get("/v1/api-keys").json()["results"]}
     revoked = items[member_key.api_key.prefix]
     assert revoked["revoked"] is True and revoked["revoked_at"]
@@ -49,10 +49,10 @@ def test_list_shows_prefix_name_dates_and_revocation(admin_client: APIClient, me
 
 
 def test_revoke_is_idempotent_and_audited_once(admin_client: APIClient, member_key: IssuedApiKey) -> None:
-    url = f"/v1/api-keys/{member_key.api_key.id}/revoke"
+    url = f"/v1/api-keys/{member_key.api_key.prefix}/revoke"
     assert admin_client.post(url).status_code == 200
     assert admin_client.post(url).status_code == 200
-    assert AuditEvent.objects.filter(action="api_key.revoked", target_id=member_key.api_key.id).count() == 1
+    assert AuditEvent.objects.filter(action="api_key.revoked", target_id=member_key.api_key.prefix).count() == 1
 
 
 def test_other_tenants_keys_are_invisible(
@@ -64,7 +64,7 @@ def test_other_tenants_keys_are_invisible(
     other = make_key(make_tenant("globex"), admin=True)
     listed = admin_client.get("/v1/api-keys").json()["results"]
     assert other.api_key.prefix not in {item["prefix"] for item in listed}
-    response = admin_client.post(f"/v1/api-keys/{other.api_key.id}/revoke")
+    response = admin_client.post(f"/v1/api-keys/{other.api_key.prefix}/revoke")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     other.api_key.refresh_from_db()

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent, Tenant, User
-from accounts.services import SYSTEM, Actor, api_key_create, api_key_revoke, audit_record
+from accounts.services import SYSTEM, Actor, api_key_budget_set, api_key_create, api_key_revoke, audit_record
 from billing.models import Plan, Price, TenantPlan, Wallet
 from billing.services import billing_account_open, wallet_adjust, wallet_grant
 from generations.models import TenantReviewSetting
@@ -43,7 +43,7 @@ def only_event(action: str) -> AuditEvent:
 def test_creating_and_revoking_a_key_is_audited(staff_client, staff, tenant):
     issued = api_key_create(tenant=tenant, name="ci", actor=Actor(user=staff))
 
-    staff_client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [issued.api_key.pk]})
+    staff_client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [issued.api_key.prefix]})
 
     created, revoked = only_event("api_key.created"), only_event("api_key.revoked")
     assert (created.tenant, created.actor_user, created.after["prefix"]) == (tenant, staff, issued.api_key.prefix)
@@ -209,3 +209,35 @@ def test_staff_without_audit_permission_cannot_export(db, trail):
     client = Client()
     client.force_login(clerk)
     assert client.get(reverse("admin:accounts_auditevent_export")).status_code == 403
+
+
+def test_keys_are_named_by_prefix_in_the_audit_trail_and_admin_never_by_their_hash(staff_client, staff, tenant):
+    issued = api_key_create(tenant=tenant, name="ci", actor=Actor(user=staff))
+    hashed = issued.api_key.hashed_key
+
+    assert only_event("api_key.created").target_id == issued.api_key.prefix
+    for page in ("/admin/accounts/apikey/", f"/admin/accounts/apikey/{issued.api_key.prefix}/change/",
+                 "/admin/accounts/auditevent/", "/admin/accounts/auditevent/export.csv"):
+        response = staff_client.get(page)
+        body = response.content if hasattr(response, "content") else b"".join(response.streaming_content)
+        assert response.status_code == 200, page
+        assert hashed.encode() not in body and hashed.split("$")[-1].encode() not in body, page
+
+
+def test_a_key_budget_changed_in_the_admin_is_audited_and_must_not_be_negative(staff_client, staff, tenant):
+    issued = api_key_create(tenant=tenant, name="ci")
+    url = f"/admin/accounts/apikey/{issued.api_key.prefix}/change/"
+
+    staff_client.post(url, {"monthly_budget_micros": "5000000"})
+
+    event = only_event("api_key.budget_changed")
+    assert (event.actor_user, event.before, event.after) == (
+        staff, {"monthly_budget_micros": None}, {"monthly_budget_micros": 5_000_000}
+    )
+    with pytest.raises(Exception, match="non-negative"):
+        api_key_budget_set(api_key=issued.api_key, monthly_budget_micros=-1, actor=Actor(user=staff))
+
+
+def test_an_out_of_range_audit_date_filter_is_not_a_server_error(staff_client, trail):
+    assert staff_client.get("/admin/accounts/auditevent/?created_to=9999-12-31").status_code == 200
+    assert staff_client.get("/admin/accounts/auditevent/export.csv?created_to=9999-12-31").status_code == 200

@@ -68,7 +68,7 @@ def test_staff_grant_credit_through_the_wallet_page_once_and_audited(
     wallet = Wallet.objects.create(tenant=tenant)
     url = f"/admin/billing/wallet/{wallet.pk}/operations/grant/"
     assert staff_client.get(url).status_code == 200
-    form = {"amount": "12.5", "note": "bank transfer", "reference": "admin_grant_x"}
+    form = {"amount": "12.5", "note": "bank transfer", "reference": "admin_grant_" + "a" * 32}
     assert staff_client.post(url, form).status_code == 302
     assert staff_client.post(url, form).status_code == 302  # double submit
     wallet.refresh_from_db()
@@ -81,8 +81,8 @@ def test_staff_grant_credit_through_the_wallet_page_once_and_audited(
 def test_staff_adjustment_needs_a_reason_and_cannot_overdraw(staff_client: Client, tenant: Tenant) -> None:
     wallet = Wallet.objects.create(tenant=tenant)
     url = f"/admin/billing/wallet/{wallet.pk}/operations/adjust/"
-    no_reason = staff_client.post(url, {"amount": "-1", "reason": "", "reference": "r1"})
-    overdraw = staff_client.post(url, {"amount": "-1", "reason": "chargeback", "reference": "r2"})
+    no_reason = staff_client.post(url, {"amount": "-1", "reason": "", "reference": "admin_adjust_" + "1" * 32})
+    overdraw = staff_client.post(url, {"amount": "-1", "reason": "chargeback", "reference": "admin_adjust_" + "2" * 32})
     assert no_reason.status_code == overdraw.status_code == 200
     assert "exceed the available" in overdraw.content.decode()
     assert not LedgerEntry.objects.filter(tenant=tenant).exists()
@@ -188,5 +188,34 @@ def test_staff_without_change_wallet_permission_cannot_grant(tenant: Tenant) -> 
     client.force_login(viewer)
     wallet = Wallet.objects.create(tenant=tenant)
     url = f"/admin/billing/wallet/{wallet.pk}/operations/grant/"
-    assert client.post(url, {"amount": "5", "note": "", "reference": "x"}).status_code == 403
+    assert client.post(url, {"amount": "5", "note": "", "reference": "admin_grant_" + "b" * 32}).status_code == 403
     assert Wallet.objects.get(pk=wallet.pk).balance_micros == 0
+
+
+def test_billing_report_refuses_unbounded_date_ranges(staff_client: Client, billed) -> None:
+    url = "/admin/billing/ledgerentry/report/"
+    too_long = staff_client.get(url, {"start": "1900-01-01", "end": "2099-12-31", "group_by": "day"})
+    assert too_long.status_code == 200 and "at most 400 days" in too_long.content.decode()
+    edge = staff_client.get(url, {"start": "9999-12-01", "end": "9999-12-31", "group_by": "day"})
+    assert edge.status_code == 200
+
+
+def test_a_price_end_must_lie_ahead_and_an_ended_price_cannot_reopen(staff_client: Client) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.services import SYSTEM
+    from billing.models import Price
+    from billing.services import price_end, price_set
+
+    price = price_set(model_id="acme/model", quality="*", size="*", cost_micros=1, actor=SYSTEM,
+                      effective_from=timezone.now() - timedelta(days=1))
+    url = f"/admin/billing/price/{price.pk}/change/"
+    past = staff_client.post(url, {"effective_to_0": "2000-01-01", "effective_to_1": "00:00:00"})
+    assert past.status_code == 200 and "later than both" in past.content.decode()
+
+    price_end(price=price, effective_to=timezone.now() - timedelta(seconds=1), actor=SYSTEM)
+    reopen = staff_client.post(url, {"effective_to_0": "", "effective_to_1": ""})
+    assert reopen.status_code == 200 and "cannot be reopened" in reopen.content.decode()
+    assert Price.objects.get(pk=price.pk).effective_to is not None

@@ -183,3 +183,34 @@ def test_a_moderator_sees_the_queue_on_the_admin_index(db, held):
 
     assert QUEUE in index
     assert "/admin/accounts/tenant/" not in index
+
+
+def test_a_stale_approve_cannot_undo_a_rejection(superuser_client, held):
+    image = held.images.get(index=0)
+    superuser_client.post(QUEUE, {"reject_one": image.pk, f"reason_{image.pk}": "gore"})
+    superuser_client.post(QUEUE, {"image_ids": [image.pk], "bulk": "approve"})  # the same page, still open
+    image.refresh_from_db()
+    assert image.review_status == Status.REJECTED
+    assert ImageReview.objects.filter(image=image).count() == 1
+
+
+def test_a_rejection_reason_longer_than_kept_is_refused_and_the_image_stays_pending(superuser_client, held):
+    image = held.images.get(index=0)
+    page = superuser_client.post(QUEUE, {"reject_one": image.pk, f"reason_{image.pk}": "x" * 501}, follow=True)
+    assert page.status_code == 200 and "at most 500 characters" in page.content.decode()
+    image.refresh_from_db()
+    assert image.review_status == Status.PENDING
+
+
+def test_moderators_see_thumbnails_of_queued_images_only(db, held, customer):
+    from django.urls import reverse
+
+    staff_groups_sync(group_model=Group, permission_model=Permission)
+    moderator = User.objects.create_user("mod@example.com", "pw", is_staff=True)
+    moderator.groups.add(Group.objects.get(name=MODERATORS))
+    client = Client()
+    client.force_login(moderator)
+    unreviewed = succeeded_generation(customer_create("elsewhere"), prompt="never queued").images.get()
+
+    assert client.get(reverse("admin:generations_image_thumbnail", args=[held.images.get(index=0).pk])).status_code == 200
+    assert client.get(reverse("admin:generations_image_thumbnail", args=[unreviewed.pk])).status_code == 403

@@ -103,7 +103,7 @@ def test_billing_can_grant_credit_and_read_reports_but_not_moderate(login, held_
     before = wallet.balance_micros
 
     grant = billing.post(grant_url(wallet),
-                         {"amount": "10", "note": "goodwill", "reference": "grant-roles-test"})
+                         {"amount": "10", "note": "goodwill", "reference": "admin_grant_" + "c" * 32})
 
     assert grant.status_code == 302
     assert Wallet.objects.get(pk=wallet.pk).balance_micros == before + 10_000_000
@@ -113,3 +113,7 @@ def test_billing_can_grant_credit_and_read_reports_but_not_moderate(login, held_
     assert billing.get(QUEUE).status_code == 403
     assert billing.get("/admin/accounts/apikey/").status_code == 403
     assert billing.post(f"/admin/accounts/tenant/{customer.tenant.pk}/change/", {"name": "x"}).status_code == 403
+    # prompts and images are not the billing team's business
+    assert billing.get("/admin/generations/generation/").status_code == 403
+    thumbnail = reverse("admin:generations_image_thumbnail", args=[held_image.pk])
+    assert billing.get(thumbnail).status_code == 403
