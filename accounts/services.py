@@ -8,16 +8,15 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import ApiKey, AuditEvent, Tenant, User
-from project.api.errors import ApiError
+from project import errors
 
 
-class TenantSlugTaken(ApiError):
-    status_code = 409
-    default_code = "tenant_slug_taken"
+class TenantSlugTaken(errors.Conflict):
+    code = "tenant_slug_taken"
 
 
-class InvalidTenantSlug(ApiError):
-    default_code = "invalid_tenant_slug"
+class InvalidTenantSlug(errors.InvalidRequest):
+    code = "invalid_tenant_slug"
 
 
 @dataclass(frozen=True)
@@ -125,9 +124,9 @@ def api_key_create(
     return IssuedApiKey(api_key=api_key, secret=secret)
 
 
-class InvalidKeyBudget(ApiError):
-    default_code = "invalid_key_budget"
-    default_detail = "A key budget is a non-negative amount, or empty for none."
+class InvalidKeyBudget(errors.InvalidRequest):
+    code = "invalid_key_budget"
+    message = "A key budget is a non-negative amount, or empty for none."
 
 
 def api_key_budget_set(*, api_key: ApiKey, monthly_budget_micros: int | None, actor: Actor = SYSTEM) -> ApiKey:

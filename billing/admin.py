@@ -30,7 +30,7 @@ from billing.services import (
     wallet_grant,
     wallet_set_credit_limit,
 )
-from project.api.errors import ApiError
+from project.errors import DomainError
 
 
 class UsdFormField(forms.CharField):
@@ -316,7 +316,7 @@ class WalletAdmin(admin.ModelAdmin):
             if form.is_valid():
                 try:
                     perform(request, wallet, form.cleaned_data)
-                except ApiError as exc:
+                except DomainError as exc:
                     form.add_error(None, exc.message)
                 except ReferenceTaken:
                     form.add_error(None, "This form was already used for another tenant; open it again.")

@@ -36,7 +36,7 @@ from billing.selectors import (
     tenant_credits_between,
     tenant_limits,
 )
-from project.api.errors import ApiError
+from project import errors
 
 logger = structlog.get_logger(__name__)
 Kind = LedgerEntry.Kind
@@ -48,54 +48,47 @@ CONCURRENCY_RETRY_AFTER_SECONDS = 5
 # --- Refusals -------------------------------------------------------------------------------------------
 
 
-class PriceNotFound(ApiError):
-    default_code = "model_not_priced"
-    default_detail = "This model has no price for the requested quality and size, so it cannot be used yet."
+class PriceNotFound(errors.InvalidRequest):
+    code = "model_not_priced"
+    message = "This model has no price for the requested quality and size, so it cannot be used yet."
 
 
-class QuotaExceeded(ApiError):
+class QuotaExceeded(errors.DomainError):
     """Base of every quota refusal, so callers can catch them together."""
 
 
-class ModelNotAllowed(QuotaExceeded):
-    status_code = 403
-    default_code = "model_not_allowed"
-    default_detail = "Your plan does not include this model."
+class ModelNotAllowed(QuotaExceeded, errors.Forbidden):
+    code = "model_not_allowed"
+    message = "Your plan does not include this model."
 
 
-class NAbovePlanLimit(QuotaExceeded):
-    default_code = "n_above_plan_limit"
+class NAbovePlanLimit(QuotaExceeded, errors.InvalidRequest):
+    code = "n_above_plan_limit"
 
 
-class ConcurrencyLimit(QuotaExceeded):
-    status_code = 429
-    default_code = "concurrency_limit"
+class ConcurrencyLimit(QuotaExceeded, errors.RateLimited):
+    code = "concurrency_limit"
 
 
-class DailyImageLimit(QuotaExceeded):
-    status_code = 429
-    default_code = "daily_image_limit"
+class DailyImageLimit(QuotaExceeded, errors.RateLimited):
+    code = "daily_image_limit"
 
 
-class MonthlyImageLimit(QuotaExceeded):
-    status_code = 429
-    default_code = "monthly_image_limit"
+class MonthlyImageLimit(QuotaExceeded, errors.RateLimited):
+    code = "monthly_image_limit"
 
 
-class SpendLimitReached(QuotaExceeded):
-    status_code = 402
-    default_code = "spend_limit_reached"
+class SpendLimitReached(QuotaExceeded, errors.PaymentRequired):
+    code = "spend_limit_reached"
 
 
-class KeyBudgetReached(QuotaExceeded):
-    status_code = 402
-    default_code = "key_budget_reached"
+class KeyBudgetReached(QuotaExceeded, errors.PaymentRequired):
+    code = "key_budget_reached"
 
 
-class InsufficientCredit(QuotaExceeded):
-    status_code = 402
-    default_code = "insufficient_credit"
-    default_detail = "Not enough credit for this request. Top up your balance or ask for a credit limit."
+class InsufficientCredit(QuotaExceeded, errors.PaymentRequired):
+    code = "insufficient_credit"
+    message = "Not enough credit for this request. Top up your balance or ask for a credit limit."
 
 
 class HoldNotFound(Exception):
@@ -106,17 +99,16 @@ class ReferenceTaken(Exception):
     """The reference already belongs to another tenant's ledger row."""
 
 
-class InvalidWalletAmount(ApiError):
-    default_code = "invalid_amount"
+class InvalidWalletAmount(errors.InvalidRequest):
+    code = "invalid_amount"
 
 
-class AdjustmentExceedsAvailable(ApiError):
-    status_code = 409
-    default_code = "adjustment_exceeds_available"
+class AdjustmentExceedsAvailable(errors.Conflict):
+    code = "adjustment_exceeds_available"
 
 
-def _retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+def _retry_after(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
 
 
 # --- Prices and quotes ----------------------------------------------------------------------------------
@@ -396,7 +388,7 @@ def _quota_check(
     if limits.max_concurrent is not None and wallet.open_holds + 1 > limits.max_concurrent:
         raise ConcurrencyLimit(
             f"At most {limits.max_concurrent} generations may run at once; wait for one to finish.",
-            headers=_retry_after(CONCURRENCY_RETRY_AFTER_SECONDS),
+            retry_after_seconds=_retry_after(CONCURRENCY_RETRY_AFTER_SECONDS),
         )
     tomorrow = day_start(now) + timedelta(days=1)
     next_month = next_month_start(now)
@@ -405,7 +397,7 @@ def _quota_check(
         if today.images + wallet.open_hold_images + quote.n > limits.images_per_day:
             raise DailyImageLimit(
                 f"This would exceed your limit of {limits.images_per_day} images per day (UTC).",
-                headers=_retry_after((tomorrow - now).total_seconds()),
+                retry_after_seconds=_retry_after((tomorrow - now).total_seconds()),
             )
     month = tenant_captured_since(tenant_id=wallet.tenant_id, since=month_start(now))
     if (
@@ -414,7 +406,7 @@ def _quota_check(
     ):
         raise MonthlyImageLimit(
             f"This would exceed your limit of {limits.images_per_month} images per month.",
-            headers=_retry_after((next_month - now).total_seconds()),
+            retry_after_seconds=_retry_after((next_month - now).total_seconds()),
         )
     spend_limit = limits.monthly_spend_limit_micros
     if (

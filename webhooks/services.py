@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import Webhook
 
 from accounts.models import Tenant
 from accounts.services import SYSTEM, Actor, audit_record
-from project.api.errors import ApiError
+from project import errors
 from project.safe_http import SafeHttpError, resolve_public_address, safe_post
 from webhooks.events import EVENT_TYPES
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, new_endpoint_secret
@@ -34,9 +34,9 @@ ATTEMPT_LEASE = timedelta(minutes=30)
 _ERROR_MAX_CHARS = 500
 
 
-class WebhookUrlNotAllowed(ApiError):
-    default_code = "webhook_url_not_allowed"
-    default_detail = "This URL cannot receive webhooks."
+class WebhookUrlNotAllowed(errors.InvalidRequest):
+    code = "webhook_url_not_allowed"
+    message = "This URL cannot receive webhooks."
 
     def __init__(self, message: str) -> None:
         super().__init__(message, param="url")

@@ -22,7 +22,8 @@ from generations.services.inputs import input_image_load, input_images_load
 from generations.services.lifecycle import GenerationNotCancelable, generation_cancel
 from generations.services.submit import GenerationRequest, generation_submit
 from generations.storage import blob_read, signed_download_url
-from project.api.errors import ApiError, api_exception_handler
+from project import errors
+from project.api.errors import api_exception_handler
 from project.api.views import TenantGenericAPIView
 
 _TYPE_BY_STATUS = {
@@ -39,15 +40,13 @@ _TYPE_BY_STATUS = {
 _CORE_FIELDS = {"model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed"}
 
 
-class GenerationTimedOut(ApiError):
-    status_code = 504
-    default_code = "generation_timeout"
-    default_detail = "The generation did not finish in time and was canceled."
+class GenerationTimedOut(errors.TimedOut):
+    code = "generation_timeout"
+    message = "The generation did not finish in time and was canceled."
 
 
-class GenerationFailed(ApiError):
-    status_code = 502
-    default_code = "upstream_error"
+class GenerationFailed(errors.UpstreamFailed):
+    code = "upstream_error"
 
 
 def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -178,9 +177,18 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
         return Response(body, status=status.HTTP_200_OK)
 
 
-def _failure_error(generation: Generation) -> ApiError:
+class ContentPolicyViolation(errors.InvalidRequest):
+    code = "content_policy_violation"
+
+
+class MissingInputImage(errors.InvalidRequest):
+    code = "missing_input_image"
+    message = "At least one image is required."
+
+
+def _failure_error(generation: Generation) -> errors.DomainError:
     if generation.error_code == "content_policy_violation":
-        return ApiError(generation.error_message or "Rejected by the content policy.", code="content_policy_violation")
+        return ContentPolicyViolation(generation.error_message or "Rejected by the content policy.")
     return GenerationFailed(
         generation.error_message or "The image could not be generated.", code=generation.error_code or "upstream_error"
     )
@@ -216,7 +224,7 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
         data = serializer.validated_data
         uploads = [*request.FILES.getlist("image"), *request.FILES.getlist("image[]")]
         if not uploads:
-            raise ApiError("At least one image is required.", code="missing_input_image", param="image")
+            raise MissingInputImage(param="image")
         mask = request.FILES.get("mask")
         generation_request = _generation_request(
             data,

@@ -23,7 +23,7 @@ from generations.services.inputs import input_image_load, input_images_load
 from generations.services.lifecycle import generation_cancel
 from generations.services.submit import GenerationRequest, Idempotency, generation_submit
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
-from project.api.errors import ApiError
+from project import errors
 from project.api.views import TenantGenericAPIView
 
 # RFC 7240: a preference the server cannot use is ignored (an absurdly long number included).
@@ -31,22 +31,19 @@ _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d{1,4})(?!\d)")
 MAX_WAIT_SECONDS = 60
 
 
-class ContentRejected(ApiError):
-    status_code = 451
-    default_code = "content_rejected"
-    default_detail = "This image was rejected by moderation and is no longer available."
+class ContentRejected(errors.LegallyUnavailable):
+    code = "content_rejected"
+    message = "This image was rejected by moderation and is no longer available."
 
 
-class ImagePendingReview(ApiError):
-    status_code = 403
-    default_code = "image_pending_review"
-    default_detail = "This image is withheld until a moderator reviews it."
+class ImagePendingReview(errors.Forbidden):
+    code = "image_pending_review"
+    message = "This image is withheld until a moderator reviews it."
 
 
-class ImageNotFound(ApiError):
-    status_code = 404
-    default_code = "not_found"
-    default_detail = "No such image."
+class ImageNotFound(errors.NotFound):
+    code = "not_found"
+    message = "No such image."
 
 
 def prefer_wait_seconds(request: Request) -> int | None:

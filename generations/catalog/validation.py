@@ -10,21 +10,21 @@ from django.conf import settings
 from generations.catalog.entries import CATALOG
 from generations.catalog.specs import ModelSpec, ParamSpec
 from generations.providers import InputImage, ProviderCall
-from project.api.errors import ApiError
+from project import errors
 
 _DIMENSIONS = re.compile(r"^\s*(\d{1,5})\s*[xX*×]\s*(\d{1,5})\s*$")
 
 
-class UnknownModel(ApiError):
-    default_code = "unknown_model"
-    default_detail = "This model does not exist or is not available."
+class UnknownModel(errors.InvalidRequest):
+    code = "unknown_model"
+    message = "This model does not exist or is not available."
 
     def __init__(self, name: str) -> None:
         super().__init__(f"Unknown or unavailable model {name!r}; GET /v1/models lists them.", param="model")
 
 
-class InvalidGenerationRequest(ApiError):
-    default_code = "invalid_parameter"
+class InvalidGenerationRequest(errors.InvalidRequest):
+    code = "invalid_parameter"
 
 
 def _enabled(spec: ModelSpec) -> bool:

@@ -16,27 +16,25 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from generations.models import Generation, IdempotencyRecord
-from project.api.errors import ApiError
+from project import errors
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 
 
-class IdempotencyKeyInvalid(ApiError):
-    default_code = "invalid_idempotency_key"
-    default_detail = "Idempotency-Key must be 1 to 255 printable ASCII characters."
+class IdempotencyKeyInvalid(errors.InvalidRequest):
+    code = "invalid_idempotency_key"
+    message = "Idempotency-Key must be 1 to 255 printable ASCII characters."
 
 
-class IdempotencyKeyReused(ApiError):
-    status_code = 422
-    default_code = "idempotency_key_reused"
-    default_detail = "This Idempotency-Key was used with a different request body."
+class IdempotencyKeyReused(errors.Unprocessable):
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was used with a different request body."
 
 
-class IdempotencyRequestInProgress(ApiError):
-    status_code = 409
-    default_code = "idempotency_request_in_progress"
-    default_detail = "A request with this Idempotency-Key is still being processed. Retry shortly."
+class IdempotencyRequestInProgress(errors.Conflict):
+    code = "idempotency_request_in_progress"
+    message = "A request with this Idempotency-Key is still being processed. Retry shortly."
 
 
 @dataclass(frozen=True)

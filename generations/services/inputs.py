@@ -10,15 +10,15 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
 from generations.outputs import InvalidOutput, VerifiedImage, image_verify
-from project.api.errors import ApiError
+from project import errors
 from project.safe_http import SafeHttpError, safe_get
 
 MAX_INPUT_IMAGES = 16
 _DATA_URL = re.compile(r"^data:(?P<type>image/[a-z0-9.+-]+)?(;[a-z0-9=-]+)*;base64,(?P<data>.*)$", re.IGNORECASE | re.DOTALL)
 
 
-class InvalidInputImage(ApiError):
-    default_code = "invalid_input_image"
+class InvalidInputImage(errors.InvalidRequest):
+    code = "invalid_input_image"
 
 
 def _decode_data_url(value: str, *, param: str) -> bytes:

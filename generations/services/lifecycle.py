@@ -19,13 +19,12 @@ from generations.models import Generation, GenerationImage
 from generations.services.events import generation_final_event_publish
 from generations.services.moderation import initial_review
 from generations.services.queue import forward_wakeup
-from project.api.errors import ApiError
+from project import errors
 
 
-class GenerationNotCancelable(ApiError):
-    status_code = 409
-    default_code = "generation_not_cancelable"
-    default_detail = "The generation has already finished."
+class GenerationNotCancelable(errors.Conflict):
+    code = "generation_not_cancelable"
+    message = "The generation has already finished."
 
 
 @dataclass(frozen=True)

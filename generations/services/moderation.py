@@ -21,7 +21,7 @@ from django.db.models import Q
 from accounts.models import ApiKey, Tenant
 from accounts.services import SYSTEM, Actor, audit_record
 from generations.models import GenerationImage, ImageReport, ImageReview, PromptBlockRule, TenantReviewSetting
-from project.api.errors import ApiError
+from project import errors
 from webhooks.events import IMAGE_REJECTED
 from webhooks.services import webhook_event_publish
 
@@ -32,9 +32,9 @@ PROMPT_EXCERPT_CHARS = 1000
 ReviewStatus = GenerationImage.ReviewStatus
 
 
-class PromptBlocked(ApiError):
-    default_code = "prompt_blocked"
-    default_detail = "The prompt was refused by the content policy."
+class PromptBlocked(errors.InvalidRequest):
+    code = "prompt_blocked"
+    message = "The prompt was refused by the content policy."
 
     def __init__(self) -> None:
         super().__init__(param="prompt")

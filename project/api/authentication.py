@@ -15,17 +15,16 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, Tenant
-from project.api.errors import ApiError
+from project import errors
 
 
-class ApiKeyAuthFailed(ApiError):
-    status_code = 401
+class ApiKeyAuthFailed(errors.Unauthenticated):
+    pass
 
 
-class TenantSuspended(ApiError):
-    status_code = 403
-    default_code = "tenant_suspended"
-    default_detail = "This tenant is suspended. Contact support."
+class TenantSuspended(errors.Forbidden):
+    code = "tenant_suspended"
+    message = "This tenant is suspended. Contact support."
 
 
 def _parse_bearer(header: str) -> str:

@@ -3,8 +3,8 @@
     {"error": {"code": "<stable machine code>", "message": "<human text>", "param": "<field>"|null,
                "fields": {"<field>": ["<message>", ...]}}}   # "fields" only on validation errors
 
-Domain exceptions subclass `ApiError` next to the code that raises them, so a service can refuse with a precise
-status and code without knowing about DRF responses.
+Services raise plain domain errors (`project.errors`); this module is the one place that maps their category to an
+HTTP status. `ApiError` remains for refusals that only exist at the HTTP layer (a malformed header, a body too big).
 """
 
 from typing import Any
@@ -13,6 +13,32 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyF
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from project import errors as domain
+
+# Most specific first: the first category in a class's MRO that is listed here gives the status.
+_STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
+    domain.InvalidRequest: 400,
+    domain.Unauthenticated: 401,
+    domain.PaymentRequired: 402,
+    domain.Forbidden: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.Gone: 410,
+    domain.TooLarge: 413,
+    domain.Unprocessable: 422,
+    domain.RateLimited: 429,
+    domain.LegallyUnavailable: 451,
+    domain.UpstreamFailed: 502,
+    domain.TimedOut: 504,
+}
+
+
+def domain_error_status(exc: domain.DomainError) -> int:
+    for klass in type(exc).__mro__:
+        if klass in _STATUS_BY_CATEGORY:
+            return _STATUS_BY_CATEGORY[klass]
+    return 400
 
 
 class ApiError(exceptions.APIException):
@@ -94,6 +120,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
 
+    if isinstance(exc, domain.DomainError):
+        response = Response(error_body(exc.code, exc.message, param=exc.param), status=domain_error_status(exc))
+        if exc.retry_after_seconds is not None:
+            response["Retry-After"] = str(max(1, exc.retry_after_seconds))
+        if response.status_code == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
     if isinstance(exc, ApiError):
         response = Response(error_body(exc.code, exc.message, param=exc.param), status=exc.status_code)
         for name, value in exc.headers.items():

@@ -7,12 +7,12 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from project.api.errors import ApiError
+from project import errors
 
 
-class InvalidCursor(ApiError):
-    default_code = "invalid_cursor"
-    default_detail = "The cursor is not valid; use the `next` or `previous` link of a list response."
+class InvalidCursor(errors.InvalidRequest):
+    code = "invalid_cursor"
+    message = "The cursor is not valid; use the `next` or `previous` link of a list response."
 
 
 class CreatedCursorPagination(CursorPagination):
@@ -22,7 +22,7 @@ class CreatedCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200
-    invalid_cursor_message = InvalidCursor.default_detail
+    invalid_cursor_message = InvalidCursor.message
 
     def decode_cursor(self, request: Request) -> Any:
         try:

@@ -21,6 +21,7 @@ from billing.services import (
     wallet_adjust,
     wallet_grant,
 )
+from project.api.errors import domain_error_status
 from tests.billing.conftest import MODEL, UNIT_COST, UNIT_PRICE
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,7 @@ def test_imagen_has_one_price_for_any_size_and_no_quality(tenant: Tenant) -> Non
 def test_a_model_without_a_price_is_refused_never_charged_zero(tenant: Tenant) -> None:
     with pytest.raises(PriceNotFound) as caught:
         price_quote(tenant=tenant, model_id="openai/gpt-image-1.5", quality="high", size="1024x1024", n=1)
-    assert (caught.value.status_code, caught.value.code, caught.value.param) == (
+    assert (domain_error_status(caught.value), caught.value.code, caught.value.param) == (
         400,
         "model_not_priced",
         "model",
@@ -201,7 +202,7 @@ def test_insufficient_credit_is_402_and_holds_nothing(tenant: Tenant, funded, re
     funded(UNIT_PRICE)
     reserve("gen_1")
     error = refusal(lambda: reserve("gen_2"))
-    assert (error.status_code, error.code) == (402, "insufficient_credit")
+    assert (domain_error_status(error), error.code) == (402, "insufficient_credit")
     assert wallet_of(tenant).held_micros == UNIT_PRICE
     assert not LedgerEntry.objects.filter(reference="gen_2").exists()
 
@@ -218,14 +219,14 @@ def test_model_outside_the_plan_is_403(tenant: Tenant, funded, reserve) -> None:
     funded(1_000_000)
     limit_plan(tenant, allowed_models=["openai/gpt-image-1"])
     error = refusal(lambda: reserve("gen_1"))
-    assert (error.status_code, error.code, error.param) == (403, "model_not_allowed", "model")
+    assert (domain_error_status(error), error.code, error.param) == (403, "model_not_allowed", "model")
 
 
 def test_n_above_the_plan_is_400_naming_n(tenant: Tenant, funded, reserve) -> None:
     funded(1_000_000)
     limit_plan(tenant, max_n=2)
     error = refusal(lambda: reserve("gen_1", n=3))
-    assert (error.status_code, error.code, error.param) == (400, "n_above_plan_limit", "n")
+    assert (domain_error_status(error), error.code, error.param) == (400, "n_above_plan_limit", "n")
 
 
 def test_concurrency_counts_open_holds_and_frees_up_on_settlement(tenant: Tenant, funded, reserve) -> None:
@@ -234,8 +235,8 @@ def test_concurrency_counts_open_holds_and_frees_up_on_settlement(tenant: Tenant
     reserve("gen_1")
     reserve("gen_2")
     error = refusal(lambda: reserve("gen_3"))
-    assert (error.status_code, error.code) == (429, "concurrency_limit") and int(
-        error.headers["Retry-After"]
+    assert (domain_error_status(error), error.code) == (429, "concurrency_limit") and int(
+        error.retry_after_seconds
     ) > 0
     billing_capture(reference="gen_1", images=1)
     reserve("gen_3")
@@ -248,15 +249,15 @@ def test_daily_images_count_captured_and_held_images(tenant: Tenant, funded, res
     billing_capture(reference="gen_1", images=3)
     reserve("gen_2", n=2)
     error = refusal(lambda: reserve("gen_3", n=1))
-    assert (error.status_code, error.code) == (429, "daily_image_limit")
-    assert 0 < int(error.headers["Retry-After"]) <= 86_400
+    assert (domain_error_status(error), error.code) == (429, "daily_image_limit")
+    assert 0 < error.retry_after_seconds <= 86_400
 
 
 def test_monthly_images_limit_is_429(tenant: Tenant, funded, reserve) -> None:
     funded(1_000_000)
     limit_plan(tenant, images_per_month=2)
     error = refusal(lambda: reserve("gen_1", n=3))
-    assert (error.status_code, error.code) == (429, "monthly_image_limit") and "Retry-After" in error.headers
+    assert (domain_error_status(error), error.code) == (429, "monthly_image_limit") and error.retry_after_seconds
 
 
 def test_monthly_spend_limit_is_402(tenant: Tenant, funded, reserve) -> None:
@@ -266,7 +267,7 @@ def test_monthly_spend_limit_is_402(tenant: Tenant, funded, reserve) -> None:
     billing_capture(reference="gen_1", images=1)
     reserve("gen_2")
     error = refusal(lambda: reserve("gen_3"))
-    assert (error.status_code, error.code) == (402, "spend_limit_reached")
+    assert (domain_error_status(error), error.code) == (402, "spend_limit_reached")
 
 
 def test_key_budget_counts_only_that_key(tenant: Tenant, funded, reserve, make_key) -> None:
@@ -277,7 +278,7 @@ def test_key_budget_counts_only_that_key(tenant: Tenant, funded, reserve, make_k
     reserve("gen_1", key=limited)
     reserve("gen_2")  # another key, not counted
     error = refusal(lambda: reserve("gen_3", key=limited))
-    assert (error.status_code, error.code) == (402, "key_budget_reached")
+    assert (domain_error_status(error), error.code) == (402, "key_budget_reached")
 
 
 # --- grants, adjustments, the ledger ---

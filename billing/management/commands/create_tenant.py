@@ -5,7 +5,7 @@ from accounts.services import tenant_create
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.selectors import plan_get_by_name
 from billing.services import billing_account_open
-from project.api.errors import ApiError
+from project.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 wallet = billing_account_open(
                     tenant=tenant, plan=chosen_plan, opening_credit_micros=credit_micros
                 )
-        except ApiError as exc:
+        except DomainError as exc:
             raise CommandError(exc.message) from exc
         plan_name = chosen_plan.name if chosen_plan else "default"
         self.stdout.write(
