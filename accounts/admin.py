@@ -25,14 +25,10 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from accounts.models import ApiKey, AuditEvent, Membership, Tenant, User
-from accounts.services import Actor, api_key_budget_set, api_key_revoke, tenant_set_status
+from accounts.services import actor_from_staff, api_key_budget_set, api_key_revoke, tenant_set_status
 from billing.models import LedgerEntry, Plan
 from billing.money import micros_to_usd
 from billing.selectors import month_start
-
-
-def staff_actor(request: HttpRequest) -> Actor:
-    return Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR"))
 
 
 @admin.register(User)
@@ -115,13 +111,13 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.action(description="Suspend selected tenants", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
-            tenant_set_status(tenant=tenant, status=Tenant.Status.SUSPENDED, actor=staff_actor(request))
+            tenant_set_status(tenant=tenant, status=Tenant.Status.SUSPENDED, actor=actor_from_staff(request=request))
         self.message_user(request, f"Suspended {queryset.count()} tenant(s).", messages.SUCCESS)
 
     @admin.action(description="Reactivate selected tenants", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
-            tenant_set_status(tenant=tenant, status=Tenant.Status.ACTIVE, actor=staff_actor(request))
+            tenant_set_status(tenant=tenant, status=Tenant.Status.ACTIVE, actor=actor_from_staff(request=request))
         self.message_user(request, f"Reactivated {queryset.count()} tenant(s).", messages.SUCCESS)
 
 
@@ -183,13 +179,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         api_key_budget_set(
             api_key=ApiKey.objects.get(pk=obj.pk),
             monthly_budget_micros=obj.monthly_budget_micros,
-            actor=staff_actor(request),
+            actor=actor_from_staff(request=request),
         )
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for api_key in queryset:
-            api_key_revoke(api_key=api_key, actor=staff_actor(request))
+            api_key_revoke(api_key=api_key, actor=actor_from_staff(request=request))
         self.message_user(request, "Revoked the selected keys.", messages.SUCCESS)
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -34,6 +35,16 @@ class Actor:
         if self.user is not None:
             return AuditEvent.ActorType.STAFF
         return AuditEvent.ActorType.SYSTEM
+
+
+def actor_from_staff(*, request: HttpRequest) -> Actor:
+    """The staff user behind an admin request."""
+    return Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR"))
+
+
+def actor_from_api(*, request: HttpRequest) -> Actor:
+    """The API key behind an API request (DRF puts it in `request.auth`)."""
+    return Actor(api_key=request.auth, ip_address=request.META.get("REMOTE_ADDR"))
 
 
 SYSTEM = Actor()

@@ -14,8 +14,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.admin import staff_actor
 from accounts.models import Tenant
+from accounts.services import actor_from_staff
 from billing.models import LedgerEntry, Plan, Price, Statement, StatementLine, TenantPlan, Wallet
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.reports import csv_lines, daily_chart_svg, report_csv_rows, statement_html
@@ -120,7 +120,7 @@ class PriceAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Price, form: forms.ModelForm, change: bool) -> None:
         if change:
             saved = price_end(
-                price=Price.objects.get(pk=obj.pk), effective_to=obj.effective_to, actor=staff_actor(request)
+                price=Price.objects.get(pk=obj.pk), effective_to=obj.effective_to, actor=actor_from_staff(request=request)
             )
         else:
             saved = price_set(
@@ -130,7 +130,7 @@ class PriceAdmin(admin.ModelAdmin):
                 cost_micros=form.cleaned_data["cost_usd"],
                 effective_from=obj.effective_from,
                 note=obj.note,
-                actor=staff_actor(request),
+                actor=actor_from_staff(request=request),
             )
         obj.pk = saved.pk
 
@@ -157,7 +157,7 @@ class PlanAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
     def save_model(self, request: HttpRequest, obj: Plan, form: forms.ModelForm, change: bool) -> None:
-        plan_save(plan=obj, actor=staff_actor(request))
+        plan_save(plan=obj, actor=actor_from_staff(request=request))
 
     def has_delete_permission(self, request: HttpRequest, obj: Plan | None = None) -> bool:
         return False
@@ -171,7 +171,7 @@ class TenantPlanAdmin(admin.ModelAdmin):
     autocomplete_fields = ["tenant"]
 
     def save_model(self, request: HttpRequest, obj: TenantPlan, form: forms.ModelForm, change: bool) -> None:
-        tenant_plan_save(tenant_plan=obj, actor=staff_actor(request))
+        tenant_plan_save(tenant_plan=obj, actor=actor_from_staff(request=request))
 
     def has_delete_permission(self, request: HttpRequest, obj: TenantPlan | None = None) -> bool:
         return False
@@ -209,7 +209,7 @@ WALLET_OPERATIONS: dict[str, WalletOperation] = {
             amount_micros=data["amount"],
             reference=data["reference"],
             note=data["note"],
-            actor=staff_actor(request),
+            actor=actor_from_staff(request=request),
         ),
     ),
     "adjust": (
@@ -220,14 +220,14 @@ WALLET_OPERATIONS: dict[str, WalletOperation] = {
             amount_micros=data["amount"],
             reason=data["reason"],
             reference=data["reference"],
-            actor=staff_actor(request),
+            actor=actor_from_staff(request=request),
         ),
     ),
     "credit-limit": (
         "Set credit limit",
         CreditLimitForm,
         lambda request, wallet, data: wallet_set_credit_limit(
-            tenant=wallet.tenant, credit_limit_micros=data["amount"], actor=staff_actor(request)
+            tenant=wallet.tenant, credit_limit_micros=data["amount"], actor=actor_from_staff(request=request)
         ),
     ),
 }

@@ -16,8 +16,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from PIL import Image, UnidentifiedImageError
 
-from accounts.admin import staff_actor
 from accounts.models import Tenant
+from accounts.services import actor_from_staff
 from billing.models import LedgerEntry
 from billing.money import micros_to_usd
 from generations.models import (
@@ -191,7 +191,7 @@ class PromptBlockRuleAdmin(admin.ModelAdmin):
         return rule.tenant.slug if rule.tenant else "every tenant"
 
     def save_model(self, request: HttpRequest, obj: PromptBlockRule, form: forms.ModelForm, change: bool) -> None:
-        prompt_block_rule_save(rule=obj, actor=staff_actor(request))
+        prompt_block_rule_save(rule=obj, actor=actor_from_staff(request=request))
 
     def has_delete_permission(self, request: HttpRequest, obj: PromptBlockRule | None = None) -> bool:
         return False
@@ -221,7 +221,7 @@ class TenantReviewSettingAdmin(admin.ModelAdmin):
         return ["tenant"] if obj is not None else []
 
     def save_model(self, request: HttpRequest, obj: TenantReviewSetting, form: forms.ModelForm, change: bool) -> None:
-        review_setting_save(setting=obj, actor=staff_actor(request))
+        review_setting_save(setting=obj, actor=actor_from_staff(request=request))
 
     def has_delete_permission(self, request: HttpRequest, obj: TenantReviewSetting | None = None) -> bool:
         return False
@@ -332,7 +332,7 @@ class ModerationQueueAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/moderation/queue.html", context)
 
     def _decide(self, request: HttpRequest) -> None:
-        actor = staff_actor(request)
+        actor = actor_from_staff(request=request)
         if "approve_one" in request.POST or "reject_one" in request.POST:
             image_id = request.POST.get("approve_one") or request.POST.get("reject_one", "")
             ids = [int(image_id)] if image_id.isdigit() else []

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.admin import staff_actor
+from accounts.services import actor_from_staff
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks.services import webhook_endpoint_disable, webhook_endpoint_update
 
@@ -51,14 +51,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def disable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
             webhook_endpoint_disable(
-                endpoint=endpoint, actor=staff_actor(request), reason="Disabled by staff."
+                endpoint=endpoint, actor=actor_from_staff(request=request), reason="Disabled by staff."
             )
         self.message_user(request, f"Disabled {queryset.count()} endpoint(s).", messages.SUCCESS)
 
     @admin.action(description="Re-enable selected endpoints", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
-            webhook_endpoint_update(endpoint=endpoint, actor=staff_actor(request), enabled=True)
+            webhook_endpoint_update(endpoint=endpoint, actor=actor_from_staff(request=request), enabled=True)
         self.message_user(request, f"Re-enabled {queryset.count()} endpoint(s).", messages.SUCCESS)
 
 

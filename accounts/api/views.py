@@ -3,20 +3,17 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.base import TenantGenericAPIView
+from accounts.api.permissions import HasAdminKey
 from accounts.api.serializers import ApiKeyCreateSerializer, ApiKeySerializer, IssuedApiKeySerializer
 from accounts.models import ApiKey
-from accounts.services import Actor, api_key_create, api_key_revoke
+from accounts.services import actor_from_api, api_key_create, api_key_revoke
 from project.api.pagination import CreatedCursorPagination
-from project.api.permissions import HasAdminKey
-from project.api.views import TenantGenericAPIView
 
 
 class ApiKeyPagination(CreatedCursorPagination):
     ordering = ("-created", "-id")
 
-
-def request_actor(request: Request) -> Actor:
-    return Actor(api_key=request.auth, ip_address=request.META.get("REMOTE_ADDR"))
 
 
 class ApiKeyListCreateView(TenantGenericAPIView):
@@ -39,7 +36,7 @@ class ApiKeyListCreateView(TenantGenericAPIView):
     def post(self, request: Request) -> Response:
         serializer = ApiKeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        issued = api_key_create(tenant=self.tenant, actor=request_actor(request), **serializer.validated_data)
+        issued = api_key_create(tenant=self.tenant, actor=actor_from_api(request=request), **serializer.validated_data)
         body = IssuedApiKeySerializer(issued.api_key, context={"secret": issued.secret}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -53,5 +50,5 @@ class ApiKeyRevokeView(TenantGenericAPIView):
 
     @extend_schema(operation_id="api_keys_revoke", summary="Revoke an API key", request=None)
     def post(self, request: Request, key_id: str) -> Response:
-        api_key = api_key_revoke(api_key=self.get_object(), actor=request_actor(request))
+        api_key = api_key_revoke(api_key=self.get_object(), actor=actor_from_api(request=request))
         return Response(ApiKeySerializer(api_key).data)

@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.base import TenantGenericAPIView, TenantListAPIView
 from billing.api.serializers import (
     QuotaSerializer,
     StatementDetailSerializer,
@@ -17,7 +18,6 @@ from billing.models import Statement
 from billing.reports import statement_csv_response, statement_html
 from billing.selectors import as_utc_start, quota_status, usage_rows, usage_totals
 from billing.throttles import tenant_requests_this_minute
-from project.api.views import TenantGenericAPIView, TenantListAPIView
 
 
 class QuotaView(TenantGenericAPIView):

@@ -3,11 +3,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.base import TenantGenericAPIView
 from generations.api.views import ImageNotFound
 from generations.models import Generation, ImageReport
 from generations.selectors import image_get
 from generations.services.moderation import image_report
-from project.api.views import TenantGenericAPIView
 
 
 class ImageReportCreateSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.base import TenantGenericAPIView
 from generations.catalog import model_get
 from generations.models import Generation, GenerationImage
 from generations.selectors import generation_wait_final
@@ -24,7 +25,6 @@ from generations.services.submit import GenerationRequest, generation_submit
 from generations.storage import blob_read, signed_download_url
 from project import errors
 from project.api.errors import api_exception_handler
-from project.api.views import TenantGenericAPIView
 
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",

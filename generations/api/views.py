@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.base import TenantGenericAPIView
 from generations.api.serializers import (
     GenerationCreateSerializer,
     GenerationFilterSerializer,
@@ -24,7 +25,6 @@ from generations.services.lifecycle import generation_cancel
 from generations.services.submit import GenerationRequest, Idempotency, generation_submit
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
 from project import errors
-from project.api.views import TenantGenericAPIView
 
 # RFC 7240: a preference the server cannot use is ignored (an absurdly long number included).
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d{1,4})(?!\d)")

@@ -12,6 +12,7 @@ from generations.catalog import (
     provider_call_from_stored,
 )
 from generations.catalog.entries import CATALOG
+from project.api.errors import domain_error_status
 
 
 def validate(spec: ModelSpec | str, **overrides):
@@ -36,7 +37,7 @@ def validate(spec: ModelSpec | str, **overrides):
 def refusal(spec: ModelSpec | str, **overrides) -> tuple[str, str]:
     with pytest.raises(InvalidGenerationRequest) as caught:
         validate(spec, **overrides)
-    assert caught.value.status_code == 400
+    assert domain_error_status(caught.value) == 400
     return caught.value.code, caught.value.param
 
 
@@ -161,7 +162,7 @@ def test_models_are_found_by_id_or_alias_and_can_be_disabled(settings) -> None:
     with pytest.raises(UnknownModel) as caught:
         model_get("openai/gpt-image-1")
 
-    assert (caught.value.code, caught.value.param, caught.value.status_code) == (
+    assert (caught.value.code, caught.value.param, domain_error_status(caught.value)) == (
         "unknown_model",
         "model",
         400,

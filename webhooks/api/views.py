@@ -3,9 +3,9 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.views import request_actor
-from project.api.permissions import HasAdminKey
-from project.api.views import TenantGenericAPIView
+from accounts.api.base import TenantGenericAPIView
+from accounts.api.permissions import HasAdminKey
+from accounts.services import actor_from_api
 from webhooks.api.serializers import (
     IssuedWebhookEndpointSerializer,
     WebhookDeliveryFilterSerializer,
@@ -59,7 +59,7 @@ class WebhookEndpointListCreateView(WebhookEndpointView):
             url=data["url"],
             event_types=data["events"],
             description=data["description"],
-            actor=request_actor(request),
+            actor=actor_from_api(request=request),
         )
         body = IssuedWebhookEndpointSerializer(issued.endpoint, context={"secret": issued.secret}).data
         return Response(body, status=status.HTTP_201_CREATED)
@@ -84,7 +84,7 @@ class WebhookEndpointDetailView(WebhookEndpointView):
         data = serializer.validated_data
         endpoint = webhook_endpoint_update(
             endpoint=self.get_object(),
-            actor=request_actor(request),
+            actor=actor_from_api(request=request),
             url=data.get("url"),
             event_types=data.get("events"),
             description=data.get("description"),
@@ -98,7 +98,7 @@ class WebhookEndpointDetailView(WebhookEndpointView):
         responses={200: WebhookEndpointSerializer},
     )
     def delete(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = webhook_endpoint_disable(endpoint=self.get_object(), actor=request_actor(request))
+        endpoint = webhook_endpoint_disable(endpoint=self.get_object(), actor=actor_from_api(request=request))
         return Response(WebhookEndpointSerializer(endpoint).data)
 
 
@@ -112,7 +112,7 @@ class WebhookEndpointRotateSecretView(WebhookEndpointView):
         responses={200: IssuedWebhookEndpointSerializer},
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
-        issued = webhook_endpoint_rotate_secret(endpoint=self.get_object(), actor=request_actor(request))
+        issued = webhook_endpoint_rotate_secret(endpoint=self.get_object(), actor=actor_from_api(request=request))
         return Response(
             IssuedWebhookEndpointSerializer(issued.endpoint, context={"secret": issued.secret}).data
         )

@@ -1,12 +1,15 @@
+"""Key permissions. Kept apart from `base.py`: DRF imports this module through DEFAULT_PERMISSION_CLASSES while
+`rest_framework.generics` (which `base.py` needs) is still loading."""
+
 from typing import TYPE_CHECKING
 
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_PERMISSION_CLASSES
-    from rest_framework.views import APIView
-
 from accounts.models import ApiKey
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
 
 
 class HasTenantKey(BasePermission):

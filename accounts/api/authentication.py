@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, Tenant
@@ -87,7 +87,3 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: object) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "description": "An API key issued to your tenant."}
-
-
-def is_authentication_error(exc: BaseException) -> bool:
-    return isinstance(exc, (ApiKeyAuthFailed, exceptions.NotAuthenticated))
