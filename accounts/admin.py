@@ -1,10 +1,9 @@
 """Staff pages for accounts and the audit trail.
 
-The tenant list shows money and usage read from billing: staff pages may read across apps (DESIGN.md), and
-nothing here writes to billing.
+The tenant list's money columns (plan, balance, usage this month) are added by `billing.admin`, which replaces
+this TenantAdmin with a subclass: accounts sits below billing and imports nothing from it.
 """
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -16,9 +15,8 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -26,9 +24,7 @@ from django.utils.safestring import mark_safe
 
 from accounts.models import ApiKey, AuditEvent, Membership, Tenant, User
 from accounts.services import actor_from_staff, api_key_budget_set, api_key_revoke, tenant_set_status
-from billing.models import LedgerEntry, Plan
-from billing.money import micros_to_usd
-from billing.selectors import month_start
+from project.streaming_csv import csv_streaming_response
 
 
 @admin.register(User)
@@ -51,59 +47,14 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-def _captured_this_month(field: str) -> Coalesce:
-    captures = (
-        LedgerEntry.objects.filter(
-            tenant=OuterRef("pk"), kind=LedgerEntry.Kind.CAPTURE, created_at__gte=month_start(timezone.now())
-        )
-        .order_by()
-        .values("tenant")
-        .annotate(total=Sum(field))
-        .values("total")
-    )
-    return Coalesce(Subquery(captures, output_field=IntegerField()), Value(0))
-
-
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "status", "plan_name", "balance_usd", "images_this_month",
-                    "charged_this_month_usd", "created_at"]
-    list_filter = ["status", "billing_plan__plan"]
+    list_display = ["slug", "name", "status", "created_at"]
+    list_filter = ["status"]
     search_fields = ["slug", "name"]
-    readonly_fields = ["status", "plan_name", "balance_usd", "images_this_month", "charged_this_month_usd",
-                       "created_at"]
+    readonly_fields = ["status", "created_at"]
     inlines = [MembershipInline]
     actions = ["suspend", "reactivate"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
-        default_plan = Plan.objects.filter(is_default=True).values("name")[:1]
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("wallet")
-            .annotate(
-                plan_label=Coalesce(F("billing_plan__plan__name"), Subquery(default_plan), Value("default")),
-                month_images=_captured_this_month("images"),
-                month_charged_micros=_captured_this_month("amount_micros"),
-            )
-        )
-
-    @admin.display(description="plan", ordering="plan_label")
-    def plan_name(self, tenant: Tenant) -> str:
-        return tenant.plan_label  # type: ignore[attr-defined]
-
-    @admin.display(description="balance (USD)", ordering="wallet__balance_micros")
-    def balance_usd(self, tenant: Tenant) -> str:
-        wallet = getattr(tenant, "wallet", None)
-        return micros_to_usd(wallet.balance_micros) if wallet is not None else "—"
-
-    @admin.display(description="images this month", ordering="month_images")
-    def images_this_month(self, tenant: Tenant) -> int:
-        return tenant.month_images  # type: ignore[attr-defined]
-
-    @admin.display(description="charged this month (USD)", ordering="month_charged_micros")
-    def charged_this_month_usd(self, tenant: Tenant) -> str:
-        return micros_to_usd(tenant.month_charged_micros)  # type: ignore[attr-defined]
 
     def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
         return False
@@ -244,23 +195,15 @@ AUDIT_CSV_COLUMNS = ["created_at", "action", "actor_type", "actor_user", "actor_
                      "target_id", "ip_address", "before", "after"]
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def audit_csv_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(AUDIT_CSV_COLUMNS)
+def audit_csv_rows(events: QuerySet[AuditEvent]) -> Iterator[list[Any]]:
+    yield AUDIT_CSV_COLUMNS
     rows = events.values_list(
         "created_at", "action", "actor_type", "actor_user__email", "actor_api_key__prefix", "tenant__slug",
         "target_type", "target_id", "ip_address", "before", "after",
     )
     for created_at, *rest, before, after in rows.iterator(chunk_size=2000):
-        yield writer.writerow(
-            [created_at.isoformat(), *("" if value is None else value for value in rest),
-             "" if before is None else _json(before), "" if after is None else _json(after)]
-        )
+        yield [created_at.isoformat(), *("" if value is None else value for value in rest),
+               "" if before is None else _json(before), "" if after is None else _json(after)]
 
 
 def _json(value: Any) -> str:
@@ -318,6 +261,8 @@ class AuditEventAdmin(admin.ModelAdmin):
             raise PermissionDenied
         changelist = self.get_changelist_instance(request)
         events = changelist.get_queryset(request).order_by("created_at", "id")
-        response = StreamingHttpResponse(audit_csv_lines(events), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
-        return response
+        return csv_streaming_response(
+            audit_csv_rows(events),
+            filename=f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv",
+            content_type="text/csv; charset=utf-8",
+        )

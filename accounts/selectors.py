@@ -1,14 +1,8 @@
-from django.db.models import QuerySet
-
 from accounts.models import ApiKey, Tenant
 
 
 def tenant_get_by_slug(*, slug: str) -> Tenant | None:
     return Tenant.objects.filter(slug=slug).first()
-
-
-def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(tenant=tenant)
 
 
 def demo_key_is_usable(*, secret: str, tenant: Tenant) -> bool:

@@ -83,11 +83,11 @@ def main() -> None:
     call_command("migrate", verbosity=0)
 
     from accounts.services import api_key_create, tenant_create
+    from aihubmix_sandbox.server import SandboxHandler, start_sandbox
     from billing.models import Plan
-    from billing.services import billing_account_open
+    from billing.services.wallets import billing_account_open
     from generations.forwarder import forward_drain
     from generations.models import Generation
-    from generations.sandbox.server import SandboxHandler, start_sandbox
     from generations.services.submit import GenerationRequest, generation_submit
 
     peak = PeakCounter()

@@ -1,35 +1,30 @@
 import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
+from functools import partial
 from typing import Any
-from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.admin import TenantAdmin
 from accounts.models import Tenant
 from accounts.services import actor_from_staff
+from billing.admin_reports import billing_report_view
 from billing.models import LedgerEntry, Plan, Price, Statement, StatementLine, TenantPlan, Wallet
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
-from billing.reports import csv_lines, daily_chart_svg, report_csv_rows, statement_html
-from billing.selectors import REPORT_GROUPS, ReportRow, as_utc_start, billing_report
-from billing.services import (
-    ReferenceTaken,
-    plan_save,
-    price_end,
-    price_set,
-    tenant_plan_save,
-    wallet_adjust,
-    wallet_grant,
-    wallet_set_credit_limit,
-)
+from billing.reports import statement_html
+from billing.selectors import tenant_list_with_billing
+from billing.services.plans import plan_save, tenant_plan_save
+from billing.services.prices import price_end, price_set
+from billing.services.wallets import ReferenceTaken, wallet_adjust, wallet_grant, wallet_set_credit_limit
 from project.errors import DomainError
 
 
@@ -46,6 +41,42 @@ class UsdFormField(forms.CharField):
             return usd_to_micros(text, allow_negative=self.allow_negative)
         except InvalidAmount as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+
+# --- Tenants: the accounts page plus money columns -------------------------------------------------------
+
+TENANT_MONEY_COLUMNS = ["plan_name", "balance_usd", "images_this_month", "charged_this_month_usd"]
+
+
+# accounts sits below billing and cannot show money, so billing swaps in a subclass of its tenant page.
+admin.site.unregister(Tenant)
+
+
+@admin.register(Tenant)
+class TenantBillingAdmin(TenantAdmin):
+    list_display = ["slug", "name", "status", *TENANT_MONEY_COLUMNS, "created_at"]
+    list_filter = [*TenantAdmin.list_filter, "billing_plan__plan"]
+    readonly_fields = ["status", *TENANT_MONEY_COLUMNS, "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        return tenant_list_with_billing(tenants=super().get_queryset(request))
+
+    @admin.display(description="plan", ordering="plan_label")
+    def plan_name(self, tenant: Tenant) -> str:
+        return tenant.plan_label  # type: ignore[attr-defined]
+
+    @admin.display(description="balance (USD)", ordering="wallet__balance_micros")
+    def balance_usd(self, tenant: Tenant) -> str:
+        wallet = getattr(tenant, "wallet", None)
+        return micros_to_usd(wallet.balance_micros) if wallet is not None else "—"
+
+    @admin.display(description="images this month", ordering="month_images")
+    def images_this_month(self, tenant: Tenant) -> int:
+        return tenant.month_images  # type: ignore[attr-defined]
+
+    @admin.display(description="charged this month (USD)", ordering="month_charged_micros")
+    def charged_this_month_usd(self, tenant: Tenant) -> str:
+        return micros_to_usd(tenant.month_charged_micros)  # type: ignore[attr-defined]
 
 
 # --- Prices ---------------------------------------------------------------------------------------------
@@ -336,38 +367,7 @@ class WalletAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/billing/wallet_operation.html", context)
 
 
-# --- Ledger and the billing report ----------------------------------------------------------------------
-
-
-REPORT_MAX_DAYS = 400
-
-
-class ReportForm(forms.Form):
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), required=False, empty_label="All tenants")
-    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Inclusive (UTC).")
-    group_by = forms.ChoiceField(choices=[(name, name.replace("_", " ")) for name in REPORT_GROUPS])
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        start, end = data.get("start"), data.get("end")
-        if start and end and end < start:
-            raise forms.ValidationError("The end date is before the start date.")
-        # The chart draws one bar per day: bound the range so a page can never grow without limit.
-        if start and end and (end - start).days >= REPORT_MAX_DAYS:
-            raise forms.ValidationError(f"Choose at most {REPORT_MAX_DAYS} days; export several ranges for more.")
-        if end and end >= date.max - timedelta(days=1):
-            raise forms.ValidationError("The end date is out of range.")
-        return data
-
-
-REPORT_GROUP_HEADINGS = {
-    "day": ["day"],
-    "tenant": ["tenant"],
-    "model": ["model"],
-    "model_quality_size": ["model", "quality", "size"],
-    "api_key": ["tenant", "api key"],
-}
+# --- Ledger (and the staff billing report, built in billing.admin_reports) ------------------------------
 
 
 @admin.register(LedgerEntry)
@@ -415,75 +415,13 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         return [
-            path("report/", self.admin_site.admin_view(self.report_view), name="billing_report"),
+            path(
+                "report/",
+                self.admin_site.admin_view(partial(billing_report_view, model_admin=self)),
+                name="billing_report",
+            ),
             *super().get_urls(),
         ]
-
-    def report_view(self, request: HttpRequest) -> HttpResponse:
-        if not request.user.has_perm("billing.view_ledgerentry"):
-            raise PermissionDenied
-        today = timezone.now().date()
-        form = ReportForm(request.GET or {"start": today.replace(day=1), "end": today, "group_by": "day"})
-        context: dict[str, Any] = {
-            **self.admin_site.each_context(request),
-            "title": "Billing report",
-            "form": form,
-            "opts": self.model._meta,
-        }
-        if not form.is_valid():
-            return TemplateResponse(request, "admin/billing/report.html", context)
-        tenant, start, end, group_by = (form.cleaned_data[k] for k in ("tenant", "start", "end", "group_by"))
-        period = {
-            "tenant": tenant,
-            "start": as_utc_start(start),
-            "end": as_utc_start(end) + timedelta(days=1),
-        }
-        headings = REPORT_GROUP_HEADINGS[group_by]
-        if request.GET.get("export") == "csv":
-            response = StreamingHttpResponse(
-                csv_lines(report_csv_rows(headings, billing_report(group_by=group_by, **period))),
-                content_type="text/csv",
-            )
-            scope = tenant.slug if tenant else "all"
-            response["Content-Disposition"] = (
-                f'attachment; filename="billing-{scope}-{start:%Y%m%d}-{end:%Y%m%d}-{group_by}.csv"'
-            )
-            return response
-        rows = list(billing_report(group_by=group_by, **period))
-        daily = [(row.group[0], row) for row in billing_report(group_by="day", **period)]
-        context.update(
-            {
-                "headings": headings,
-                "rows": rows,
-                "totals": _report_totals(rows),
-                "chart": daily_chart_svg(_fill_days(daily, start, end)),
-                "csv_query": urlencode(
-                    {
-                        "tenant": tenant.pk if tenant else "",
-                        "start": start.isoformat(),
-                        "end": end.isoformat(),
-                        "group_by": group_by,
-                        "export": "csv",
-                    }
-                ),
-            }
-        )
-        return TemplateResponse(request, "admin/billing/report.html", context)
-
-
-def _report_totals(rows: list[ReportRow]) -> dict[str, int]:
-    names = ["requests", "images", "price_micros", "cost_micros", "refunded_cost_micros", "margin_micros"]
-    return {name: sum(getattr(row, name) for row in rows) for name in names}
-
-
-def _fill_days(daily: list[tuple[date, ReportRow]], start: date, end: date) -> list[tuple[date, ReportRow]]:
-    """One bar slot per calendar day, so quiet days show as gaps rather than disappearing."""
-    by_day = dict(daily)
-    empty = ReportRow(group=(), requests=0, images=0, price_micros=0, cost_micros=0, refunded_cost_micros=0)
-    if not by_day:
-        return []
-    days = (end - start).days + 1
-    return [(start + timedelta(days=i), by_day.get(start + timedelta(days=i), empty)) for i in range(days)]
 
 
 # --- Statements -----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ class Price(models.Model):
 
     `quality` or `size` may be `*` (any). The most specific current row wins, so a model can have one flat price
     and a few exceptions. Rows are never rewritten: a new price is a new row, and the previous one is closed by
-    setting `effective_to` (`billing.services.price_set`), so every HOLD and CAPTURE can point at the row it used.
+    setting `effective_to` (`billing.services.prices.price_set`), so every HOLD and CAPTURE can point at the row it used.
     """
 
     model_id = models.CharField(

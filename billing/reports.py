@@ -1,9 +1,7 @@
 """Presentation of billing data for people: statement CSV and HTML, the staff report's CSV and its SVG chart."""
 
-import csv
 from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import Any
 
 from django.http import HttpResponse
 from django.template.loader import render_to_string
@@ -13,19 +11,7 @@ from django.utils.safestring import SafeString
 from billing.models import Statement
 from billing.money import micros_to_usd
 from billing.selectors import ReportRow
-
-
-class _Echo:
-    """A write-only file for csv.writer that hands each line back instead of buffering it."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow(row)
+from project.streaming_csv import csv_lines
 
 
 def statement_csv_rows(statement: Statement) -> Iterator[list[str]]:

@@ -1,35 +1,22 @@
-"""Reads: prices, effective limits, quota use, usage, drift, statements and the staff report."""
+"""Reads: prices, effective limits, quota use, usage, the staff tenant list, drift, statements and the staff
+report."""
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from billing.models import ANY, LedgerEntry, Plan, Price, Statement, TenantPlan, Wallet
+from billing.defaults import DEFAULT_PLAN_VALUES
+from billing.models import ANY, LedgerEntry, Plan, Price, TenantPlan, Wallet
 from billing.money import apply_markup
+from billing.periods import day_start, month_start, next_month_start
 
 Kind = LedgerEntry.Kind
-
-# Used only when the default plan row is missing (e.g. a test flushed the database); the data migration
-# creates the same plan.
-DEFAULT_PLAN_VALUES: dict[str, Any] = {
-    "name": "default",
-    "is_default": True,
-    "markup_bps": 2000,
-    "allowed_models": [],
-    "max_n": 10,
-    "max_concurrent": 8,
-    "images_per_day": 1000,
-    "images_per_month": 20000,
-    "monthly_spend_limit_micros": None,
-    "requests_per_minute": 600,
-    "key_monthly_budget_micros": None,
-}
 
 LIMIT_FIELDS = (
     "markup_bps",
@@ -42,26 +29,6 @@ LIMIT_FIELDS = (
     "requests_per_minute",
     "key_monthly_budget_micros",
 )
-
-
-# --- Periods (UTC) --------------------------------------------------------------------------------------
-
-
-def day_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def month_start(now: datetime) -> datetime:
-    return day_start(now).replace(day=1)
-
-
-def next_month_start(moment: datetime | date) -> datetime:
-    year, month = moment.year + moment.month // 12, moment.month % 12 + 1
-    return datetime(year, month, 1, tzinfo=UTC)
-
-
-def as_utc_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 # --- Prices and limits ----------------------------------------------------------------------------------
@@ -288,6 +255,34 @@ def usage_totals(*, tenant: Tenant, start: datetime, end: datetime) -> dict[str,
     )
 
 
+# --- Staff tenant list ----------------------------------------------------------------------------------
+
+
+def _captured_this_month(field: str, *, since: datetime) -> Coalesce:
+    captures = (
+        LedgerEntry.objects.filter(tenant=OuterRef("pk"), kind=Kind.CAPTURE, created_at__gte=since)
+        .order_by()
+        .values("tenant")
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+    return Coalesce(Subquery(captures, output_field=IntegerField()), Value(0))
+
+
+def tenant_list_with_billing(*, tenants: QuerySet[Tenant], now: datetime | None = None) -> QuerySet[Tenant]:
+    """The tenants with their wallet, plan name (`plan_label`) and this month's captured images and charges
+    (`month_images`, `month_charged_micros`), in one query however many tenants are listed."""
+    since = month_start(now or timezone.now())
+    default_plan = Plan.objects.filter(is_default=True).values("name")[:1]
+    return tenants.select_related("wallet").annotate(
+        plan_label=Coalesce(
+            F("billing_plan__plan__name"), Subquery(default_plan), Value(DEFAULT_PLAN_VALUES["name"])
+        ),
+        month_images=_captured_this_month("images", since=since),
+        month_charged_micros=_captured_this_month("amount_micros", since=since),
+    )
+
+
 # --- Invariants -----------------------------------------------------------------------------------------
 
 
@@ -339,10 +334,6 @@ def wallet_drifts() -> list[WalletDrift]:
 
 
 # --- Statements -----------------------------------------------------------------------------------------
-
-
-def statement_list(*, tenant: Tenant) -> QuerySet[Statement]:
-    return Statement.objects.filter(tenant=tenant)
 
 
 def statement_line_totals(*, tenant_id: int, start: datetime, end: datetime) -> Iterable[dict[str, Any]]:

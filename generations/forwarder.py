@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from generations.catalog import provider_call_from_stored
-from generations.outputs import InvalidOutput, VerifiedImage, output_materialize
+from generations.images import InvalidOutput, VerifiedImage, output_materialize
 from generations.providers import (
     ContentPolicyError,
     InputImage,

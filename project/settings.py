@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "billing",
     "webhooks",
     "generations",
+    "aihubmix_sandbox",
 ]
 
 MIDDLEWARE = [

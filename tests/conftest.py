@@ -78,7 +78,7 @@ def admin_client(api_client: Callable[..., APIClient], admin_key: IssuedApiKey) 
 
 @pytest.fixture(scope="session")
 def aihubmix_sandbox_server():
-    from generations.sandbox.server import start_sandbox
+    from aihubmix_sandbox.server import start_sandbox
 
     handle = start_sandbox(api_key="sk-sandbox-test")
     yield handle

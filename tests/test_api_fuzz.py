@@ -18,7 +18,7 @@ schema = schema.exclude(path_regex=r"^/v1/images/(generations|edits)$")
 @pytest.fixture
 def fuzz_key(db, make_tenant, make_key, settings, tmp_path):
     from billing.models import Plan
-    from billing.services import billing_account_open
+    from billing.services.wallets import billing_account_open
 
     settings.MEDIA_ROOT = str(tmp_path)
     tenant = make_tenant("fuzz")

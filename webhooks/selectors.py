@@ -1,11 +1,6 @@
 from django.db.models import QuerySet
 
-from accounts.models import Tenant
 from webhooks.models import WebhookDelivery, WebhookEndpoint
-
-
-def webhook_endpoint_list(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:
-    return WebhookEndpoint.objects.filter(tenant=tenant)
 
 
 def webhook_delivery_list(

@@ -15,8 +15,9 @@ from billing.api.serializers import (
     UsageSerializer,
 )
 from billing.models import Statement
+from billing.periods import as_utc_start
 from billing.reports import statement_csv_response, statement_html
-from billing.selectors import as_utc_start, quota_status, usage_rows, usage_totals
+from billing.selectors import quota_status, usage_rows, usage_totals
 from billing.throttles import tenant_requests_this_minute
 
 

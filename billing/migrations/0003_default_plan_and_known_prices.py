@@ -8,19 +8,9 @@ from datetime import UTC, datetime
 
 from django.db import migrations
 
-DEFAULT_PLAN = {
-    "name": "default",
-    "is_default": True,
-    "markup_bps": 2000,
-    "allowed_models": [],
-    "max_n": 10,
-    "max_concurrent": 8,
-    "images_per_day": 1000,
-    "images_per_month": 20000,
-    "monthly_spend_limit_micros": None,
-    "requests_per_minute": 600,
-    "key_monthly_budget_micros": None,
-}
+# A plain constant module, shared with `plan_get_default`, so the default plan is written once.
+from billing.defaults import DEFAULT_PLAN_VALUES
+
 
 GPT_IMAGE_1 = {
     ("low", "1024x1024"): 11_000,
@@ -48,7 +38,7 @@ NOTE = "AIHubMix public price (seeded)"
 def seed(apps, schema_editor):
     Plan = apps.get_model("billing", "Plan")
     Price = apps.get_model("billing", "Price")
-    Plan.objects.update_or_create(name=DEFAULT_PLAN["name"], defaults=DEFAULT_PLAN)
+    Plan.objects.update_or_create(name=DEFAULT_PLAN_VALUES["name"], defaults=DEFAULT_PLAN_VALUES)
     for (quality, size), cost in GPT_IMAGE_1.items():
         Price.objects.get_or_create(
             model_id="openai/gpt-image-1",

@@ -4,9 +4,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
-from generations.api.views import ImageNotFound
 from generations.models import Generation, ImageReport
-from generations.selectors import image_get
+from generations.selectors import ImageNotFound, image_get
 from generations.services.moderation import image_report
 
 

@@ -7,6 +7,7 @@ OpenAI's shape `{"error": {"message", "type", "param", "code"}}` with the native
 import base64
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -16,9 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
+from generations.api.serializers import generation_request_build
 from generations.catalog import model_get
 from generations.models import Generation, GenerationImage
-from generations.selectors import generation_wait_final
+from generations.selectors import generation_wait_final, image_list_serveable
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.lifecycle import GenerationNotCancelable, generation_cancel
 from generations.services.submit import GenerationRequest, generation_submit
@@ -124,19 +126,6 @@ def _image_item(image: GenerationImage, *, response_format: str, request: Reques
     return item
 
 
-def _generation_request(data: dict[str, Any], **extra: Any) -> GenerationRequest:
-    return GenerationRequest(
-        model=data["model"],
-        prompt=data["prompt"],
-        n=data.get("n"),
-        size=data.get("size"),
-        quality=data.get("quality"),
-        negative_prompt=data.get("negative_prompt"),
-        seed=data.get("seed"),
-        **extra,
-    )
-
-
 def _response_format(data: dict[str, Any]) -> str:
     """OpenAI's default: gpt-image models always answer base64, the others a URL."""
     if "response_format" in data:
@@ -150,7 +139,13 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
     def get_exception_handler(self):
         return openai_exception_handler
 
-    def _run(self, request: Request, generation_request: GenerationRequest, response_format: str) -> Response:
+    def _run(self, request: Request, build: Callable[[dict[str, Any]], GenerationRequest]) -> Response:
+        """Validate the OpenAI-shaped body, `build` the submit request from it, then answer once it is final."""
+        serializer = OpenAIImageRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        generation_request = build(data)
+        response_format = _response_format(data)
         result = generation_submit(
             tenant=self.tenant,
             api_key=self.api_key,
@@ -168,8 +163,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
                 generation = Generation.objects.get(pk=generation.pk)  # it finished in the meantime
         if generation.status != Generation.Status.SUCCEEDED:
             raise _failure_error(generation)
-        images = [image for image in generation.images.order_by("index") if not image.withheld
-                  and image.review_status != GenerationImage.ReviewStatus.REJECTED]
+        images = image_list_serveable(generation=generation)
         body = {
             "created": int(time.time()),
             "data": [_image_item(image, response_format=response_format, request=request) for image in images],
@@ -203,11 +197,9 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
         tags=["openai-compatible"],
     )
     def post(self, request: Request) -> Response:
-        serializer = OpenAIImageRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        generation_request = _generation_request(data, params=_extras(request.data, from_form=False))
-        return self._run(request, generation_request, _response_format(data))
+        return self._run(
+            request, lambda data: generation_request_build(data, params=_extras(request.data, from_form=False))
+        )
 
 
 class OpenAIImageEditsView(OpenAIImagesBaseView):
@@ -219,17 +211,17 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
         tags=["openai-compatible"],
     )
     def post(self, request: Request) -> Response:
-        serializer = OpenAIImageRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        uploads = [*request.FILES.getlist("image"), *request.FILES.getlist("image[]")]
-        if not uploads:
-            raise MissingInputImage(param="image")
-        mask = request.FILES.get("mask")
-        generation_request = _generation_request(
-            data,
-            params=_extras(request.data, from_form=True),
-            input_images=input_images_load(uploads, field="image"),
-            mask=input_image_load(mask, param="mask") if mask else None,
-        )
-        return self._run(request, generation_request, _response_format(data))
+        return self._run(request, lambda data: _edit_request(request, data))
+
+
+def _edit_request(request: Request, data: dict[str, Any]) -> GenerationRequest:
+    uploads = [*request.FILES.getlist("image"), *request.FILES.getlist("image[]")]
+    if not uploads:
+        raise MissingInputImage(param="image")
+    mask = request.FILES.get("mask")
+    return generation_request_build(
+        data,
+        params=_extras(request.data, from_form=True),
+        input_images=input_images_load(uploads, field="image"),
+        mask=input_image_load(mask, param="mask") if mask else None,
+    )

@@ -5,6 +5,8 @@ from rest_framework import serializers
 
 from billing.money import micros_to_usd
 from generations.models import Generation, GenerationImage
+from generations.selectors import image_is_serveable
+from generations.services.submit import GenerationRequest
 from generations.storage import signed_download_url
 
 
@@ -46,7 +48,7 @@ class GenerationImageSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_url(self, image: GenerationImage) -> str | None:
-        if image.withheld or image.review_status == GenerationImage.ReviewStatus.REJECTED:
+        if not image_is_serveable(image=image):
             return None
         url = signed_download_url(image=image)
         request = self.context.get("request")
@@ -98,3 +100,18 @@ class GenerationSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_charged_usd(self, generation: Generation) -> str | None:
         return None if generation.charged_micros is None else micros_to_usd(generation.charged_micros)
+
+
+def generation_request_build(data: dict[str, Any], **extra: Any) -> GenerationRequest:
+    """The submit request from validated fields that our API and the OpenAI-compatible one share; `extra` carries
+    what each gets its own way (vendor params, input images, mask)."""
+    return GenerationRequest(
+        model=data["model"],
+        prompt=data["prompt"],
+        n=data.get("n"),
+        size=data.get("size"),
+        quality=data.get("quality"),
+        negative_prompt=data.get("negative_prompt"),
+        seed=data.get("seed"),
+        **extra,
+    )

@@ -16,34 +16,25 @@ from generations.api.serializers import (
     GenerationCreateSerializer,
     GenerationFilterSerializer,
     GenerationSerializer,
+    generation_request_build,
 )
 from generations.models import Generation, GenerationImage
-from generations.selectors import generation_list, generation_wait_final, image_get
+from generations.selectors import (
+    ImageNotFound,
+    generation_list,
+    generation_wait_final,
+    image_get,
+    image_serveable_get,
+)
 from generations.services.idempotency import idempotency_key_check, request_fingerprint
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.lifecycle import generation_cancel
 from generations.services.submit import GenerationRequest, Idempotency, generation_submit
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
-from project import errors
 
 # RFC 7240: a preference the server cannot use is ignored (an absurdly long number included).
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d{1,4})(?!\d)")
 MAX_WAIT_SECONDS = 60
-
-
-class ContentRejected(errors.LegallyUnavailable):
-    code = "content_rejected"
-    message = "This image was rejected by moderation and is no longer available."
-
-
-class ImagePendingReview(errors.Forbidden):
-    code = "image_pending_review"
-    message = "This image is withheld until a moderator reviews it."
-
-
-class ImageNotFound(errors.NotFound):
-    code = "not_found"
-    message = "No such image."
 
 
 def prefer_wait_seconds(request: Request) -> int | None:
@@ -91,14 +82,8 @@ def _fingerprint_payload(request: Request) -> Any:
 def generation_request_from(data: dict[str, Any], *, uploads: list[Any], mask_upload: Any | None) -> GenerationRequest:
     sources = [*uploads, *data.get("input_images", [])]
     mask_source = mask_upload or data.get("mask")
-    return GenerationRequest(
-        model=data["model"],
-        prompt=data["prompt"],
-        n=data.get("n"),
-        size=data.get("size"),
-        quality=data.get("quality"),
-        negative_prompt=data.get("negative_prompt"),
-        seed=data.get("seed"),
+    return generation_request_build(
+        data,
         params=data.get("params") or {},
         input_images=input_images_load(sources),
         mask=input_image_load(mask_source, param="mask") if mask_source else None,
@@ -209,16 +194,6 @@ class GenerationCancelView(GenerationObjectView):
         return Response(GenerationSerializer(generation, context={"request": request}).data)
 
 
-def _serveable(image: GenerationImage | None) -> GenerationImage:
-    if image is None:
-        raise ImageNotFound()
-    if image.review_status == GenerationImage.ReviewStatus.REJECTED:
-        raise ContentRejected()
-    if image.withheld:
-        raise ImagePendingReview()
-    return image
-
-
 def _file_response(image: GenerationImage) -> HttpResponse:
     if storage_is_s3():
         return HttpResponseRedirect(presigned_storage_url(image=image))
@@ -239,7 +214,7 @@ class GenerationImageView(GenerationObjectView):
         },
     )
     def get(self, request: Request, generation_id: str, index: int) -> HttpResponse:
-        return _file_response(_serveable(image_get(generation=self.get_object(), index=index)))
+        return _file_response(image_serveable_get(image=image_get(generation=self.get_object(), index=index)))
 
 
 class SignedImageView(APIView):
@@ -254,4 +229,4 @@ class SignedImageView(APIView):
         image = GenerationImage.objects.filter(pk=image_id).first() if image_id is not None else None
         if image is None:
             raise ImageNotFound("This link is invalid or has expired.")
-        return _file_response(_serveable(image))
+        return _file_response(image_serveable_get(image=image))

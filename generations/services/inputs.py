@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from generations.outputs import InvalidOutput, VerifiedImage, image_verify
+from generations.images import InvalidOutput, VerifiedImage, image_verify
 from project import errors
 from project.safe_http import SafeHttpError, safe_get
 

@@ -14,7 +14,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.services import billing_capture, billing_release
+from billing.services.ledger import billing_capture, billing_release
 from generations.models import Generation, GenerationImage
 from generations.services.events import generation_final_event_publish
 from generations.services.moderation import initial_review

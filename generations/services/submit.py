@@ -9,10 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from billing.services import Quote, billing_reserve, price_quote
+from billing.services.ledger import billing_reserve
+from billing.services.prices import Quote, price_quote
 from generations.catalog import ValidatedRequest, generation_request_validate
+from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
-from generations.outputs import VerifiedImage
 from generations.services.idempotency import StoredResponse, idempotency_begin, idempotency_complete
 from generations.services.moderation import prompt_screen
 from generations.services.queue import forward_wakeup

@@ -11,7 +11,7 @@ from django.urls import reverse
 from accounts.models import AuditEvent, Tenant, User
 from accounts.services import SYSTEM, Actor, api_key_budget_set, api_key_create, api_key_revoke, audit_record
 from billing.models import Plan, Price, TenantPlan, Wallet
-from billing.services import billing_account_open, wallet_adjust, wallet_grant
+from billing.services.wallets import billing_account_open, wallet_adjust, wallet_grant
 from generations.models import TenantReviewSetting
 from generations.services.moderation import images_approve, images_reject
 from tests.generations.moderation_support import succeeded_generation

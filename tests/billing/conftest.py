@@ -5,15 +5,12 @@ from django.db import transaction
 
 from accounts.models import Tenant
 from accounts.services import SYSTEM, IssuedApiKey
-from billing.models import LedgerEntry, Plan
-from billing.services import (
-    Quote,
-    billing_reserve,
-    plan_assign,
-    price_quote,
-    price_set,
-    wallet_grant,
-)
+from billing.models import LedgerEntry, Plan, Wallet
+from billing.services.ledger import billing_reserve
+from billing.services.plans import plan_assign
+from billing.services.prices import Quote, price_quote, price_set
+from billing.services.quotas import QuotaExceeded
+from billing.services.wallets import wallet_grant
 
 MODEL = "test/flat-model"
 UNIT_COST = 10_000  # 0.010000 USD
@@ -62,3 +59,13 @@ def reserve(tenant: Tenant, member_key: IssuedApiKey, flat_price: None) -> Calla
 @pytest.fixture
 def on_open_plan(tenant: Tenant, open_plan: Plan) -> None:
     plan_assign(tenant=tenant, plan=open_plan, actor=SYSTEM)
+
+
+def wallet_of(tenant: Tenant) -> Wallet:
+    return Wallet.objects.get(tenant=tenant)
+
+
+def refusal(action: Callable[[], object]) -> QuotaExceeded:
+    with pytest.raises(QuotaExceeded) as caught:
+        action()
+    return caught.value

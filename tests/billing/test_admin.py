@@ -2,12 +2,17 @@ import csv
 import io
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Tenant, User
-from billing.models import LedgerEntry, Price, Wallet
-from billing.services import billing_capture, billing_release, statement_close
+from accounts.services import SYSTEM
+from billing.models import LedgerEntry, Plan, Price, Wallet
+from billing.services.ledger import billing_capture, billing_release
+from billing.services.plans import plan_assign
+from billing.services.statements import statement_close
 
 pytestmark = pytest.mark.django_db
 
@@ -207,7 +212,7 @@ def test_a_price_end_must_lie_ahead_and_an_ended_price_cannot_reopen(staff_clien
 
     from accounts.services import SYSTEM
     from billing.models import Price
-    from billing.services import price_end, price_set
+    from billing.services.prices import price_end, price_set
 
     price = price_set(model_id="acme/model", quality="*", size="*", cost_micros=1, actor=SYSTEM,
                       effective_from=timezone.now() - timedelta(days=1))
@@ -219,3 +224,27 @@ def test_a_price_end_must_lie_ahead_and_an_ended_price_cannot_reopen(staff_clien
     reopen = staff_client.post(url, {"effective_to_0": "", "effective_to_1": ""})
     assert reopen.status_code == 200 and "cannot be reopened" in reopen.content.decode()
     assert Price.objects.get(pk=price.pk).effective_to is not None
+
+
+def test_the_tenant_list_shows_plan_balance_and_usage_in_a_fixed_number_of_queries(
+    staff_client: Client, billed, tenant: Tenant, make_tenant
+) -> None:
+    def tenant_list() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = staff_client.get("/admin/accounts/tenant/")
+        assert response.status_code == 200
+        return response.content.decode(), len(queries)
+
+    _, queries_for_one = tenant_list()
+    gold = Plan.objects.create(name="gold", markup_bps=1000, max_n=4)
+    for slug in ("beta", "gamma", "delta"):
+        plan_assign(tenant=make_tenant(slug, slug.title()), plan=gold, actor=SYSTEM)
+    html, queries_for_four = tenant_list()
+
+    assert queries_for_four == queries_for_one
+    assert '<td class="field-plan_name">default</td>' in html
+    assert html.count('<td class="field-plan_name">gold</td>') == 3
+    assert '<td class="field-balance_usd">0.976000</td>' in html  # 1 USD granted, 2 × 0.012 captured
+    assert '<td class="field-images_this_month">2</td>' in html
+    assert '<td class="field-charged_this_month_usd">0.024000</td>' in html
+    assert html.count('<td class="field-balance_usd">—</td>') == 3  # no wallet yet

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from accounts.models import Tenant
 from accounts.services import IssuedApiKey
 from billing.models import LedgerEntry, Plan, TenantPlan
-from billing.services import billing_capture, billing_release, statement_close
+from billing.services.ledger import billing_capture, billing_release
+from billing.services.statements import statement_close
 from tests.billing.conftest import MODEL, UNIT_PRICE
 
 pytestmark = pytest.mark.django_db

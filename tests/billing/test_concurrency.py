@@ -7,17 +7,11 @@ from django.db import transaction
 from accounts.models import Tenant
 from accounts.services import SYSTEM, api_key_create, tenant_create
 from billing.models import LedgerEntry, Plan, Wallet
-from billing.services import (
-    QuotaExceeded,
-    billing_capture,
-    billing_release,
-    billing_reserve,
-    plan_assign,
-    price_quote,
-    price_set,
-    wallet_grant,
-    wallet_set_credit_limit,
-)
+from billing.services.ledger import billing_capture, billing_release, billing_reserve
+from billing.services.plans import plan_assign
+from billing.services.prices import price_quote, price_set
+from billing.services.quotas import QuotaExceeded
+from billing.services.wallets import wallet_grant, wallet_set_credit_limit
 from tests.threads import run_in_threads
 
 THREADS = 50

@@ -6,12 +6,9 @@ from django.utils import timezone
 from accounts.models import Tenant
 from accounts.services import SYSTEM
 from billing.models import Statement, StatementImmutable, StatementLine
-from billing.services import (
-    billing_capture,
-    statement_close,
-    statements_close_previous_month,
-    wallet_grant,
-)
+from billing.services.ledger import billing_capture
+from billing.services.statements import statement_close, statements_close_previous_month
+from billing.services.wallets import wallet_grant
 from billing.tasks import statements_close
 from tests.billing.conftest import MODEL, UNIT_PRICE
 

@@ -7,7 +7,8 @@ from rest_framework.test import APIClient
 from accounts.models import Tenant
 from accounts.services import SYSTEM, IssuedApiKey, api_key_create, tenant_create
 from billing.models import LedgerEntry, Plan, Price, Wallet
-from billing.services import billing_account_open, price_set
+from billing.services.prices import price_set
+from billing.services.wallets import billing_account_open
 
 GPT_IMAGE = "openai/gpt-image-1"
 LOW_SQUARE = {"model": GPT_IMAGE, "quality": "low", "size": "1024x1024"}
@@ -40,3 +41,11 @@ def customer_create(slug: str = "studio", *, credit_micros: int = 50_000_000, pl
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.secret}")
     return Customer(tenant=tenant, key=key, client=client)
+
+
+def generation_post(customer: Customer, **overrides: object) -> dict:
+    """POST /v1/generations (a low-quality square unless overridden) and return the 202 body."""
+    body = {**LOW_SQUARE, "prompt": "a lighthouse at dawn", **overrides}
+    response = customer.client.post("/v1/generations", body, format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()

@@ -53,7 +53,7 @@ def test_settling_a_generation_does_not_deadlock_with_a_submit_of_the_same_tenan
 
     from django.db import transaction
 
-    from billing.services import billing_capture
+    from billing.services.ledger import billing_capture
     from generations.models import generation_public_id
     from generations.services import lifecycle
     from generations.services.submit import GenerationRequest, generation_create, generation_prepare

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts.services import SYSTEM
 from billing.models import ANY
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
-from billing.services import price_set
+from billing.services.prices import price_set
 
 
 class Command(BaseCommand):

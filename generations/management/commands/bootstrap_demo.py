@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from accounts.selectors import demo_key_is_usable, tenant_get_by_slug
 from accounts.services import api_key_create, tenant_create
 from billing.money import usd_to_micros
-from billing.services import billing_account_open
+from billing.services.wallets import billing_account_open
 
 
 class Command(BaseCommand):

@@ -5,8 +5,9 @@ import asyncio
 
 import pytest
 
+from aihubmix_sandbox.server import SandboxHandle
 from generations.catalog import generation_request_validate
-from generations.outputs import InvalidOutput, VerifiedImage, output_materialize
+from generations.images import InvalidOutput, VerifiedImage, output_materialize
 from generations.providers import (
     AIHubMixClient,
     ContentPolicyError,
@@ -17,7 +18,6 @@ from generations.providers import (
     TransientProviderError,
     UnknownOutcomeError,
 )
-from generations.sandbox.server import SandboxHandle
 
 REFERENCE = InputImage(data=b"\x89PNG reference", content_type="image/png", filename="ref.png")
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from pytest_httpserver import HTTPServer
 
-from generations.outputs import InvalidOutput, VerifiedImage, output_materialize
+from generations.images import InvalidOutput, VerifiedImage, output_materialize
 from generations.providers import RawOutput
 
 

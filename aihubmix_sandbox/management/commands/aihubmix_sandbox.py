@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandParser
 
-from generations.sandbox.server import sandbox_server_create
+from aihubmix_sandbox.server import sandbox_server_create
 
 
 class Command(BaseCommand):

@@ -1,4 +1,5 @@
-"""Turn what the upstream returned (a URL or base64) into verified image bytes, before anything is stored."""
+"""Image bytes we accept: what the upstream returned (a URL or base64) is fetched and verified before anything is
+stored, and a client's input images pass the same `image_verify` before they are sent upstream."""
 
 import asyncio
 import base64

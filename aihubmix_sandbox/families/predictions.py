@@ -1,0 +1,69 @@
+"""The predictions family: POST /v1/models/<vendor>/<model>/predictions with `{"input": {...}}`. FLUX task models
+share the route and are handed to the async-task family."""
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from aihubmix_sandbox.families.tasks import ASYNC_MODELS, task_submit
+from aihubmix_sandbox.faults import fault_answer
+from aihubmix_sandbox.outputs import output_items
+
+if TYPE_CHECKING:
+    from aihubmix_sandbox.server import SandboxHandler
+
+# Synchronous BFL models answer OpenAI-style: one base64 image, JPEG unless told otherwise (NOTES.md).
+_OPENAI_STYLE_MODELS = frozenset({"FLUX-1.1-pro"})
+
+
+def predictions(http: "SandboxHandler", model_path: str, body: bytes) -> None:
+    vendor, _, model = model_path.partition("/")
+    try:
+        fields = json.loads(body or b"{}").get("input") or {}
+    except (ValueError, AttributeError):
+        http.reply_error(400, "invalid_json", "the body must be a JSON object with `input`")
+        return
+    is_async = model in ASYNC_MODELS
+    family = "async_task" if is_async else "predictions"
+    http.state.count("predictions", f"family:{family}", f"model:{model_path}")
+    prompt = str(fields.get("prompt") or "")
+    if not prompt:
+        http.reply_error(400, "prompt_missing", "prompt is required")
+        return
+    fault = http.state.faults.active(prompt)
+    if fault_answer(http, fault, is_async=is_async):
+        return
+    size = fields.get("size") or fields.get("aspectRatio") or fields.get("aspect_ratio")
+    if is_async:
+        task_submit(
+            http, model_path=model_path, prompt=prompt, size=size, output_format=fields.get("output_format"),
+            fault=fault,
+        )
+        return
+    http.state.latency_wait()
+    openai_style = model in _OPENAI_STYLE_MODELS
+    outputs = output_items(
+        base=http.public_base(),
+        prompt=prompt,
+        model=model,
+        size=size,
+        n=1 if openai_style else _image_count(vendor, fields),
+        response_format="b64_json" if openai_style else str(fields.get("response_format") or "url"),
+        output_format=fields.get("output_format") or ("jpeg" if openai_style else None),
+        fault=fault,
+    )
+    if openai_style:
+        http.reply_json(200, {"created": int(time.time()), "data": outputs})
+    else:
+        http.reply_json(200, {"output": outputs})
+
+
+def _image_count(vendor: str, fields: dict[str, Any]) -> int:
+    """How many images the upstream makes: Imagen four unless told, Seedream's group mode up to its maximum."""
+    if vendor == "google":
+        return int(fields.get("numberOfImages") or fields.get("sampleCount") or 4)
+    if vendor == "doubao":
+        if fields.get("sequential_image_generation") != "auto":
+            return 1
+        return int((fields.get("sequential_image_generation_options") or {}).get("max_images", 15))
+    return int(fields.get("n") or fields.get("num_images") or 1)

@@ -1,1 +1,0 @@
-"""A local AIHubMix emulator for development, the demo, tests and benches."""
