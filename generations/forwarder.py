@@ -230,7 +230,7 @@ class Drain:
                 upstream_cost_micros=claim.unit_cost_micros * max(len(outputs), 1),
             )
             return
-        if await self.db(generation_succeed, claim=claim, outputs=stored) is None:
+        if await self.db(generation_succeed, claim=claim, outputs=stored, usage=result.usage) is None:
             log.warning("generation.lease_lost_before_settle")
         else:
             log.info("generation.succeeded", images=len(stored))

@@ -62,6 +62,16 @@ class Generation(models.Model):
     charged_micros = models.BigIntegerField(null=True, blank=True)
     upstream_cost_micros = models.BigIntegerField(null=True, blank=True)
 
+    usage = models.JSONField(
+        null=True, blank=True, help_text="Token usage as the upstream reported it (OpenAI's `usage` object)."
+    )
+
+    webhook_url = models.CharField(max_length=2048, blank=True, default="", help_text="Per-request webhook URL.")
+    webhook_events_filter = models.JSONField(default=list, blank=True)
+    files_deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its input and output files were removed (on request or by retention)."
+    )
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -71,6 +81,8 @@ class Generation(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="gen_tenant_created"),
+            # The retention purge looks for finished generations whose files are still kept.
+            models.Index(fields=["finished_at"], name="gen_files_kept", condition=Q(files_deleted_at__isnull=True)),
             models.Index(fields=["status", "not_before"], name="gen_claimable", condition=Q(status="queued")),
             models.Index(fields=["lease_expires_at"], name="gen_running_lease", condition=Q(status="running")),
         ]

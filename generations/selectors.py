@@ -25,6 +25,11 @@ class ImagePendingReview(errors.Forbidden):
     message = "This image is withheld until a moderator reviews it."
 
 
+class ImageGone(errors.Gone):
+    code = "gone"
+    message = "This image was deleted (on request or after the retention period); its metadata remains."
+
+
 def generation_list(
     *,
     tenant: Tenant,
@@ -63,8 +68,10 @@ def image_get(*, generation: Generation, index: int) -> GenerationImage | None:
 
 
 def _serve_refusal(image: GenerationImage) -> type[errors.DomainError] | None:
-    """The one rule for which images a tenant may be given (file, signed link, OpenAI `data`): not rejected by
-    moderation and not withheld for review."""
+    """The one rule for which images a tenant may be given (file, signed link, OpenAI `data`): files not deleted,
+    not rejected by moderation and not withheld for review."""
+    if image.generation.files_deleted_at is not None:
+        return ImageGone
     if image.review_status == GenerationImage.ReviewStatus.REJECTED:
         return ContentRejected
     if image.withheld:

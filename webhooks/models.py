@@ -64,6 +64,23 @@ class WebhookEndpoint(models.Model):
         return not self.event_types or event_type in self.event_types
 
 
+class WebhookSigningSecret(models.Model):
+    """The tenant's own signing secret, for per-request webhooks (the `webhook` field of a generation request).
+
+    Endpoints have a secret each; a per-request URL has no endpoint to hold one, so it is signed with this.
+    """
+
+    tenant = models.OneToOneField(
+        Tenant, primary_key=True, on_delete=models.CASCADE, related_name="webhook_signing_secret"
+    )
+    secret = models.CharField(max_length=128, default=new_endpoint_secret)
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"signing secret of {self.tenant}"
+
+
 class WebhookEvent(models.Model):
     """Something that happened to a tenant's objects, kept as sent so every delivery carries the same body."""
 
@@ -83,7 +100,10 @@ class WebhookEvent(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """The outbox row: one event for one endpoint, attempted until it succeeds or the retry schedule runs out."""
+    """The outbox row: one event for one target, attempted until it succeeds or the retry schedule runs out.
+
+    The target is an endpoint, or (per-request webhooks) a bare `url` given with one generation request.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -91,7 +111,12 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", "Failed (gave up)"
 
     id = models.CharField(primary_key=True, max_length=32, default=new_delivery_id, editable=False)
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    url = models.CharField(
+        max_length=2048, blank=True, help_text="Per-request webhooks only: the URL given with the request."
+    )
     event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -112,7 +137,12 @@ class WebhookDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["endpoint", "event"], name="webhookdelivery_unique_endpoint_event"
-            )
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(endpoint__isnull=False) & models.Q(url=""))
+                | (models.Q(endpoint__isnull=True) & ~models.Q(url="")),
+                name="webhookdelivery_one_target",
+            ),
         ]
         indexes = [
             models.Index(fields=["endpoint", "-created_at"], name="webhookdelivery_ep_created"),
@@ -125,3 +155,7 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.status}"
+
+    @property
+    def target_url(self) -> str:
+        return self.endpoint.url if self.endpoint_id else self.url

@@ -10,3 +10,29 @@ def webhook_delivery_list(
     if status:
         deliveries = deliveries.filter(status=status)
     return deliveries
+
+
+def webhook_tenant_delivery_list(
+    *,
+    tenant: Tenant,
+    status: str | None = None,
+    target: str | None = None,
+    endpoint_id: str | None = None,
+    object_id: str | None = None,
+) -> QuerySet[WebhookDelivery]:
+    """Every delivery of the tenant's events: to endpoints and to per-request webhooks (`target="request"`).
+
+    `object_id` narrows to the events about one object (a generation id), read from the event's `data.id`.
+    """
+    deliveries = WebhookDelivery.objects.filter(event__tenant=tenant).select_related("event")
+    if status:
+        deliveries = deliveries.filter(status=status)
+    if target == "request":
+        deliveries = deliveries.filter(endpoint__isnull=True)
+    elif target == "endpoint":
+        deliveries = deliveries.filter(endpoint__isnull=False)
+    if endpoint_id:
+        deliveries = deliveries.filter(endpoint_id=endpoint_id)
+    if object_id:
+        deliveries = deliveries.filter(event__payload__id=object_id)
+    return deliveries

@@ -24,8 +24,14 @@ from accounts.models import Tenant
 from accounts.services import SYSTEM, Actor, audit_record
 from project import errors
 from project.safe_http import SafeHttpError, resolve_public_address, safe_post
-from webhooks.events import EVENT_TYPES
-from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, new_endpoint_secret
+from webhooks.events import EVENT_TYPES, REQUEST_EVENT_TYPES
+from webhooks.models import (
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookSigningSecret,
+    new_endpoint_secret,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -38,31 +44,61 @@ class WebhookUrlNotAllowed(errors.InvalidRequest):
     code = "webhook_url_not_allowed"
     message = "This URL cannot receive webhooks."
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, param="url")
+    def __init__(self, message: str, *, param: str = "url") -> None:
+        super().__init__(message, param=param)
+
+
+class InvalidWebhookEventsFilter(errors.InvalidRequest):
+    code = "invalid_webhook_events_filter"
+    message = "Unknown event names in webhook_events_filter."
 
 
 class UnknownEventType(ValueError):
     """A publisher passed an event type that is not in `webhooks.events.EVENT_TYPES`."""
 
 
-def webhook_url_check(*, url: str) -> None:
+def webhook_url_check(*, url: str, param: str = "url") -> None:
     """Refuse URLs we would not deliver to. Delivery checks the address again, since DNS answers change."""
     allow_private = settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise WebhookUrlNotAllowed("Webhook URLs must use http or https.")
+        raise WebhookUrlNotAllowed("Webhook URLs must use http or https.", param=param)
     if parts.scheme != "https" and not (allow_private or settings.DEBUG):
-        raise WebhookUrlNotAllowed("Webhook URLs must use https.")
+        raise WebhookUrlNotAllowed("Webhook URLs must use https.", param=param)
     if parts.username or parts.password:
-        raise WebhookUrlNotAllowed("Webhook URLs must not carry credentials; verify the signature instead.")
+        raise WebhookUrlNotAllowed(
+            "Webhook URLs must not carry credentials; verify the signature instead.", param=param
+        )
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         resolve_public_address(parts.hostname or "", port, allow_private=allow_private)
     except ValueError as exc:
-        raise WebhookUrlNotAllowed(f"The URL is invalid: {exc}.") from exc
+        raise WebhookUrlNotAllowed(f"The URL is invalid: {exc}.", param=param) from exc
     except SafeHttpError as exc:
-        raise WebhookUrlNotAllowed(f"This URL cannot receive webhooks: {exc}.") from exc
+        raise WebhookUrlNotAllowed(f"This URL cannot receive webhooks: {exc}.", param=param) from exc
+
+
+@dataclass(frozen=True)
+class RequestWebhook:
+    """A per-request webhook (Replicate's `webhook` + `webhook_events_filter`): one URL for one object's events."""
+
+    url: str
+    events: tuple[str, ...]
+
+
+def request_webhook_check(*, url: str, events: list[str] | None) -> RequestWebhook:
+    """Validate a per-request webhook before anything is charged; `None` events means the terminal events."""
+    webhook_url_check(url=url, param="webhook")
+    if events is None:
+        return RequestWebhook(url=url, events=REQUEST_EVENT_TYPES)
+    unknown = sorted(set(events) - set(REQUEST_EVENT_TYPES))
+    if unknown or not events:
+        raise InvalidWebhookEventsFilter(
+            f"webhook_events_filter must list some of {', '.join(REQUEST_EVENT_TYPES)}"
+            + (f"; unknown: {', '.join(unknown)}." if unknown else "."),
+            param="webhook_events_filter",
+        )
+    return RequestWebhook(url=url, events=tuple(e for e in REQUEST_EVENT_TYPES if e in events))
 
 
 def _normalized_event_types(event_types: list[str]) -> list[str]:
@@ -165,6 +201,24 @@ def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint, actor: Actor) -
     return IssuedWebhookEndpoint(endpoint=locked, secret=locked.secret)
 
 
+def webhook_signing_secret_get(*, tenant: Tenant) -> str:
+    """The tenant's signing secret for per-request webhooks, created on first use."""
+    signing, _created = WebhookSigningSecret.objects.get_or_create(tenant=tenant)
+    return signing.secret
+
+
+def webhook_signing_secret_rotate(*, tenant: Tenant, actor: Actor) -> str:
+    """Replace the tenant's signing secret at once: every attempt from now on, retries included, uses the new one."""
+    with transaction.atomic():
+        WebhookSigningSecret.objects.get_or_create(tenant=tenant)
+        signing = WebhookSigningSecret.objects.select_for_update().get(tenant=tenant)
+        signing.secret = new_endpoint_secret()
+        signing.rotated_at = timezone.now()
+        signing.save(update_fields=["secret", "rotated_at"])
+        audit_record(actor=actor, action="webhook_signing_secret.rotated", target=signing, tenant=tenant)
+    return signing.secret
+
+
 def _disable(endpoint: WebhookEndpoint, *, reason: str) -> None:
     endpoint.enabled = False
     endpoint.disabled_at = timezone.now()
@@ -192,8 +246,11 @@ def webhook_endpoint_disable(
     return locked
 
 
-def webhook_event_publish(*, tenant: Tenant, event_type: str, data: dict[str, Any]) -> WebhookEvent:
-    """Record an event and one pending delivery per enabled endpoint that wants it.
+def webhook_event_publish(
+    *, tenant: Tenant, event_type: str, data: dict[str, Any], request_webhook: RequestWebhook | None = None
+) -> WebhookEvent:
+    """Record an event and one pending delivery per enabled endpoint that wants it, plus one for the object's
+    per-request webhook if it asked for this event.
 
     Call it inside the transaction that made the change: the rows commit or vanish with it, and the delivery
     tasks are only queued once the commit has happened.
@@ -208,10 +265,13 @@ def webhook_event_publish(*, tenant: Tenant, event_type: str, data: dict[str, An
             for endpoint in WebhookEndpoint.objects.filter(tenant=tenant, enabled=True)
             if endpoint.wants(event_type)
         ]
-        deliveries = WebhookDelivery.objects.bulk_create(
+        pending = [
             WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now, created_at=now)
             for endpoint in endpoints
-        )
+        ]
+        if request_webhook is not None and event_type in request_webhook.events:
+            pending.append(WebhookDelivery(url=request_webhook.url, event=event, next_attempt_at=now, created_at=now))
+        deliveries = WebhookDelivery.objects.bulk_create(pending)
     for delivery in deliveries:
         transaction.on_commit(
             lambda delivery_id=delivery.id: async_task("webhooks.tasks.deliver_webhook", delivery_id)
@@ -255,12 +315,16 @@ def webhook_deliveries_claim_due(*, limit: int) -> list[tuple[str, int]]:
 
 def _signed_request(delivery: WebhookDelivery, sent_at: datetime) -> tuple[bytes, dict[str, str]]:
     event = delivery.event
-    body = json.dumps(
-        {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.payload},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    signature = Webhook(delivery.endpoint.secret).sign(msg_id=event.id, timestamp=sent_at, data=body)
+    if delivery.endpoint_id:
+        # Endpoints receive every kind of event, so the body says which one (Standard Webhooks' envelope).
+        document: dict[str, Any] = {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.payload}
+        secret = delivery.endpoint.secret
+    else:
+        # A per-request webhook gets the object itself, as Replicate sends the prediction.
+        document = event.payload
+        secret = webhook_signing_secret_get(tenant=event.tenant)
+    body = json.dumps(document, separators=(",", ":"), sort_keys=True)
+    signature = Webhook(secret).sign(msg_id=event.id, timestamp=sent_at, data=body)
     headers = {
         "content-type": "application/json",
         "user-agent": "imagegen-webhooks/1",
@@ -274,10 +338,12 @@ def _signed_request(delivery: WebhookDelivery, sent_at: datetime) -> tuple[bytes
 
 def webhook_delivery_attempt(*, delivery_id: str, attempt: int) -> WebhookDelivery | None:
     """Send a claimed attempt and record how it went. Returns None when the claim was lost to a newer one."""
-    delivery = WebhookDelivery.objects.select_related("endpoint", "event").filter(pk=delivery_id).first()
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint", "event__tenant").filter(pk=delivery_id).first()
+    )
     if delivery is None or delivery.status != WebhookDelivery.Status.PENDING or delivery.attempts != attempt:
         return None
-    if not delivery.endpoint.enabled:
+    if delivery.endpoint_id and not delivery.endpoint.enabled:
         return _record(
             delivery, attempt=attempt, response_status=None, error="The endpoint is disabled.", dropped=True
         )
@@ -285,7 +351,7 @@ def webhook_delivery_attempt(*, delivery_id: str, attempt: int) -> WebhookDelive
     body, headers = _signed_request(delivery, datetime.now(UTC))
     try:
         response = safe_post(
-            delivery.endpoint.url,
+            delivery.target_url,
             content=body,
             headers=headers,
             timeout_seconds=settings.WEBHOOKS_TIMEOUT_SECONDS,
@@ -332,13 +398,14 @@ def _record(
             locked.status = WebhookDelivery.Status.SUCCEEDED
             locked.delivered_at = now
             locked.next_attempt_at = None
-            WebhookEndpoint.objects.filter(pk=locked.endpoint_id).update(consecutive_failures=0)
+            if locked.endpoint_id:
+                WebhookEndpoint.objects.filter(pk=locked.endpoint_id).update(consecutive_failures=0)
         elif delay is not None:
             locked.next_attempt_at = now + delay
         else:
             locked.status = WebhookDelivery.Status.FAILED
             locked.next_attempt_at = None
-            if not dropped:
+            if not dropped and locked.endpoint_id:
                 _count_failed_delivery(locked.endpoint_id)
         locked.save(
             update_fields=["status", "last_response_status", "last_error", "delivered_at", "next_attempt_at"]

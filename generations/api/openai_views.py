@@ -83,10 +83,18 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
 OpenAIImagesResponse = inline_serializer(
     "OpenAIImagesResponse",
     {
+        "id": serializers.CharField(
+            help_text="The generation's id (also in the `X-Generation-Id` header): `GET /v1/generations/{id}` finds "
+            "it later, e.g. images withheld for review that `data` leaves out."
+        ),
         "created": serializers.IntegerField(),
         "data": serializers.ListField(child=serializers.DictField()),
+        "usage": serializers.DictField(
+            required=False, help_text="OpenAI's token usage, when the upstream reported it."
+        ),
     },
 )
+GENERATION_ID_HEADER = "X-Generation-Id"
 
 
 def _form_value(value: Any) -> Any:
@@ -133,11 +141,28 @@ def _response_format(data: dict[str, Any]) -> str:
     return "b64_json" if model_get(data["model"]).id.startswith("openai/gpt-image") else "url"
 
 
+_DESCRIPTION = (
+    "Waits for the generation and answers in OpenAI's shape, plus `id` (the generation id, also sent as the "
+    "`X-Generation-Id` header on every answer after the generation was created, errors included) and OpenAI's "
+    "`usage` when the upstream reports tokens. Images withheld for review are left out of `data`; fetch them "
+    "later with `GET /v1/generations/{id}`."
+)
+
+
 class OpenAIImagesBaseView(TenantGenericAPIView):
     queryset = Generation.objects.all()
 
+    generation_id: str | None = None
+
     def get_exception_handler(self):
         return openai_exception_handler
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        # Errors after submit (failed, timed out) name the generation too: it exists and may have been charged.
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.generation_id:
+            response[GENERATION_ID_HEADER] = self.generation_id
+        return response
 
     def _run(self, request: Request, build: Callable[[dict[str, Any]], GenerationRequest]) -> Response:
         """Validate the OpenAI-shaped body, `build` the submit request from it, then answer once it is final."""
@@ -152,6 +177,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             request_factory=lambda: generation_request,
             render=lambda generation: {"id": generation.public_id},
         )
+        self.generation_id = result.generation.public_id
         generation = generation_wait_final(
             generation=result.generation, timeout_seconds=settings.OPENAI_COMPAT_WAIT_SECONDS
         )
@@ -164,10 +190,13 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
         if generation.status != Generation.Status.SUCCEEDED:
             raise _failure_error(generation)
         images = image_list_serveable(generation=generation)
-        body = {
+        body: dict[str, Any] = {
+            "id": generation.public_id,
             "created": int(time.time()),
             "data": [_image_item(image, response_format=response_format, request=request) for image in images],
         }
+        if generation.usage:
+            body["usage"] = generation.usage
         return Response(body, status=status.HTTP_200_OK)
 
 
@@ -195,6 +224,7 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
         request=OpenAIImageRequestSerializer,
         responses={200: OpenAIImagesResponse},
         tags=["openai-compatible"],
+        description=_DESCRIPTION,
     )
     def post(self, request: Request) -> Response:
         return self._run(
@@ -209,6 +239,7 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
         request={"multipart/form-data": OpenAIImageRequestSerializer},
         responses={200: OpenAIImagesResponse},
         tags=["openai-compatible"],
+        description=_DESCRIPTION,
     )
     def post(self, request: Request) -> Response:
         return self._run(request, lambda data: _edit_request(request, data))

@@ -1,5 +1,8 @@
 from typing import Any
 
+from urllib.parse import urljoin
+
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -27,6 +30,25 @@ class GenerationCreateSerializer(serializers.Serializer):
         help_text="Images to edit: base64 data URLs or https URLs (multipart uploads are also accepted).",
     )
     mask = serializers.CharField(required=False, max_length=30_000_000, help_text="Optional mask for edits.")
+    webhook = serializers.CharField(
+        required=False,
+        max_length=2048,
+        help_text=(
+            "An https URL that receives the generation (the same object as `GET /v1/generations/{id}`) when it "
+            "finishes, signed per Standard Webhooks with the secret from `GET /v1/webhook-secret`. Retried like "
+            "endpoint deliveries; see `GET /v1/webhook-deliveries?target=request`. Refused (400, param `webhook`) "
+            "unless it resolves to a public address."
+        ),
+    )
+    webhook_events_filter = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=10,
+        help_text=(
+            "Which events to send to `webhook`: some of generation.succeeded, generation.failed, "
+            "generation.canceled. Default: all three."
+        ),
+    )
 
 
 class GenerationFilterSerializer(serializers.Serializer):
@@ -38,7 +60,9 @@ class GenerationFilterSerializer(serializers.Serializer):
 
 
 class GenerationImageSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField(help_text="Short-lived signed URL; null while withheld or rejected.")
+    url = serializers.SerializerMethodField(
+        help_text="Short-lived signed URL; null while withheld, once rejected, or after the files were deleted."
+    )
     bytes = serializers.IntegerField(source="byte_size")
 
     class Meta:
@@ -51,8 +75,11 @@ class GenerationImageSerializer(serializers.ModelSerializer):
         if not image_is_serveable(image=image):
             return None
         url = signed_download_url(image=image)
+        if not url.startswith("/"):
+            return url
         request = self.context.get("request")
-        return request.build_absolute_uri(url) if request is not None and url.startswith("/") else url
+        # Webhook bodies are rendered by a worker, without a request to take the host from.
+        return request.build_absolute_uri(url) if request is not None else urljoin(settings.PUBLIC_BASE_URL, url)
 
 
 class GenerationErrorSerializer(serializers.Serializer):
@@ -70,13 +97,22 @@ class GenerationSerializer(serializers.ModelSerializer):
     unit_price_usd = serializers.SerializerMethodField()
     estimated_usd = serializers.SerializerMethodField()
     charged_usd = serializers.SerializerMethodField()
+    usage = serializers.JSONField(
+        allow_null=True, help_text="Token usage as the upstream reported it (OpenAI's `usage` object), or null."
+    )
+    webhook = serializers.SerializerMethodField()
+    webhook_events_filter = serializers.ListField(child=serializers.CharField())
+    files_deleted_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the input and output images were deleted (DELETE, or the retention period); then null URLs.",
+    )
 
     class Meta:
         model = Generation
         fields = ["id", "object", "status", "model", "operation", "prompt", "negative_prompt", "n", "size",
                   "quality", "seed", "params", "api_key", "cancel_requested", "attempts", "error", "images",
-                  "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "created_at", "started_at",
-                  "finished_at"]
+                  "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage", "webhook",
+                  "webhook_events_filter", "created_at", "started_at", "finished_at", "files_deleted_at"]
 
     def get_object(self, generation: Generation) -> str:
         return "generation"
@@ -90,6 +126,10 @@ class GenerationSerializer(serializers.ModelSerializer):
         if generation.status not in (Generation.Status.FAILED, Generation.Status.CANCELED) or not generation.error_code:
             return None
         return {"code": generation.error_code, "message": generation.error_message}
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_webhook(self, generation: Generation) -> str | None:
+        return generation.webhook_url or None
 
     def get_unit_price_usd(self, generation: Generation) -> str:
         return micros_to_usd(generation.unit_price_micros)

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.base import TenantGenericAPIView
+from accounts.services import actor_from_api
 from generations.api.serializers import (
     GenerationCreateSerializer,
     GenerationFilterSerializer,
@@ -28,6 +29,7 @@ from generations.selectors import (
 )
 from generations.services.idempotency import idempotency_key_check, request_fingerprint
 from generations.services.inputs import input_image_load, input_images_load
+from generations.services.files import generation_files_delete
 from generations.services.lifecycle import generation_cancel
 from generations.services.submit import GenerationRequest, Idempotency, generation_submit
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
@@ -55,7 +57,7 @@ def _submit_payload(request: Request) -> Any:
         if key in request.FILES:
             continue
         values = request.data.getlist(key)
-        data[key] = values if key == "input_images" else values[-1]
+        data[key] = values if key in ("input_images", "webhook_events_filter") else values[-1]
     if isinstance(data.get("params"), str):
         try:
             data["params"] = json.loads(data["params"], parse_constant=_refuse_json_constant)
@@ -87,6 +89,8 @@ def generation_request_from(data: dict[str, Any], *, uploads: list[Any], mask_up
         params=data.get("params") or {},
         input_images=input_images_load(sources),
         mask=input_image_load(mask_source, param="mask") if mask_source else None,
+        webhook=data.get("webhook"),
+        webhook_events_filter=data.get("webhook_events_filter"),
     )
 
 
@@ -177,6 +181,25 @@ class GenerationDetailView(GenerationObjectView):
     def get(self, request: Request, generation_id: str) -> Response:
         return Response(GenerationSerializer(self.get_object(), context={"request": request}).data)
 
+    @extend_schema(
+        operation_id="generations_delete",
+        summary="Delete a finished generation's images",
+        description=(
+            "Removes the generation's input and output image files from storage. The generation stays readable "
+            "with its metadata and charges (`files_deleted_at` set, image `url` null); its image downloads and "
+            "signed URLs answer 410 `gone` from then on. Deleting again is harmless (204). A queued or running "
+            "generation answers 409 `generation_not_finished`: cancel it first.\n\n"
+            "**Retention.** Files are also deleted automatically once a finished generation is older than the "
+            "tenant's retention period (set by the plan, overridable per tenant; none by default). The purge "
+            "runs every hour and works exactly like this call."
+        ),
+        request=None,
+        responses={204: None},
+    )
+    def delete(self, request: Request, generation_id: str) -> Response:
+        generation_files_delete(generation=self.get_object(), actor=actor_from_api(request=request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class GenerationCancelView(GenerationObjectView):
     @extend_schema(
@@ -210,6 +233,7 @@ class GenerationImageView(GenerationObjectView):
         responses={
             (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY),
             302: OpenApiResponse(description="Redirect to a presigned storage URL"),
+            410: OpenApiResponse(description="gone: the files were deleted"),
             451: OpenApiResponse(description="content_rejected"),
         },
     )
@@ -226,7 +250,11 @@ class SignedImageView(APIView):
 
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
         image_id = signed_token_image_id(token)
-        image = GenerationImage.objects.filter(pk=image_id).first() if image_id is not None else None
+        image = (
+            GenerationImage.objects.select_related("generation").filter(pk=image_id).first()
+            if image_id is not None
+            else None
+        )
         if image is None:
             raise ImageNotFound("This link is invalid or has expired.")
         return _file_response(image_serveable_get(image=image))

@@ -1,36 +1,28 @@
-"""Webhook events about generations (the outbox lives in the webhooks app)."""
+"""Webhook events about generations (the outbox lives in the webhooks app).
 
-from typing import Any
+The event's data is the generation exactly as `GET /v1/generations/{id}` renders it, so a receiver needs no second
+call. Rendering is the API serializer's job; it is used here on purpose so the two can never drift apart.
+"""
 
+from generations.api.serializers import GenerationSerializer
 from generations.models import Generation
-from webhooks.services import webhook_event_publish
+from webhooks.events import GENERATION_CANCELED, GENERATION_FAILED, GENERATION_SUCCEEDED
+from webhooks.services import RequestWebhook, webhook_event_publish
 
 EVENT_BY_STATUS = {
-    Generation.Status.SUCCEEDED: "generation.succeeded",
-    Generation.Status.FAILED: "generation.failed",
-    Generation.Status.CANCELED: "generation.canceled",
+    Generation.Status.SUCCEEDED: GENERATION_SUCCEEDED,
+    Generation.Status.FAILED: GENERATION_FAILED,
+    Generation.Status.CANCELED: GENERATION_CANCELED,
 }
 
 
-def generation_event_data(generation: Generation) -> dict[str, Any]:
-    return {
-        "id": generation.public_id,
-        "object": "generation",
-        "status": generation.status,
-        "model": generation.model_id,
-        "operation": generation.operation,
-        "n": generation.n,
-        "images_returned": generation.images_returned,
-        "error": {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None,
-        "charged_micros": generation.charged_micros,
-        "created_at": generation.created_at.isoformat(),
-        "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
-    }
-
-
 def generation_final_event_publish(generation: Generation) -> None:
+    request_webhook = None
+    if generation.webhook_url:
+        request_webhook = RequestWebhook(url=generation.webhook_url, events=tuple(generation.webhook_events_filter))
     webhook_event_publish(
         tenant=generation.tenant,
         event_type=EVENT_BY_STATUS[generation.status],
-        data=generation_event_data(generation),
+        data=GenerationSerializer(generation).data,
+        request_webhook=request_webhook,
     )

@@ -172,7 +172,27 @@ def _finish(generation: Generation, status: str) -> None:
     generation_final_event_publish(generation)
 
 
-def generation_succeed(*, claim: ClaimedGeneration, outputs: list[StoredOutput]) -> Generation | None:
+_USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens", "input_tokens_details", "output_tokens_details")
+
+
+def usage_from_upstream(usage: dict | None) -> dict | None:
+    """OpenAI's image `usage` object, keeping only its token counts: the upstream's dict is not ours to echo."""
+    if not isinstance(usage, dict):
+        return None
+
+    def counts(value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    kept = {key: counts(usage[key]) for key in _USAGE_KEYS if key in usage}
+    kept = {key: value for key, value in kept.items() if value is not None}
+    return kept if "total_tokens" in kept or "input_tokens" in kept else None
+
+
+def generation_succeed(
+    *, claim: ClaimedGeneration, outputs: list[StoredOutput], usage: dict | None = None
+) -> Generation | None:
     """Record the stored images and capture exactly what they cost. Returns None if the lease was lost."""
     with transaction.atomic():
         generation = _locked_claim(claim)
@@ -207,6 +227,7 @@ def generation_succeed(*, claim: ClaimedGeneration, outputs: list[StoredOutput])
             generation.charged_micros = capture.amount_micros if capture.kind == "capture" else 0
             generation.upstream_cost_micros = capture.cost_micros
         generation.images_returned = images
+        generation.usage = usage_from_upstream(usage)
         generation.error_code = ""
         generation.error_message = ""
         _finish(generation, Generation.Status.SUCCEEDED)

@@ -18,6 +18,16 @@ from generations.services.idempotency import StoredResponse, idempotency_begin, 
 from generations.services.moderation import prompt_screen
 from generations.services.queue import forward_wakeup
 from generations.storage import blob_delete, blob_save, input_key
+from project import errors
+from webhooks.services import RequestWebhook, request_webhook_check
+
+
+class WebhookFilterWithoutUrl(errors.InvalidRequest):
+    code = "invalid_webhook_events_filter"
+    message = "webhook_events_filter needs a webhook URL."
+
+    def __init__(self) -> None:
+        super().__init__(param="webhook_events_filter")
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,8 @@ class GenerationRequest:
     params: dict[str, Any] = field(default_factory=dict)
     input_images: list[VerifiedImage] = field(default_factory=list)
     mask: VerifiedImage | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
 
     @property
     def operation(self) -> str:
@@ -43,6 +55,7 @@ class PreparedGeneration:
     request: GenerationRequest
     validated: ValidatedRequest
     quote: Quote
+    webhook: RequestWebhook | None = None
 
 
 @dataclass(frozen=True)
@@ -72,11 +85,16 @@ def generation_prepare(*, tenant: Tenant, api_key: ApiKey | None, request: Gener
         params=request.params,
         input_image_count=len(request.input_images),
     )
+    webhook = None
+    if request.webhook is not None:
+        webhook = request_webhook_check(url=request.webhook, events=request.webhook_events_filter)
+    elif request.webhook_events_filter is not None:
+        raise WebhookFilterWithoutUrl()
     prompt_screen(tenant=tenant, api_key=api_key, prompt=request.prompt)
     quote = price_quote(
         tenant=tenant, model_id=validated.model_id, quality=validated.quality, size=validated.size, n=validated.n
     )
-    return PreparedGeneration(request=request, validated=validated, quote=quote)
+    return PreparedGeneration(request=request, validated=validated, quote=quote, webhook=webhook)
 
 
 def _store_inputs(*, tenant: Tenant, public_id: str, year_month: str, request: GenerationRequest) -> list[dict]:
@@ -137,6 +155,8 @@ def generation_create(
         unit_price_micros=quote.unit_price_micros,
         estimate_micros=quote.estimate_micros,
         max_attempts=settings.FORWARD_MAX_ATTEMPTS,
+        webhook_url=prepared.webhook.url if prepared.webhook else "",
+        webhook_events_filter=list(prepared.webhook.events) if prepared.webhook else [],
     )
     GenerationInputImage.objects.bulk_create(
         [GenerationInputImage(generation=generation, **values) for values in inputs]

@@ -67,6 +67,10 @@ class WebhookEndpointUpdateSerializer(serializers.Serializer):
 class WebhookDeliverySerializer(serializers.ModelSerializer):
     event_id = serializers.CharField(source="event.id", read_only=True)
     event_type = serializers.ChoiceField(choices=EVENT_TYPES, source="event.type", read_only=True)
+    endpoint_id = serializers.CharField(
+        allow_null=True, read_only=True, help_text="The endpoint, or null for a per-request webhook."
+    )
+    url = serializers.CharField(source="target_url", read_only=True, help_text="Where the delivery is sent.")
 
     class Meta:
         model = WebhookDelivery
@@ -74,6 +78,8 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "id",
             "event_id",
             "event_type",
+            "endpoint_id",
+            "url",
             "status",
             "attempts",
             "next_attempt_at",
@@ -88,3 +94,21 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
 class WebhookDeliveryFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)
+
+
+class WebhookTenantDeliveryFilterSerializer(WebhookDeliveryFilterSerializer):
+    target = serializers.ChoiceField(
+        choices=["endpoint", "request"],
+        required=False,
+        help_text="`endpoint`: deliveries to webhook endpoints; `request`: to per-request `webhook` URLs.",
+    )
+    endpoint = serializers.CharField(required=False, max_length=32, help_text="One endpoint's deliveries.")
+    generation = serializers.CharField(
+        required=False, max_length=40, help_text="Deliveries of the events about one generation (its id)."
+    )
+
+
+class WebhookSigningSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(
+        help_text="Standard Webhooks secret (`whsec_…`) that signs per-request webhook deliveries."
+    )

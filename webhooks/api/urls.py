@@ -5,9 +5,15 @@ from webhooks.api.views import (
     WebhookEndpointDetailView,
     WebhookEndpointListCreateView,
     WebhookEndpointRotateSecretView,
+    WebhookSigningSecretRotateView,
+    WebhookSigningSecretView,
+    WebhookTenantDeliveryListView,
 )
 
 urlpatterns = [
+    path("webhook-secret", WebhookSigningSecretView.as_view(), name="webhook-secret"),
+    path("webhook-secret/rotate", WebhookSigningSecretRotateView.as_view(), name="webhook-secret-rotate"),
+    path("webhook-deliveries", WebhookTenantDeliveryListView.as_view(), name="webhook-deliveries"),
     path("webhook-endpoints", WebhookEndpointListCreateView.as_view(), name="webhook-endpoints"),
     path("webhook-endpoints/<str:endpoint_id>", WebhookEndpointDetailView.as_view(), name="webhook-endpoint"),
     path(

@@ -13,14 +13,18 @@ from webhooks.api.serializers import (
     WebhookEndpointCreateSerializer,
     WebhookEndpointSerializer,
     WebhookEndpointUpdateSerializer,
+    WebhookSigningSecretSerializer,
+    WebhookTenantDeliveryFilterSerializer,
 )
-from webhooks.models import WebhookEndpoint
-from webhooks.selectors import webhook_delivery_list
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookSigningSecret
+from webhooks.selectors import webhook_delivery_list, webhook_tenant_delivery_list
 from webhooks.services import (
     webhook_endpoint_create,
     webhook_endpoint_disable,
     webhook_endpoint_rotate_secret,
     webhook_endpoint_update,
+    webhook_signing_secret_get,
+    webhook_signing_secret_rotate,
 )
 
 
@@ -132,6 +136,63 @@ class WebhookDeliveryListView(WebhookEndpointView):
         filters.is_valid(raise_exception=True)
         deliveries = webhook_delivery_list(
             endpoint=self.get_object(), status=filters.validated_data.get("status")
+        )
+        page = self.paginate_queryset(deliveries)
+        return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
+
+
+class WebhookSigningSecretBaseView(TenantGenericAPIView):
+    queryset = WebhookSigningSecret.objects.all()
+    permission_classes = [HasAdminKey]
+    serializer_class = WebhookSigningSecretSerializer
+
+
+class WebhookSigningSecretView(WebhookSigningSecretBaseView):
+    """The secret that signs per-request webhooks (the `webhook` field of `POST /v1/generations`).
+
+    Verify deliveries with any Standard Webhooks library: `Webhook(secret).verify(body, headers)`.
+    """
+
+    @extend_schema(operation_id="webhook_secret_retrieve", summary="Get the per-request webhook signing secret")
+    def get(self, request: Request) -> Response:
+        return Response({"secret": webhook_signing_secret_get(tenant=self.tenant)})
+
+
+class WebhookSigningSecretRotateView(WebhookSigningSecretBaseView):
+    @extend_schema(
+        operation_id="webhook_secret_rotate",
+        summary="Replace the per-request webhook signing secret (the old one stops verifying at once)",
+        request=None,
+    )
+    def post(self, request: Request) -> Response:
+        secret = webhook_signing_secret_rotate(tenant=self.tenant, actor=actor_from_api(request=request))
+        return Response({"secret": secret})
+
+
+class WebhookTenantDeliveryListView(TenantGenericAPIView):
+    """Every delivery of the tenant's events, to endpoints and to per-request webhooks, newest first."""
+
+    queryset = WebhookDelivery.objects.all()
+    tenant_field = "event__tenant"
+    permission_classes = [HasAdminKey]
+    serializer_class = WebhookDeliverySerializer
+
+    @extend_schema(
+        operation_id="webhook_deliveries_list",
+        summary="List webhook deliveries (endpoints and per-request webhooks), newest first",
+        parameters=[WebhookTenantDeliveryFilterSerializer],
+        responses={200: WebhookDeliverySerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = WebhookTenantDeliveryFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = filters.validated_data
+        deliveries = webhook_tenant_delivery_list(
+            tenant=self.tenant,
+            status=values.get("status"),
+            target=values.get("target"),
+            endpoint_id=values.get("endpoint"),
+            object_id=values.get("generation"),
         )
         page = self.paginate_queryset(deliveries)
         return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
