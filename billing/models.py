@@ -67,6 +67,12 @@ class Plan(models.Model):
         blank=True,
         help_text="Default per-key monthly budget; a key's own budget takes precedence.",
     )
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days a finished generation's image files are kept before they are deleted; empty or 0: kept "
+        "until the tenant deletes them.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -96,6 +102,9 @@ class TenantPlan(models.Model):
     monthly_spend_limit_micros = models.BigIntegerField(null=True, blank=True)
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     key_monthly_budget_micros = models.BigIntegerField(null=True, blank=True)
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the plan's retention. 0: keep files until the tenant deletes them."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

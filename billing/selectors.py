@@ -28,6 +28,7 @@ LIMIT_FIELDS = (
     "monthly_spend_limit_micros",
     "requests_per_minute",
     "key_monthly_budget_micros",
+    "retention_days",
 )
 
 
@@ -78,6 +79,7 @@ class Limits:
     monthly_spend_limit_micros: int | None
     requests_per_minute: int | None
     key_monthly_budget_micros: int | None
+    retention_days: int | None
 
     def allows_model(self, model_id: str) -> bool:
         return not self.allowed_models or model_id in self.allowed_models
@@ -98,7 +100,22 @@ def tenant_limits(*, tenant: Tenant, api_key: ApiKey | None = None) -> Limits:
     if api_key is not None and api_key.monthly_budget_micros is not None:
         values["key_monthly_budget_micros"] = api_key.monthly_budget_micros
     values["allowed_models"] = tuple(values["allowed_models"] or ())
+    values["retention_days"] = values["retention_days"] or None  # 0 (an override's "keep") means no period
     return Limits(plan_name=plan.name, **values)
+
+
+def tenants_retention_days() -> dict[int, int]:
+    """Tenant id → days its finished generations' files are kept, for every tenant that has a retention period
+    (its override, else its plan's, else the default plan's; 0 or empty keeps files)."""
+    default_days = plan_get_default().retention_days
+    days_by_tenant: dict[int, int | None] = {}
+    if default_days:
+        days_by_tenant = dict.fromkeys(Tenant.objects.values_list("id", flat=True), default_days)
+    for tenant_id, override, plan_days in TenantPlan.objects.values_list(
+        "tenant_id", "retention_days", "plan__retention_days"
+    ):
+        days_by_tenant[tenant_id] = override if override is not None else plan_days
+    return {tenant_id: days for tenant_id, days in days_by_tenant.items() if days}
 
 
 # --- Ledger reads ---------------------------------------------------------------------------------------

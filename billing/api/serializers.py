@@ -114,6 +114,12 @@ class QuotaSerializer(serializers.Serializer):
     plan = serializers.CharField(source="limits.plan_name")
     max_n = serializers.IntegerField(source="limits.max_n")
     allowed_models = serializers.SerializerMethodField(help_text="null: every priced model.")
+    retention_days = serializers.IntegerField(
+        source="limits.retention_days",
+        allow_null=True,
+        help_text="Days a finished generation's image files are kept before they are deleted (metadata and charges "
+        "stay); null: kept until you delete them (`DELETE /v1/generations/{id}`).",
+    )
     wallet = WalletSerializer()
     limits = QuotaLineSerializer(source="lines", many=True)
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import Actor, audit_record
+from billing.selectors import tenants_retention_days
 from generations.models import Generation, GenerationImage, GenerationInputImage
 from generations.storage import blob_delete
 from project import errors
@@ -62,15 +63,12 @@ class PurgeResult:
     files: int
 
 
-def generation_files_purge_expired(
-    *, tenant_retention_days: dict[int, int], now: datetime | None = None, batch: int = 500
-) -> PurgeResult:
-    """Remove the files of finished generations older than their tenant's retention period.
-
-    `tenant_retention_days` maps tenant id → days to keep; tenants not in it keep their files. At most `batch`
-    generations per tenant per run: the schedule comes back soon for the rest.
-    """
+def generation_files_purge_expired(*, now: datetime | None = None, batch: int = 500) -> PurgeResult:
+    """Remove the files of finished generations older than their tenant's retention period (plan or override;
+    tenants without one keep their files). At most `batch` generations per tenant per run: the hourly schedule
+    comes back for the rest."""
     now = now or timezone.now()
+    tenant_retention_days = tenants_retention_days()
     purged = files = 0
     for tenant_id, days in tenant_retention_days.items():
         cutoff = now - timedelta(days=days)
