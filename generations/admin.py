@@ -106,14 +106,15 @@ class GenerationAdmin(HistoryAdmin):
     inlines = [GenerationImageInline]
     fieldsets = [
         (None, {"fields": ["public_id", "tenant", "api_key", "status", "cancel_requested", "created_at",
-                           "started_at", "finished_at"]}),
+                           "started_at", "finished_at", "files_deleted_at"]}),
         ("Request", {"fields": ["model_id", "operation", "prompt", "negative_prompt", "n", "size", "quality",
-                                "seed", "params", "upstream_body"]}),
+                                "seed", "params", "upstream_body", "webhook_url", "webhook_events_filter"]}),
         ("Attempts and errors", {"fields": ["attempts", "max_attempts", "not_before", "lease_expires_at",
                                             "error_code", "error_message", "upstream_status", "upstream_trace_id",
                                             "upstream_task_id", "unknown_outcomes"]}),
         ("Money", {"fields": ["price_id", "unit_cost_micros", "unit_price_micros", "estimate_micros",
-                              "images_returned", "charged_micros", "upstream_cost_micros", "ledger_entries"]}),
+                              "images_returned", "charged_micros", "upstream_cost_micros", "usage",
+                              "ledger_entries"]}),
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Generation | None = None) -> list[str]:

@@ -74,6 +74,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "endpoint",
+        "target_url",
         "event_type",
         "status",
         "attempts",
@@ -83,8 +84,12 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     list_filter = ["status", "event__type", "created_at"]
-    search_fields = ["id", "endpoint__id", "endpoint__url", "event__id", "endpoint__tenant__slug"]
+    search_fields = ["id", "endpoint__id", "endpoint__url", "url", "event__id", "event__tenant__slug"]
     list_select_related = ["endpoint", "event"]
+
+    @admin.display(description="URL")
+    def target_url(self, obj: WebhookDelivery) -> str:
+        return obj.target_url
 
     @admin.display(description="Event type", ordering="event__type")
     def event_type(self, obj: WebhookDelivery) -> str:
