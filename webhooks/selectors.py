@@ -1,5 +1,6 @@
 from django.db.models import QuerySet
 
+from accounts.models import Tenant
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 

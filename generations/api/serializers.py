@@ -1,5 +1,4 @@
 from typing import Any
-
 from urllib.parse import urljoin
 
 from django.conf import settings

@@ -27,9 +27,9 @@ from generations.selectors import (
     image_get,
     image_serveable_get,
 )
+from generations.services.files import generation_files_delete
 from generations.services.idempotency import idempotency_key_check, request_fingerprint
 from generations.services.inputs import input_image_load, input_images_load
-from generations.services.files import generation_files_delete
 from generations.services.lifecycle import generation_cancel
 from generations.services.submit import GenerationRequest, Idempotency, generation_submit
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3

@@ -77,7 +77,7 @@ def test_an_image_held_for_review_can_be_found_later(sdk) -> None:
 
 
 def test_a_failed_generation_still_names_itself(sdk) -> None:
-    customer, client = sdk
+    _customer, client = sdk
     with pytest.raises(openai.BadRequestError) as refused:
         client.images.generate(model="gpt-image-1", prompt="bad [fault:moderated]", size="1024x1024", quality="low")
     generation = Generation.objects.get()

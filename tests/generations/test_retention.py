@@ -11,7 +11,7 @@ from django_q.scheduler import scheduler
 
 from accounts.services import SYSTEM
 from billing.models import Plan, TenantPlan
-from billing.services import plan_assign, tenant_plan_save
+from billing.services.plans import plan_assign, tenant_plan_save
 from generations.forwarder import forward_drain
 from generations.models import Generation
 from tests.generations.support import LOW_SQUARE, Customer
