@@ -1,9 +1,11 @@
 """The retention period (plan field, overridable per tenant) purges old generations' files on a django-q2 schedule."""
 
+import importlib
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import Schedule, Task
@@ -16,9 +18,8 @@ from generations.forwarder import forward_drain
 from generations.models import Generation
 from tests.generations.support import LOW_SQUARE, Customer
 
-# serialized_rollback: the schedule and the default plan come from data migrations, which a flush would remove.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 PURGE = "generations.tasks.purge_expired_files"
+SCHEDULE_MIGRATION = "generations.migrations.0007_i13b_retention_purge_schedule"
 
 
 def finished(customer: Customer, *, days_ago: int) -> Generation:
@@ -37,31 +38,35 @@ def files_exist(generation: Generation, media_root: str) -> bool:
 
 def override(customer: Customer, *, retention_days: int) -> None:
     assignment = TenantPlan.objects.filter(tenant=customer.tenant).first() or plan_assign(
-        tenant=customer.tenant, plan=Plan.objects.get(is_default=True), actor=SYSTEM
+        tenant=customer.tenant, plan=Plan.objects.get_or_create(name="no-retention")[0], actor=SYSTEM
     )
     assignment.retention_days = retention_days
     tenant_plan_save(tenant_plan=assignment, actor=SYSTEM)
 
 
 def run_the_schedule(monkeypatch) -> None:
-    """What the django-q2 cluster does when the hourly schedule comes due."""
+    """What the django-q2 cluster does when the hourly schedule comes due. Transactional tests start from an empty
+    database, so the schedule is created by the data migration's own function first."""
+    importlib.import_module(SCHEDULE_MIGRATION).create_schedule(django_apps, None)
     monkeypatch.setattr(Conf, "SYNC", True)
     Schedule.objects.exclude(func=PURGE).update(next_run=timezone.now() + timedelta(days=1))
     Schedule.objects.filter(func=PURGE).update(next_run=timezone.now() - timedelta(seconds=1))
     scheduler()
 
 
+@pytest.mark.django_db
 def test_the_purge_is_scheduled_hourly_by_a_migration() -> None:
     schedule = Schedule.objects.get(func=PURGE)
     assert (schedule.schedule_type, schedule.repeats) == (Schedule.HOURLY, -1)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_files_older_than_the_retention_period_are_purged(make_customer, forwarding, settings, monkeypatch) -> None:
     month_plan = Plan.objects.create(name="thirty-days", markup_bps=2000, max_n=10, retention_days=30)
     on_plan = make_customer("on-plan", plan=month_plan)
     kept_by_override = make_customer("keeps-all", plan=month_plan)
     override(kept_by_override, retention_days=0)  # 0: keep until deleted, whatever the plan says
-    week_override = make_customer("one-week")  # default plan (no retention) with a 7-day override
+    week_override = make_customer("one-week")  # a plan without retention, with a 7-day override
     override(week_override, retention_days=7)
     no_retention = make_customer("forever")
 
