@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Callable
+from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
@@ -24,6 +25,7 @@ from billing.reports import statement_html
 from billing.selectors import tenant_list_with_billing
 from billing.services.plans import plan_save, tenant_plan_save
 from billing.services.prices import price_end, price_set
+from billing.services.statements import statements_close_month
 from billing.services.wallets import ReferenceTaken, wallet_adjust, wallet_grant, wallet_set_credit_limit
 from project.errors import DomainError
 
@@ -77,6 +79,62 @@ class TenantBillingAdmin(TenantAdmin):
     @admin.display(description="charged this month (USD)", ordering="month_charged_micros")
     def charged_this_month_usd(self, tenant: Tenant) -> str:
         return micros_to_usd(tenant.month_charged_micros)  # type: ignore[attr-defined]
+
+    actions = [*TenantAdmin.actions, "close_statements"]
+
+    def has_close_statements_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.add_statement")
+
+    @admin.action(description="Close a month's statements for the selected tenants", permissions=["close_statements"])
+    def close_statements(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
+        """An intermediate page asks which month (the last one by default); statements already closed stay."""
+        form = CloseMonthForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            actor = actor_from_staff(request=request)
+            try:
+                created = sum(
+                    statements_close_month(period_start=form.cleaned_data["month"], tenant=tenant, actor=actor)
+                    for tenant in queryset
+                )
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return None
+            self.message_user(
+                request,
+                f"{form.cleaned_data['month']:%Y-%m}: {created} statement(s) created for {queryset.count()} "
+                "tenant(s); months already closed were kept.",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Close a month's statements",
+            "form": form,
+            "tenants": queryset,
+            "opts": self.model._meta,
+            "action": "close_statements",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/billing/close_statements.html", context)
+
+
+class CloseMonthForm(forms.Form):
+    month = forms.CharField(
+        max_length=7, help_text="YYYY-MM (UTC). Only a month that has ended can be closed; statements never change."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        last_month = (timezone.now().date().replace(day=1) - timedelta(days=1)).replace(day=1)
+        self.fields["month"].initial = f"{last_month:%Y-%m}"
+
+    def clean_month(self) -> date:
+        value = self.cleaned_data["month"]
+        try:
+            year, month = value.split("-")
+            return date(int(year), int(month), 1)
+        except ValueError as exc:
+            raise forms.ValidationError("Write the month as YYYY-MM, e.g. 2026-11.") from exc
 
 
 # --- Prices ---------------------------------------------------------------------------------------------
@@ -431,8 +489,16 @@ class StatementLineInline(admin.TabularInline):
     model = StatementLine
     extra = 0
     can_delete = False
-    fields = ["model_id", "quality", "size", "images", "unit_price_micros", "amount_micros"]
+    fields = ["model_id", "quality", "size", "charge", "images", "unit_price_usd", "amount_usd"]
     readonly_fields = fields
+
+    @admin.display(description="unit price (USD)")
+    def unit_price_usd(self, line: StatementLine) -> str:
+        return "—" if line.charge == StatementLine.Charge.CANCELED else micros_to_usd(line.unit_price_micros)
+
+    @admin.display(description="amount (USD)")
+    def amount_usd(self, line: StatementLine) -> str:
+        return micros_to_usd(line.amount_micros)
 
     def has_add_permission(self, request: HttpRequest, obj: Statement | None = None) -> bool:
         return False

@@ -251,16 +251,24 @@ class Statement(models.Model):
 
 
 class StatementLine(models.Model):
+    class Charge(models.TextChoices):
+        # images × unit price = amount holds on these lines.
+        IMAGES = "images", "Images delivered"
+        # What the upstream charged us for work canceled while it ran: no image delivered, no unit price.
+        CANCELED = "canceled", "Canceled while running (upstream cost)"
+
     statement = models.ForeignKey(Statement, on_delete=models.PROTECT, related_name="lines")
+    charge = models.CharField(max_length=16, choices=Charge.choices, default=Charge.IMAGES)
     model_id = models.CharField(max_length=100)
     quality = models.CharField(max_length=32, blank=True)
     size = models.CharField(max_length=32, blank=True)
-    images = models.IntegerField()
+    images = models.IntegerField(help_text="Images delivered (0 on a canceled line).")
     unit_price_micros = models.BigIntegerField()
     amount_micros = models.BigIntegerField()
 
     class Meta:
-        ordering = ["model_id", "quality", "size", "unit_price_micros", "id"]
+        # "-charge": a model's delivered images ("images") before what canceled work cost ("canceled").
+        ordering = ["model_id", "quality", "size", "-charge", "unit_price_micros", "id"]
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.quality} {self.size} × {self.images}"

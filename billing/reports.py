@@ -8,24 +8,28 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from billing.models import Statement
+from billing.models import Statement, StatementLine
 from billing.money import micros_to_usd
 from billing.selectors import ReportRow
 from project.streaming_csv import csv_lines
 
 
 def statement_csv_rows(statement: Statement) -> Iterator[list[str]]:
-    yield ["model", "quality", "size", "images", "unit_price_usd", "amount_usd"]
+    """One row per line: `charge` is `images` (images × unit price = amount) or `canceled` (the upstream cost of
+    generations canceled while running: no image delivered, no unit price)."""
+    yield ["model", "quality", "size", "charge", "images", "unit_price_usd", "amount_usd"]
     for line in statement.lines.all():
+        canceled = line.charge == StatementLine.Charge.CANCELED
         yield [
             line.model_id,
             line.quality,
             line.size,
+            line.charge,
             str(line.images),
-            micros_to_usd(line.unit_price_micros),
+            "" if canceled else micros_to_usd(line.unit_price_micros),
             micros_to_usd(line.amount_micros),
         ]
-    yield ["total", "", "", str(statement.images), "", micros_to_usd(statement.charges_micros)]
+    yield ["total", "", "", "", str(statement.images), "", micros_to_usd(statement.charges_micros)]
 
 
 def statement_filename(statement: Statement, extension: str) -> str:

@@ -1,7 +1,7 @@
 """Reads: prices, effective limits, quota use, usage, the staff tenant list, drift, statements and the staff
 report."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
 from billing.defaults import DEFAULT_PLAN_VALUES
-from billing.models import ANY, LedgerEntry, Plan, Price, TenantPlan, Wallet
+from billing.models import ANY, LedgerEntry, Plan, Price, StatementLine, TenantPlan, Wallet
 from billing.money import apply_markup
 from billing.periods import day_start, month_start, next_month_start
 
@@ -353,14 +353,33 @@ def wallet_drifts() -> list[WalletDrift]:
 # --- Statements -----------------------------------------------------------------------------------------
 
 
-def statement_line_totals(*, tenant_id: int, start: datetime, end: datetime) -> Iterable[dict[str, Any]]:
-    return (
-        LedgerEntry.objects.filter(
-            tenant_id=tenant_id, kind=Kind.CAPTURE, created_at__gte=start, created_at__lt=end
-        )
+def statement_line_totals(*, tenant_id: int, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The month's captures as statement lines: delivered images per model, quality, size and unit price (so
+    images × unit price = amount), and apart from them, per model, quality and size, the charges for generations
+    canceled while running — captures of no image (`billing_capture` with `images=0`)."""
+    captures = LedgerEntry.objects.filter(
+        tenant_id=tenant_id, kind=Kind.CAPTURE, created_at__gte=start, created_at__lt=end
+    )
+    delivered = [
+        {**row, "charge": StatementLine.Charge.IMAGES}
+        for row in captures.filter(images__gt=0)
         .values("model_id", "quality", "size", "unit_price_micros")
         .annotate(images=Sum("images"), amount_micros=Sum("amount_micros"))
-        .order_by("model_id", "quality", "size", "unit_price_micros")
+        .order_by()
+    ]
+    canceled = [
+        {**row, "charge": StatementLine.Charge.CANCELED, "images": 0, "unit_price_micros": 0}
+        for row in captures.filter(images=0)
+        .values("model_id", "quality", "size")
+        .annotate(amount_micros=Sum("amount_micros"))
+        .order_by()
+    ]
+    return sorted(
+        delivered + canceled,
+        key=lambda line: (
+            line["model_id"], line["quality"], line["size"], line["charge"] != StatementLine.Charge.IMAGES,
+            line["unit_price_micros"],
+        ),
     )
 
 

@@ -37,7 +37,7 @@ STAFF_ROLES: dict[str, list[str]] = {
     # The queue and nothing else: no tenants, money or keys.
     MODERATORS: ["generations.review_images"],
     # Money: prices, plans and per-tenant overrides, grants and adjustments (`change_wallet`), the billing report
-    # (`view_ledgerentry`); and the tenants and audit trail they need to see for it.
+    # (`view_ledgerentry`), closing statements (`add_statement`); and the tenants and audit trail they need.
     BILLING: [
         "accounts.view_tenant",
         "accounts.view_auditevent",
@@ -54,6 +54,7 @@ STAFF_ROLES: dict[str, list[str]] = {
         "billing.change_wallet",
         "billing.view_ledgerentry",
         "billing.view_statement",
+        "billing.add_statement",  # close a month's statements on demand (Tenants → action)
     ],
     # Answers questions: sees everything staff pages show, changes nothing.
     SUPPORT: _READ_ONLY,

@@ -129,12 +129,17 @@ class QuotaSerializer(serializers.Serializer):
 
 class StatementLineSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model_id")
+    charge = serializers.ChoiceField(
+        choices=StatementLine.Charge.choices,
+        help_text="`images`: images delivered × unit price = amount. `canceled`: what the upstream charged for "
+        "generations canceled while running (no image delivered, so `images` is 0 and there is no unit price).",
+    )
     unit_price_usd = UsdField(source="unit_price_micros")
     amount_usd = UsdField(source="amount_micros")
 
     class Meta:
         model = StatementLine
-        fields = ["model", "quality", "size", "images", "unit_price_usd", "amount_usd"]
+        fields = ["model", "quality", "size", "charge", "images", "unit_price_usd", "amount_usd"]
 
 
 class StatementSerializer(serializers.ModelSerializer):

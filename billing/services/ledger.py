@@ -113,11 +113,14 @@ def billing_capture(
     images: int,
     amount_micros: int | None = None,
     upstream_cost_micros: int | None = None,
+    note: str = "",
 ) -> LedgerEntry | None:
     """Charge for the images delivered (or an explicit amount) and release the rest of the hold.
 
     Never charges more than was held: the hold is what the tenant agreed to. `images` above the requested n
-    (some upstreams return extra) are not charged. Returns None when the hold was already settled.
+    (some upstreams return extra) are not charged. `images=0` with an `amount_micros` charges for work that
+    delivered nothing (a generation canceled while running); statements show such charges on their own line.
+    Returns None when the hold was already settled.
     """
     with transaction.atomic():
         found = _hold_get(reference)
@@ -140,7 +143,7 @@ def billing_capture(
         charge = min(max(charge, 0), hold.amount_micros)
         cost = images * hold.unit_cost_micros if upstream_cost_micros is None else upstream_cost_micros
         return _settle(
-            hold, kind=Kind.CAPTURE, amount_micros=charge, images=images, cost_micros=cost, note=""
+            hold, kind=Kind.CAPTURE, amount_micros=charge, images=images, cost_micros=cost, note=note[:500]
         )
 
 

@@ -238,11 +238,14 @@ def _settle_canceled_while_running(generation: Generation, *, images_returned: i
     """Canceled after the upstream call went out: the tenant pays what the upstream charged us, no margin."""
     if images_returned:
         upstream_cost = generation.unit_cost_micros * images_returned
+        # No image reaches the tenant, so the capture counts none (quotas, usage and statements count delivered
+        # images); statements show the amount on its own "canceled while running" line.
         entry = billing_capture(
             reference=generation.public_id,
-            images=images_returned,
+            images=0,
             amount_micros=upstream_cost,
             upstream_cost_micros=upstream_cost,
+            note=f"canceled while running; the upstream produced {images_returned} image(s)",
         )
     else:
         entry = billing_release(

@@ -1,0 +1,14 @@
+from django.db import migrations
+
+from generations.staff_roles import staff_groups_sync
+
+
+def sync_staff_groups(apps, schema_editor):
+    # The Billing role may close a month's statements on demand (`billing.add_statement`).
+    staff_groups_sync(group_model=apps.get_model("auth", "Group"), permission_model=apps.get_model("auth", "Permission"))
+
+
+class Migration(migrations.Migration):
+    dependencies = [("generations", "0007_i13b_retention_purge_schedule"), ("billing", "0006_i13b_statement_line_charge")]
+
+    operations = [migrations.RunPython(sync_staff_groups, migrations.RunPython.noop)]
