@@ -112,6 +112,7 @@ def test_statements_list_detail_csv_and_html(
             "model": MODEL,
             "quality": "",
             "size": "1024x1024",
+            "charge": "images",
             "images": 5,
             "unit_price_usd": f"0.{UNIT_PRICE:06d}",
             "amount_usd": f"0.{5 * UNIT_PRICE:06d}",
@@ -120,8 +121,8 @@ def test_statements_list_detail_csv_and_html(
     response = member_client.get(f"/v1/statements/{statement.pk}.csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0] == ["model", "quality", "size", "images", "unit_price_usd", "amount_usd"]
-    assert rows[-1] == ["total", "", "", "5", "", f"0.{5 * UNIT_PRICE:06d}"]
+    assert rows[0] == ["model", "quality", "size", "charge", "images", "unit_price_usd", "amount_usd"]
+    assert rows[-1] == ["total", "", "", "", "5", "", f"0.{5 * UNIT_PRICE:06d}"]
     page = member_client.get(f"/v1/statements/{statement.pk}.html")
     assert page.status_code == 200 and MODEL in page.content.decode() and "Acme Inc" in page.content.decode()
 
