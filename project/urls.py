@@ -18,3 +18,9 @@ urlpatterns = [
     path("healthz", health_view, name="healthz"),
     path("v1/", include(api_v1)),
 ]
+
+# Unknown paths, crashes and outages answer in the API's one JSON error shape (admin pages keep HTML).
+handler400 = "project.api.errors.bad_request_view"
+handler403 = "project.api.errors.permission_denied_view"
+handler404 = "project.api.errors.not_found_view"
+handler500 = "project.api.errors.server_error_view"

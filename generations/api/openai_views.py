@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.serializers import generation_request_build
-from generations.catalog import model_get
+from generations.catalog import model_get, operation_check
 from generations.models import Generation, GenerationImage
 from generations.selectors import generation_wait_final, image_list_serveable
 from generations.services.inputs import input_image_load, input_images_load
@@ -218,6 +218,7 @@ def _edit_request(request: Request, data: dict[str, Any]) -> GenerationRequest:
     uploads = [*request.FILES.getlist("image"), *request.FILES.getlist("image[]")]
     if not uploads:
         raise MissingInputImage(param="image")
+    operation_check(model=data["model"], operation="edit")
     mask = request.FILES.get("mask")
     return generation_request_build(
         data,
