@@ -63,6 +63,7 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
             "type": error_type,
             "param": native.get("param"),
             "code": native.get("code"),
+            "request_id": native.get("request_id"),
         }
     }
     return response

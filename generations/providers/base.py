@@ -151,7 +151,7 @@ def message_in(value: Any, depth: int = 0) -> str | None:
     """The first human-readable string in an upstream error value. Upstreams nest their messages (`{"error":
     {"message": {"detail": "..."}}}`, lists of errors); a nested object is searched, never shown as a Python repr."""
     if isinstance(value, str):
-        text = _UNPRINTABLE.sub(" ", value).strip()
+        text = " ".join(_UNPRINTABLE.sub(" ", value).split())
         return text[:500] or None
     if depth > 4:
         return None
