@@ -172,6 +172,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Error responses (with their codes) and the X-Request-Id / Retry-After / ... headers on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "project.api.schema.error_responses_hook",
+    ],
 }
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # While the database is unreachable, requests answer 503 `service_unavailable` with this Retry-After.

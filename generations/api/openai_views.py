@@ -81,6 +81,13 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
     user = serializers.CharField(required=False, max_length=256)
 
 
+class OpenAIImageEditRequestSerializer(OpenAIImageRequestSerializer):
+    """For the schema: the multipart files next to the fields (`image[]` is accepted as well as `image`)."""
+
+    image = serializers.ListField(child=serializers.FileField(), help_text="The image(s) to edit.")
+    mask = serializers.FileField(required=False)
+
+
 OpenAIImagesResponse = inline_serializer(
     "OpenAIImagesResponse",
     {
@@ -136,6 +143,7 @@ def _response_format(data: dict[str, Any]) -> str:
 
 class OpenAIImagesBaseView(TenantGenericAPIView):
     queryset = Generation.objects.all()
+    serializer_class = OpenAIImageRequestSerializer  # for OPTIONS, which describes the body
 
     def get_exception_handler(self):
         return openai_exception_handler
@@ -207,7 +215,7 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
     @extend_schema(
         operation_id="openai_images_edit",
         summary="OpenAI-compatible: edit images (multipart, synchronous)",
-        request={"multipart/form-data": OpenAIImageRequestSerializer},
+        request={"multipart/form-data": OpenAIImageEditRequestSerializer},
         responses={200: OpenAIImagesResponse},
         tags=["openai-compatible"],
     )

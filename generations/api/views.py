@@ -96,6 +96,7 @@ class GenerationListCreateView(TenantGenericAPIView):
         operation_id="generations_list",
         summary="List generations (newest first, cursor-paginated)",
         parameters=[GenerationFilterSerializer],
+        responses={200: GenerationSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
         filters = GenerationFilterSerializer(data=request.query_params)

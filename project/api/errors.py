@@ -48,11 +48,15 @@ _STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
 }
 
 
-def domain_error_status(exc: domain.DomainError) -> int:
-    for klass in type(exc).__mro__:
+def domain_error_class_status(error_class: type[domain.DomainError]) -> int:
+    for klass in error_class.__mro__:
         if klass in _STATUS_BY_CATEGORY:
             return _STATUS_BY_CATEGORY[klass]
     return 400
+
+
+def domain_error_status(exc: domain.DomainError) -> int:
+    return domain_error_class_status(type(exc))
 
 
 class ApiError(exceptions.APIException):
