@@ -95,8 +95,9 @@ class GenerationImageInline(admin.TabularInline):
 
 @admin.register(Generation)
 class GenerationAdmin(HistoryAdmin):
-    list_display = ["public_id", "tenant", "model_id", "status", "n", "images_returned", "attempts", "error_code",
-                    "charged_usd", "created_at"]
+    # Fits a 1366 px screen: attempts and the full error live on the detail page.
+    list_display = ["public_id", "tenant", "model_id", "status", "images_returned", "error_code", "charged_usd",
+                    "created_at"]
     list_filter = ["status", "operation", "model_id", ("tenant", admin.RelatedOnlyFieldListFilter),
                    ("created_at", admin.DateFieldListFilter), "error_code"]
     search_fields = ["public_id", "prompt", "tenant__slug", "api_key__prefix", "upstream_trace_id",
@@ -112,9 +113,25 @@ class GenerationAdmin(HistoryAdmin):
         ("Attempts and errors", {"fields": ["attempts", "max_attempts", "not_before", "lease_expires_at",
                                             "error_code", "error_message", "upstream_status", "upstream_trace_id",
                                             "upstream_task_id", "unknown_outcomes"]}),
-        ("Money", {"fields": ["price_id", "unit_cost_micros", "unit_price_micros", "estimate_micros",
-                              "images_returned", "charged_micros", "upstream_cost_micros", "ledger_entries"]}),
+        ("Money", {"fields": ["price_id", "unit_cost_usd", "unit_price_usd", "estimated_usd",
+                              "images_returned", "charged_usd", "upstream_cost_usd", "ledger_entries"]}),
     ]
+
+    @admin.display(description="unit cost (USD)")
+    def unit_cost_usd(self, generation: Generation) -> str:
+        return micros_to_usd(generation.unit_cost_micros)
+
+    @admin.display(description="unit price (USD)")
+    def unit_price_usd(self, generation: Generation) -> str:
+        return micros_to_usd(generation.unit_price_micros)
+
+    @admin.display(description="estimated (USD)")
+    def estimated_usd(self, generation: Generation) -> str:
+        return micros_to_usd(generation.estimate_micros)
+
+    @admin.display(description="upstream cost (USD)")
+    def upstream_cost_usd(self, generation: Generation) -> str:
+        return "" if generation.upstream_cost_micros is None else micros_to_usd(generation.upstream_cost_micros)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Generation | None = None) -> list[str]:
         return [field for _, options in self.fieldsets for field in options["fields"]]

@@ -4,6 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from project.health import health_view
 
+# Staff pages: our name on them, and no "View site" link (there is no public site; it would be a 404).
+admin.site.site_header = "Image generation — staff"
+admin.site.site_title = "Image generation staff"
+admin.site.index_title = "Operations"
+admin.site.site_url = None
+
 api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("billing.api.urls")),
