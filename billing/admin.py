@@ -201,12 +201,30 @@ class PriceAdmin(admin.ModelAdmin):
 
 
 class PlanForm(forms.ModelForm):
+    """Money limits typed and shown in dollars (stored as micros)."""
+
     monthly_spend_limit_micros = UsdFormField(
         required=False, label="Monthly spend limit (USD)", help_text="Empty: no limit."
+    )
+    key_monthly_budget_micros = UsdFormField(
+        required=False, label="Default monthly budget per key (USD)", help_text="Empty: no per-key budget."
     )
 
     class Meta:
         model = Plan
+        fields = "__all__"
+
+
+class TenantPlanForm(PlanForm):
+    monthly_spend_limit_micros = UsdFormField(
+        required=False, label="Monthly spend limit (USD)", help_text="Empty: the plan's."
+    )
+    key_monthly_budget_micros = UsdFormField(
+        required=False, label="Default monthly budget per key (USD)", help_text="Empty: the plan's."
+    )
+
+    class Meta:
+        model = TenantPlan
         fields = "__all__"
 
 
@@ -239,6 +257,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(TenantPlan)
 class TenantPlanAdmin(admin.ModelAdmin):
+    form = TenantPlanForm
     list_display = ["tenant", "plan", "updated_at"]
     list_filter = ["plan"]
     search_fields = ["tenant__slug", "tenant__name"]
@@ -428,6 +447,9 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", ("created_at", admin.DateFieldListFilter), "tenant"]
     search_fields = ["reference", "tenant__slug", "model_id", "note"]
+    fields = ["created_at", "tenant", "kind", "reference", "amount_usd", "api_key", "price", "model_id", "quality",
+              "size", "images", "unit_cost_usd", "unit_price_usd", "cost_usd", "actor_user", "note"]
+    readonly_fields = fields
     date_hierarchy = "created_at"
     list_select_related = ["tenant", "api_key"]
 
@@ -438,6 +460,14 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     @admin.display(description="upstream cost (USD)")
     def cost_usd(self, entry: LedgerEntry) -> str:
         return micros_to_usd(entry.cost_micros)
+
+    @admin.display(description="unit cost (USD)")
+    def unit_cost_usd(self, entry: LedgerEntry) -> str:
+        return "" if entry.unit_cost_micros is None else micros_to_usd(entry.unit_cost_micros)
+
+    @admin.display(description="unit price (USD)")
+    def unit_price_usd(self, entry: LedgerEntry) -> str:
+        return "" if entry.unit_price_micros is None else micros_to_usd(entry.unit_price_micros)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -78,13 +78,26 @@ class GenerationImageInline(admin.TabularInline):
     model = GenerationImage
     extra = 0
     can_delete = False
-    fields = ["thumbnail", "index", "review_status", "withheld", "content_type", "width", "height", "byte_size",
-              "sha256", "storage_key"]
+    # Fits a 1366 px screen: the long hash and storage key are shortened, in full on hover.
+    fields = ["thumbnail", "index", "review_status", "withheld", "content_type", "dimensions", "byte_size",
+              "sha256_short", "file"]
     readonly_fields = fields
 
     @admin.display(description="image")
     def thumbnail(self, image: GenerationImage) -> str:
         return _thumbnail_tag(image)
+
+    @admin.display(description="size (px)")
+    def dimensions(self, image: GenerationImage) -> str:
+        return f"{image.width}×{image.height}"
+
+    @admin.display(description="sha256")
+    def sha256_short(self, image: GenerationImage) -> str:
+        return format_html('<span title="{}">{}…</span>', image.sha256, image.sha256[:12])
+
+    @admin.display(description="file")
+    def file(self, image: GenerationImage) -> str:
+        return format_html('<span title="{}">{}</span>', image.storage_key, image.storage_key.rsplit("/", 1)[-1])
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
