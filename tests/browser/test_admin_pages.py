@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent, User
 from accounts.services import SYSTEM, Actor, api_key_budget_set
-from billing.services import statement_close
+from billing.services.statements import statement_close
 from generations.services.moderation import images_reject
 from tests.browser.test_moderation_queue import CHROMIUM, CHROMIUM_ARGS
 from tests.generations.moderation_support import succeeded_generation

@@ -6,7 +6,7 @@ import base64
 import httpx
 import pytest
 
-from generations.outputs import InvalidOutput, image_verify
+from generations.images import InvalidOutput, image_verify
 from generations.providers.base import error_from_response
 from tests.generations.support import GPT_IMAGE, LOW_SQUARE
 from tests.generations.test_submit import nothing_changed, png_data_url
