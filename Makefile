@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-dev migrate run test lint clean
+.PHONY: install install-dev migrate run test lint clean manage
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ run: migrate
 test: install-dev
 	@$(BIN)/python -c "import environ; u = environ.Env().str('DATABASE_URL', default=''); print('make test: database =', 'PostgreSQL' if u.startswith(('postgres', 'pgsql')) else 'SQLite (set DATABASE_URL=postgres://... for PostgreSQL)')"
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Any management command with the virtualenv's Python: make manage ARGS="create_tenant acme --name Acme"
+manage: install
+	$(BIN)/python manage.py $(ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -10,21 +10,30 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
+from rest_framework_api_key.models import APIKey as LibraryApiKey
 
 from accounts.models import ApiKey, AuditEvent, Membership, Tenant, User
 from accounts.services import actor_from_staff, api_key_budget_set, api_key_revoke, tenant_set_status
 from project.streaming_csv import csv_streaming_response
+
+# djangorestframework-api-key registers its own APIKey model; our keys are accounts.ApiKey, so staff would see a
+# second, always empty "API keys" entry.
+if admin.site.is_registered(LibraryApiKey):
+    admin.site.unregister(LibraryApiKey)
 
 
 @admin.register(User)
@@ -82,7 +91,8 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are issued through the API or `create_api_key`; the admin shows the prefix, never the hash."""
+    """Keys are issued through the API or `create_api_key`; the admin shows the prefix, never the hash. The budget
+    is typed in dollars through the form `billing.admin` substitutes."""
 
     list_display = ["prefix_link", "name", "tenant", "is_admin", "created", "last_used_at", "revoked"]
     list_display_links = None
@@ -210,11 +220,48 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _models_by_name() -> dict[str, type[Model]]:
+    # Audit rows name their target by class name; looked up through the registry so accounts imports no app above.
+    return {model.__name__: model for model in apps.get_models()}
+
+
+def _admin_change_url(obj: Model) -> str | None:
+    if not admin.site.is_registered(type(obj)):
+        return None
+    meta = obj._meta
+    object_id = obj.prefix if isinstance(obj, ApiKey) else obj.pk
+    try:
+        return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[object_id])
+    except NoReverseMatch:
+        return None
+
+
+def audit_target(event: AuditEvent) -> tuple[str, str | None]:
+    """The target by name ("Image gen_abc#1", "Price openai/gpt-image-1 low 1024x1024") with a link to its admin
+    page (for an image, its generation's), or its type and id when it no longer exists."""
+    model = _models_by_name().get(event.target_type)
+    if model is None:
+        return f"{event.target_type} {event.target_id}", None
+    lookup = {"prefix": event.target_id} if model is ApiKey else {"pk": event.target_id}
+    try:
+        obj = model._default_manager.filter(**lookup).first()
+    except (ValueError, TypeError, DjangoValidationError):
+        obj = None
+    name = capfirst(model._meta.verbose_name)
+    if obj is None:
+        return f"{name} {event.target_id} (deleted)", None
+    for candidate in (obj, getattr(obj, "generation", None)):
+        if isinstance(candidate, Model) and (url := _admin_change_url(candidate)):
+            return f"{name} {obj}", url
+    return f"{name} {obj}", None
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     """Append-only: nobody, superusers included, can add, change or delete events here."""
 
-    list_display = ["created_at", "action", "actor", "tenant", "target_type", "target_id", "ip_address"]
+    list_display = ["created_at", "action", "actor", "tenant", "target", "ip_address"]
+    readonly_fields = ["target"]
     list_filter = [
         ("tenant", admin.RelatedOnlyFieldListFilter),
         "actor_type",
@@ -234,6 +281,11 @@ class AuditEventAdmin(admin.ModelAdmin):
         if event.actor_api_key is not None:
             return f"key {event.actor_api_key.prefix}"
         return event.get_actor_type_display()
+
+    @admin.display(description="target")
+    def target(self, event: AuditEvent) -> str:
+        label, url = audit_target(event)
+        return format_html('<a href="{}">{}</a>', url, label) if url else label
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -15,8 +15,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.admin import TenantAdmin
-from accounts.models import Tenant
+from accounts.admin import ApiKeyAdmin, TenantAdmin
+from accounts.models import ApiKey, Tenant
 from accounts.services import actor_from_staff
 from billing.admin_reports import billing_report_view
 from billing.models import LedgerEntry, Plan, Price, Statement, StatementLine, TenantPlan, Wallet
@@ -37,12 +37,40 @@ class UsdFormField(forms.CharField):
         self.allow_negative = allow_negative
         super().__init__(**kwargs)
 
-    def clean(self, value: Any) -> int:
+    def prepare_value(self, value: Any) -> Any:
+        # Stored micros are shown as dollars when the form is displayed.
+        return micros_to_usd(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def clean(self, value: Any) -> int | None:
         text = super().clean(value)
+        if not self.required and text in self.empty_values:
+            return None
         try:
             return usd_to_micros(text, allow_negative=self.allow_negative)
         except InvalidAmount as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+
+# --- API keys: the budget in dollars ---------------------------------------------------------------------
+
+
+class ApiKeyBudgetForm(forms.ModelForm):
+    monthly_budget_micros = UsdFormField(
+        required=False, label="Monthly budget (USD)", help_text="Empty: no budget beyond the tenant's limits."
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["monthly_budget_micros"]
+
+
+# accounts cannot parse or show money, so billing swaps in its key page with the budget typed in dollars.
+admin.site.unregister(ApiKey)
+
+
+@admin.register(ApiKey)
+class ApiKeyBillingAdmin(ApiKeyAdmin):
+    form = ApiKeyBudgetForm
 
 
 # --- Tenants: the accounts page plus money columns -------------------------------------------------------
@@ -230,8 +258,37 @@ class PriceAdmin(admin.ModelAdmin):
 # --- Plans ----------------------------------------------------------------------------------------------
 
 
+class PlanForm(forms.ModelForm):
+    """Money limits typed and shown in dollars (stored as micros)."""
+
+    monthly_spend_limit_micros = UsdFormField(
+        required=False, label="Monthly spend limit (USD)", help_text="Empty: no limit."
+    )
+    key_monthly_budget_micros = UsdFormField(
+        required=False, label="Default monthly budget per key (USD)", help_text="Empty: no per-key budget."
+    )
+
+    class Meta:
+        model = Plan
+        fields = "__all__"
+
+
+class TenantPlanForm(PlanForm):
+    monthly_spend_limit_micros = UsdFormField(
+        required=False, label="Monthly spend limit (USD)", help_text="Empty: the plan's."
+    )
+    key_monthly_budget_micros = UsdFormField(
+        required=False, label="Default monthly budget per key (USD)", help_text="Empty: the plan's."
+    )
+
+    class Meta:
+        model = TenantPlan
+        fields = "__all__"
+
+
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
+    form = PlanForm
     list_display = [
         "name",
         "is_default",
@@ -240,10 +297,14 @@ class PlanAdmin(admin.ModelAdmin):
         "max_concurrent",
         "images_per_day",
         "images_per_month",
-        "monthly_spend_limit_micros",
+        "monthly_spend_limit_usd",
         "requests_per_minute",
     ]
     search_fields = ["name"]
+
+    @admin.display(description="monthly spend limit (USD)", ordering="monthly_spend_limit_micros")
+    def monthly_spend_limit_usd(self, plan: Plan) -> str:
+        return "—" if plan.monthly_spend_limit_micros is None else micros_to_usd(plan.monthly_spend_limit_micros)
 
     def save_model(self, request: HttpRequest, obj: Plan, form: forms.ModelForm, change: bool) -> None:
         plan_save(plan=obj, actor=actor_from_staff(request=request))
@@ -254,6 +315,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(TenantPlan)
 class TenantPlanAdmin(admin.ModelAdmin):
+    form = TenantPlanForm
     list_display = ["tenant", "plan", "updated_at"]
     list_filter = ["plan"]
     search_fields = ["tenant__slug", "tenant__name"]
@@ -430,6 +492,7 @@ class WalletAdmin(admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
+    # Fits a 1366 px screen; quality, size and key are on the entry's page and searchable.
     list_display = [
         "created_at",
         "tenant",
@@ -437,14 +500,14 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "reference",
         "amount_usd",
         "model_id",
-        "quality",
-        "size",
         "images",
         "cost_usd",
-        "api_key",
     ]
     list_filter = ["kind", ("created_at", admin.DateFieldListFilter), "tenant"]
     search_fields = ["reference", "tenant__slug", "model_id", "note"]
+    fields = ["created_at", "tenant", "kind", "reference", "amount_usd", "api_key", "price", "model_id", "quality",
+              "size", "images", "unit_cost_usd", "unit_price_usd", "cost_usd", "actor_user", "note"]
+    readonly_fields = fields
     date_hierarchy = "created_at"
     list_select_related = ["tenant", "api_key"]
 
@@ -455,6 +518,14 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     @admin.display(description="upstream cost (USD)")
     def cost_usd(self, entry: LedgerEntry) -> str:
         return micros_to_usd(entry.cost_micros)
+
+    @admin.display(description="unit cost (USD)")
+    def unit_cost_usd(self, entry: LedgerEntry) -> str:
+        return "" if entry.unit_cost_micros is None else micros_to_usd(entry.unit_cost_micros)
+
+    @admin.display(description="unit price (USD)")
+    def unit_price_usd(self, entry: LedgerEntry) -> str:
+        return "" if entry.unit_price_micros is None else micros_to_usd(entry.unit_price_micros)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -515,13 +586,21 @@ class StatementAdmin(admin.ModelAdmin):
         "period_start",
         "period_end",
         "images",
-        "charges_micros",
-        "credits_micros",
-        "closing_balance_micros",
+        "charges_usd",
+        "credits_usd",
+        "closing_balance_usd",
         "created_at",
         "printable",
     ]
     readonly_fields = fields
+
+    @admin.display(description="credits (USD)")
+    def credits_usd(self, statement: Statement) -> str:
+        return micros_to_usd(statement.credits_micros)
+
+    @admin.display(description="closing balance (USD)")
+    def closing_balance_usd(self, statement: Statement) -> str:
+        return micros_to_usd(statement.closing_balance_micros)
 
     @admin.display(description="charges (USD)", ordering="charges_micros")
     def charges_usd(self, statement: Statement) -> str:

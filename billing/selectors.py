@@ -241,7 +241,10 @@ USAGE_GROUPS = {
 def usage_rows(
     *, tenant: Tenant, start: datetime, end: datetime, group_by: list[str]
 ) -> list[dict[str, Any]]:
-    """Charged usage (CAPTURE rows) in [start, end), grouped by any of USAGE_GROUPS."""
+    """Charged usage (CAPTURE rows) in [start, end), grouped by any of USAGE_GROUPS; without a grouping, one row
+    with the period's total."""
+    if not group_by:
+        return [usage_totals(tenant=tenant, start=start, end=end)]
     entries = LedgerEntry.objects.filter(
         tenant=tenant, kind=Kind.CAPTURE, created_at__gte=start, created_at__lt=end
     )

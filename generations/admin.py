@@ -78,13 +78,26 @@ class GenerationImageInline(admin.TabularInline):
     model = GenerationImage
     extra = 0
     can_delete = False
-    fields = ["thumbnail", "index", "review_status", "withheld", "content_type", "width", "height", "byte_size",
-              "sha256", "storage_key"]
+    # Fits a 1366 px screen: the long hash and storage key are shortened, in full on hover.
+    fields = ["thumbnail", "index", "review_status", "withheld", "content_type", "dimensions", "byte_size",
+              "sha256_short", "file"]
     readonly_fields = fields
 
     @admin.display(description="image")
     def thumbnail(self, image: GenerationImage) -> str:
         return _thumbnail_tag(image)
+
+    @admin.display(description="size (px)")
+    def dimensions(self, image: GenerationImage) -> str:
+        return f"{image.width}×{image.height}"
+
+    @admin.display(description="sha256")
+    def sha256_short(self, image: GenerationImage) -> str:
+        return format_html('<span title="{}">{}…</span>', image.sha256, image.sha256[:12])
+
+    @admin.display(description="file")
+    def file(self, image: GenerationImage) -> str:
+        return format_html('<span title="{}">{}</span>', image.storage_key, image.storage_key.rsplit("/", 1)[-1])
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -95,8 +108,9 @@ class GenerationImageInline(admin.TabularInline):
 
 @admin.register(Generation)
 class GenerationAdmin(HistoryAdmin):
-    list_display = ["public_id", "tenant", "model_id", "status", "n", "images_returned", "attempts", "error_code",
-                    "charged_usd", "created_at"]
+    # Fits a 1366 px screen: attempts and the full error live on the detail page.
+    list_display = ["public_id", "tenant", "model_id", "status", "images_returned", "error_code", "charged_usd",
+                    "created_at"]
     list_filter = ["status", "operation", "model_id", ("tenant", admin.RelatedOnlyFieldListFilter),
                    ("created_at", admin.DateFieldListFilter), "error_code"]
     search_fields = ["public_id", "prompt", "tenant__slug", "api_key__prefix", "upstream_trace_id",
@@ -112,10 +126,26 @@ class GenerationAdmin(HistoryAdmin):
         ("Attempts and errors", {"fields": ["attempts", "max_attempts", "not_before", "lease_expires_at",
                                             "error_code", "error_message", "upstream_status", "upstream_trace_id",
                                             "upstream_task_id", "unknown_outcomes"]}),
-        ("Money", {"fields": ["price_id", "unit_cost_micros", "unit_price_micros", "estimate_micros",
-                              "images_returned", "charged_micros", "upstream_cost_micros", "usage",
+        ("Money", {"fields": ["price_id", "unit_cost_usd", "unit_price_usd", "estimated_usd",
+                              "images_returned", "charged_usd", "upstream_cost_usd", "usage",
                               "ledger_entries"]}),
     ]
+
+    @admin.display(description="unit cost (USD)")
+    def unit_cost_usd(self, generation: Generation) -> str:
+        return micros_to_usd(generation.unit_cost_micros)
+
+    @admin.display(description="unit price (USD)")
+    def unit_price_usd(self, generation: Generation) -> str:
+        return micros_to_usd(generation.unit_price_micros)
+
+    @admin.display(description="estimated (USD)")
+    def estimated_usd(self, generation: Generation) -> str:
+        return micros_to_usd(generation.estimate_micros)
+
+    @admin.display(description="upstream cost (USD)")
+    def upstream_cost_usd(self, generation: Generation) -> str:
+        return "" if generation.upstream_cost_micros is None else micros_to_usd(generation.upstream_cost_micros)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Generation | None = None) -> list[str]:
         return [field for _, options in self.fieldsets for field in options["fields"]]

@@ -138,19 +138,20 @@ class Drain:
             log.info("generation.content_policy", code=error.code)
         except PermanentProviderError as error:
             await self.db(generation_fail, claim=claim, failure=_failure(error, error.code))
-            log.warning("generation.permanent_error", code=error.code, status=error.status)
+            log.warning("generation.permanent_error", code=error.code, status=error.status, detail=error.detail)
         except UnknownOutcomeError as error:
             delay = retry_delay_seconds(attempt=claim.attempts, retry_after=None)
             await self.db(
                 generation_retry_later, claim=claim, failure=_failure(error, error.code), delay_seconds=delay,
                 unknown_outcome=True,
             )
-            log.warning("generation.unknown_outcome", code=error.code)
+            log.warning("generation.unknown_outcome", code=error.code, detail=error.detail)
         except ProviderError as error:
             retry_after = error.retry_after if isinstance(error, TransientProviderError) else None
             delay = retry_delay_seconds(attempt=claim.attempts, retry_after=retry_after)
             await self.db(generation_retry_later, claim=claim, failure=_failure(error, error.code), delay_seconds=delay)
-            log.info("generation.transient_error", code=error.code, status=error.status, retry_in=round(delay, 1))
+            log.info("generation.transient_error", code=error.code, status=error.status, retry_in=round(delay, 1),
+                     detail=error.detail)
         except Exception:
             log.exception("generation.forward_crashed")
             await self._retry_after_crash(claim)
@@ -222,7 +223,10 @@ class Drain:
         if not stored:
             first = errors[0] if errors else None
             code = getattr(first, "code", "no_output") if isinstance(first, InvalidOutput) else "no_output"
-            message = str(first) if first else "The upstream returned no images."
+            message = (
+                f"The upstream's image was refused: {first.message}." if isinstance(first, InvalidOutput)
+                else "The upstream returned no usable images."
+            )
             await self.db(
                 generation_fail,
                 claim=claim,

@@ -22,8 +22,9 @@ class InvalidOutput(Exception):
     output_too_large, output_invalid_base64, output_not_image, output_unsupported_format,
     output_dimensions_too_large."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+    def __init__(self, code: str, message: str, *, detail: str = "") -> None:
+        # `message` is shown to tenants; `detail` (addresses, connection errors) only reaches the logs.
+        super().__init__(f"{code}: {message}" + (f" ({detail})" if detail else ""))
         self.code = code
         self.message = message
 
@@ -59,10 +60,13 @@ def image_verify(data: bytes, *, max_pixels: int) -> VerifiedImage:
                 image.load()
     except InvalidOutput:
         raise
+    # Pillow's own messages name Python objects (`<_io.BytesIO object at 0x…>`); ours say what is wrong.
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidOutput("output_dimensions_too_large", str(exc)) from exc
+        raise InvalidOutput("output_dimensions_too_large", f"more than {max_pixels} pixels") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidOutput("output_not_image", f"not a readable image: {exc}") from exc
+        raise InvalidOutput(
+            "output_not_image", "not a readable image (PNG, JPEG or WEBP, complete and uncorrupted)"
+        ) from exc
     content_type, extension = ALLOWED_FORMATS[image_format]
     return VerifiedImage(
         data=data,
@@ -82,7 +86,7 @@ def _b64_decode(b64_json: str, *, max_bytes: int) -> bytes:
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidOutput("output_invalid_base64", str(exc)) from exc
+        raise InvalidOutput("output_invalid_base64", "the image is not valid base64") from exc
     if len(data) > max_bytes:
         raise InvalidOutput("output_too_large", f"the image is larger than {max_bytes} bytes")
     return data
@@ -99,11 +103,13 @@ async def output_materialize(
                 raw.url, max_bytes=max_bytes, deadline_seconds=deadline_seconds, allow_private=allow_private
             )
         except UnsafeTarget as exc:
-            raise InvalidOutput("output_unsafe_url", str(exc)) from exc
+            raise InvalidOutput("output_unsafe_url", "the image URL is not a public address", detail=str(exc)) from exc
         except ResponseTooLarge as exc:
-            raise InvalidOutput("output_too_large", str(exc)) from exc
+            raise InvalidOutput(
+                "output_too_large", f"the image is larger than {max_bytes} bytes", detail=str(exc)
+            ) from exc
         except FetchFailed as exc:
-            raise InvalidOutput("output_fetch_failed", str(exc)) from exc
+            raise InvalidOutput("output_fetch_failed", "the image URL could not be fetched", detail=str(exc)) from exc
         if response.status_code != 200:
             raise InvalidOutput("output_fetch_failed", f"the image URL answered HTTP {response.status_code}")
         data = response.content

@@ -91,3 +91,10 @@ class UpstreamFailed(DomainError):
 
 class TimedOut(DomainError):
     code = "timeout"
+
+
+class Unavailable(DomainError):
+    """A dependency (the database) is down; the same request is expected to work again shortly."""
+
+    code = "service_unavailable"
+    message = "The service is temporarily unavailable. Retry shortly."

@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so every response (errors from the other middleware included) carries X-Request-Id.
+    "project.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -156,7 +158,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "project.api.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "project.api.parsers.DepthLimitedJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -172,8 +174,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Error responses (with their codes) and the X-Request-Id / Retry-After / ... headers on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "project.api.schema.error_responses_hook",
+    ],
 }
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# While the database is unreachable, requests answer 503 `service_unavailable` with this Retry-After.
+DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
+# JSON bodies nested deeper than this are refused (400 `malformed_request`) instead of exhausting the stack.
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=64)
+# Failed API-key authentications per client address: after this many within the window, 429 with Retry-After
+# (counted in CACHES["default"]; a key that authenticated recently still gets through).
+AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
+AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", default=60)
 
 # --- Background work (django-q2) ------------------------------------------------------------------------
 Q_BROKER = env.str("Q_BROKER", default="orm")

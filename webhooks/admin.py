@@ -79,7 +79,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         "status",
         "attempts",
         "last_response_status",
-        "next_attempt_at",
         "delivered_at",
         "created_at",
     ]

@@ -14,6 +14,12 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication
 from rest_framework.request import Request
 
+from accounts.api.auth_failures import (
+    auth_failure_record,
+    auth_failures_check,
+    auth_verified_record,
+    client_address,
+)
 from accounts.models import ApiKey, Tenant
 from project import errors
 
@@ -50,8 +56,9 @@ def api_key_from_secret(key: str) -> ApiKey:
     return api_key
 
 
-def _touch_last_used(api_key: ApiKey) -> None:
-    """Record use at most once per resolution window, so hot keys don't write on every request."""
+def _touch_last_used(api_key: ApiKey, *, secret: str) -> None:
+    """Record use at most once per resolution window, so hot keys don't write on every request (the auth-failure
+    limiter's memory of good keys is refreshed at the same pace)."""
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
     if api_key.last_used_at is None or api_key.last_used_at < stale_before:
@@ -59,6 +66,7 @@ def _touch_last_used(api_key: ApiKey) -> None:
             last_used_at=now
         )
         api_key.last_used_at = now
+        auth_verified_record(secret=secret)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -68,10 +76,22 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = request.headers.get("Authorization")
         if not header:
             return None
-        api_key = api_key_from_secret(_parse_bearer(header))
+        address = client_address(request)
+        try:
+            secret = _parse_bearer(header)
+        except ApiKeyAuthFailed:
+            auth_failures_check(address=address, secret=None)
+            auth_failure_record(address=address)
+            raise
+        auth_failures_check(address=address, secret=secret)
+        try:
+            api_key = api_key_from_secret(secret)
+        except ApiKeyAuthFailed:
+            auth_failure_record(address=address)
+            raise
         if api_key.tenant.status != Tenant.Status.ACTIVE:
             raise TenantSuspended()
-        _touch_last_used(api_key)
+        _touch_last_used(api_key, secret=secret)
         request.tenant = api_key.tenant
         request.api_key = api_key
         structlog.contextvars.bind_contextvars(tenant=api_key.tenant.slug, api_key=api_key.prefix)

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import ApiKey
+from project.api.serializers import StrictFieldsMixin
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -14,7 +15,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     name = serializers.CharField(max_length=50)
     is_admin = serializers.BooleanField(default=False)
 

@@ -22,7 +22,11 @@ class ApiKeyListCreateView(TenantGenericAPIView):
     permission_classes = [HasAdminKey]
     pagination_class = ApiKeyPagination
 
-    @extend_schema(operation_id="api_keys_list", summary="List the tenant's API keys")
+    @extend_schema(
+        operation_id="api_keys_list",
+        summary="List the tenant's API keys (newest first, cursor-paginated)",
+        responses={200: ApiKeySerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ApiKeySerializer(page, many=True).data)

@@ -29,7 +29,7 @@ class UsageQuerySerializer(serializers.Serializer):
     )
     end = serializers.DateField(required=False, help_text="Last day (UTC), inclusive. Default: today.")
     group_by = serializers.CharField(
-        required=False, default="", help_text=f"Comma-separated, any of: {', '.join(USAGE_GROUPS)}."
+        required=False, default="", help_text=f"Comma-separated, any of: {', '.join(USAGE_GROUPS)}. Without it, `data` is one total row."
     )
 
     def validate_group_by(self, value: str) -> list[str]:

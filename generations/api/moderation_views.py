@@ -7,9 +7,10 @@ from accounts.api.base import TenantGenericAPIView
 from generations.models import Generation, ImageReport
 from generations.selectors import ImageNotFound, image_get
 from generations.services.moderation import image_report
+from project.api.serializers import StrictFieldsMixin
 
 
-class ImageReportCreateSerializer(serializers.Serializer):
+class ImageReportCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 

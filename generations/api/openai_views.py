@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.serializers import generation_request_build
-from generations.catalog import model_get
+from generations.catalog import model_get, operation_check
 from generations.models import Generation, GenerationImage
 from generations.selectors import generation_wait_final, image_list_serveable
 from generations.services.inputs import input_image_load, input_images_load
@@ -63,6 +63,7 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
             "type": error_type,
             "param": native.get("param"),
             "code": native.get("code"),
+            "request_id": native.get("request_id"),
         }
     }
     return response
@@ -78,6 +79,13 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
     negative_prompt = serializers.CharField(required=False, max_length=2000, allow_blank=True)
     seed = serializers.IntegerField(required=False)
     user = serializers.CharField(required=False, max_length=256)
+
+
+class OpenAIImageEditRequestSerializer(OpenAIImageRequestSerializer):
+    """For the schema: the multipart files next to the fields (`image[]` is accepted as well as `image`)."""
+
+    image = serializers.ListField(child=serializers.FileField(), help_text="The image(s) to edit.")
+    mask = serializers.FileField(required=False)
 
 
 OpenAIImagesResponse = inline_serializer(
@@ -151,6 +159,7 @@ _DESCRIPTION = (
 
 class OpenAIImagesBaseView(TenantGenericAPIView):
     queryset = Generation.objects.all()
+    serializer_class = OpenAIImageRequestSerializer  # for OPTIONS, which describes the body
 
     generation_id: str | None = None
 
@@ -236,7 +245,7 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
     @extend_schema(
         operation_id="openai_images_edit",
         summary="OpenAI-compatible: edit images (multipart, synchronous)",
-        request={"multipart/form-data": OpenAIImageRequestSerializer},
+        request={"multipart/form-data": OpenAIImageEditRequestSerializer},
         responses={200: OpenAIImagesResponse},
         tags=["openai-compatible"],
         description=_DESCRIPTION,
@@ -249,6 +258,7 @@ def _edit_request(request: Request, data: dict[str, Any]) -> GenerationRequest:
     uploads = [*request.FILES.getlist("image"), *request.FILES.getlist("image[]")]
     if not uploads:
         raise MissingInputImage(param="image")
+    operation_check(model=data["model"], operation="edit")
     mask = request.FILES.get("mask")
     return generation_request_build(
         data,

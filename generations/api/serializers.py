@@ -6,13 +6,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import micros_to_usd
+from generations.catalog import model_id_resolve
 from generations.models import Generation, GenerationImage
 from generations.selectors import image_is_serveable
 from generations.services.submit import GenerationRequest
 from generations.storage import signed_download_url
+from project.api.serializers import StrictFieldsMixin
 
 
-class GenerationCreateSerializer(serializers.Serializer):
+class GenerationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     model = serializers.CharField(max_length=120, help_text="Catalog id (`openai/gpt-image-1`) or alias.")
     prompt = serializers.CharField(max_length=32000, trim_whitespace=False)
     n = serializers.IntegerField(required=False, min_value=1, max_value=15)
@@ -52,10 +54,15 @@ class GenerationCreateSerializer(serializers.Serializer):
 
 class GenerationFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Generation.Status.choices, required=False)
-    model = serializers.CharField(required=False, max_length=120)
+    model = serializers.CharField(
+        required=False, max_length=120, help_text="Catalog id or alias; an unknown model is 400 `unknown_model`."
+    )
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
     api_key = serializers.CharField(required=False, max_length=20, help_text="An API key prefix.")
+
+    def validate_model(self, value: str) -> str:
+        return model_id_resolve(value)
 
 
 class GenerationImageSerializer(serializers.ModelSerializer):

@@ -1,5 +1,6 @@
 from django.urls import path
 
+import project.api.converters  # noqa: F401  (registers the `id` converter)
 from generations.api.catalog import ModelDetailView, ModelListView
 from generations.api.moderation_views import ImageReportView
 from generations.api.openai_views import OpenAIImageEditsView, OpenAIImageGenerationsView
@@ -13,21 +14,21 @@ from generations.api.views import (
 
 urlpatterns = [
     path("models", ModelListView.as_view(), name="models"),
-    path("models/<path:model>", ModelDetailView.as_view(), name="model-detail"),
+    path("models/<idpath:model>", ModelDetailView.as_view(), name="model-detail"),
     path("generations", GenerationListCreateView.as_view(), name="generations"),
-    path("generations/<str:generation_id>", GenerationDetailView.as_view(), name="generation-detail"),
-    path("generations/<str:generation_id>/cancel", GenerationCancelView.as_view(), name="generation-cancel"),
+    path("generations/<id:generation_id>", GenerationDetailView.as_view(), name="generation-detail"),
+    path("generations/<id:generation_id>/cancel", GenerationCancelView.as_view(), name="generation-cancel"),
     path(
-        "generations/<str:generation_id>/images/<int:index>",
+        "generations/<id:generation_id>/images/<int:index>",
         GenerationImageView.as_view(),
         name="generation-image",
     ),
     path(
-        "generations/<str:generation_id>/images/<int:index>/report",
+        "generations/<id:generation_id>/images/<int:index>/report",
         ImageReportView.as_view(),
         name="image-report",
     ),
-    path("files/<str:token>", SignedImageView.as_view(), name="signed-image"),
+    path("files/<id:token>", SignedImageView.as_view(), name="signed-image"),
     path("images/generations", OpenAIImageGenerationsView.as_view(), name="openai-images-generations"),
     path("images/edits", OpenAIImageEditsView.as_view(), name="openai-images-edits"),
 ]

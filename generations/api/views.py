@@ -1,4 +1,3 @@
-import json
 import re
 from typing import Any
 
@@ -19,6 +18,7 @@ from generations.api.serializers import (
     GenerationSerializer,
     generation_request_build,
 )
+from generations.catalog import operation_check
 from generations.models import Generation, GenerationImage
 from generations.selectors import (
     ImageNotFound,
@@ -33,6 +33,7 @@ from generations.services.inputs import input_image_load, input_images_load
 from generations.services.lifecycle import generation_cancel
 from generations.services.submit import GenerationRequest, Idempotency, generation_submit
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
+from project.api.parsers import json_loads_limited
 
 # RFC 7240: a preference the server cannot use is ignored (an absurdly long number included).
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d{1,4})(?!\d)")
@@ -60,14 +61,10 @@ def _submit_payload(request: Request) -> Any:
         data[key] = values if key in ("input_images", "webhook_events_filter") else values[-1]
     if isinstance(data.get("params"), str):
         try:
-            data["params"] = json.loads(data["params"], parse_constant=_refuse_json_constant)
+            data["params"] = json_loads_limited(data["params"])
         except ValueError:
             pass  # left as a string: the serializer refuses it with a field error
     return data
-
-
-def _refuse_json_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _fingerprint_payload(request: Request) -> Any:
@@ -84,6 +81,7 @@ def _fingerprint_payload(request: Request) -> Any:
 def generation_request_from(data: dict[str, Any], *, uploads: list[Any], mask_upload: Any | None) -> GenerationRequest:
     sources = [*uploads, *data.get("input_images", [])]
     mask_source = mask_upload or data.get("mask")
+    operation_check(model=data["model"], operation="edit" if sources else "generate")
     return generation_request_build(
         data,
         params=data.get("params") or {},
@@ -102,6 +100,7 @@ class GenerationListCreateView(TenantGenericAPIView):
         operation_id="generations_list",
         summary="List generations (newest first, cursor-paginated)",
         parameters=[GenerationFilterSerializer],
+        responses={200: GenerationSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
         filters = GenerationFilterSerializer(data=request.query_params)

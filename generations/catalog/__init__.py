@@ -8,6 +8,8 @@ from generations.catalog.validation import (
     generation_request_validate,
     model_catalog,
     model_get,
+    model_id_resolve,
+    operation_check,
     provider_call_from_stored,
     size_rule_text,
 )
@@ -23,6 +25,8 @@ __all__ = [
     "generation_request_validate",
     "model_catalog",
     "model_get",
+    "model_id_resolve",
+    "operation_check",
     "provider_call_from_stored",
     "size_rule_text",
 ]

@@ -52,6 +52,25 @@ def model_get(name: str) -> ModelSpec:
     return spec
 
 
+def model_id_resolve(name: str) -> str:
+    """The catalog id for an id or alias, disabled models included: they are no longer offered but their past
+    generations are still listed."""
+    spec = _lookup(name, CATALOG)
+    if spec is None:
+        raise UnknownModel(name)
+    return spec.id
+
+
+def operation_check(*, model: str, operation: str) -> ModelSpec:
+    """The checks that need nothing but the model and operation: run before input images are fetched or decoded,
+    so a request the model cannot take never makes us download anything."""
+    spec = model_get(model)
+    if operation not in spec.operations:
+        supported = " and ".join(sorted(spec.operations))
+        raise _refuse("operation_not_supported", "operation", f"{spec.alias} supports {supported} only.")
+    return spec
+
+
 @dataclass(frozen=True)
 class ValidatedRequest:
     spec: ModelSpec
@@ -198,10 +217,7 @@ def generation_request_validate(
     params: dict[str, Any],
     input_image_count: int,
 ) -> ValidatedRequest:
-    spec = model_get(model)
-    if operation not in spec.operations:
-        supported = " and ".join(sorted(spec.operations))
-        raise _refuse("operation_not_supported", "operation", f"{spec.alias} supports {supported} only.")
+    spec = operation_check(model=model, operation=operation)
     if not isinstance(prompt, str) or not prompt.strip():
         raise _refuse("prompt_required", "prompt", "prompt must not be empty.")
     if len(prompt) > spec.prompt_max_length:

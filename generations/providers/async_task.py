@@ -17,6 +17,7 @@ from generations.providers.base import (
     ProviderResult,
     RawOutput,
     UpstreamRequest,
+    message_in,
     parse_json_success,
 )
 
@@ -62,7 +63,9 @@ def parse_poll(response: httpx.Response, *, task_id: str) -> ProviderResult | No
             "the task poll answered with a body that is not a JSON object", trace_id=trace_id
         )
     status = str(payload.get("status") or "").strip().lower()
-    details = payload.get("details") or payload.get("error") or payload.get("message") or ""
+    details = next(
+        (text for key in ("details", "error", "message") if (text := message_in(payload.get(key)))), ""
+    )
     if status in _READY:
         outputs = _samples(payload.get("result"))
         if not outputs:
@@ -72,7 +75,7 @@ def parse_poll(response: httpx.Response, *, task_id: str) -> ProviderResult | No
         return ProviderResult(outputs=outputs, usage=None, upstream_task_id=task_id, trace_id=trace_id)
     if status in _MODERATED:
         raise ContentPolicyError(
-            f"task {task_id}: {payload.get('status')} {details}".strip(), trace_id=trace_id
+            f"task {task_id}: {status} {details}".strip(), trace_id=trace_id
         )
     if status in _FAILED:
         raise PermanentProviderError(

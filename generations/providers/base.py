@@ -4,6 +4,7 @@ This package speaks HTTP to AIHubMix and imports none of our apps: it takes a va
 or raises one of the errors below, each carrying the upstream status, a stable code, the message and trace id.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,17 +50,27 @@ class ProviderError(Exception):
     default_code = "upstream_error"
 
     def __init__(
-        self, message: str, *, code: str | None = None, status: int | None = None, trace_id: str | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        trace_id: str | None = None,
+        detail: str = "",
     ) -> None:
         super().__init__(message)
+        # `message` ends up in front of tenants (the generation's error); `detail` (exception reprs, addresses)
+        # only in our logs.
         self.message = message
+        self.detail = detail
         self.code = code or self.default_code
         self.status = status
         self.trace_id = trace_id
 
     def __str__(self) -> str:
         status = f" (HTTP {self.status})" if self.status else ""
-        return f"{self.code}{status}: {self.message}"
+        detail = f" [{self.detail}]" if self.detail else ""
+        return f"{self.code}{status}: {self.message}{detail}"
 
 
 class TransientProviderError(ProviderError):
@@ -132,14 +143,50 @@ def response_json(response: httpx.Response) -> Any:
         return None
 
 
+_MESSAGE_KEYS = ("message", "msg", "detail", "error_message", "error", "errors")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def message_in(value: Any, depth: int = 0) -> str | None:
+    """The first human-readable string in an upstream error value. Upstreams nest their messages (`{"error":
+    {"message": {"detail": "..."}}}`, lists of errors); a nested object is searched, never shown as a Python repr."""
+    if isinstance(value, str):
+        text = " ".join(_UNPRINTABLE.sub(" ", value).split())
+        return text[:500] or None
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        for key in _MESSAGE_KEYS:
+            if (found := message_in(value.get(key), depth + 1)) is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value[:5]:
+            if (found := message_in(item, depth + 1)) is not None:
+                return found
+    return None
+
+
+def _code_in(error: dict[str, Any]) -> str:
+    for key in ("code", "type"):
+        value = error.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return _UNPRINTABLE.sub(" ", str(value)).strip()[:100]
+    return ""
+
+
 def error_from_response(response: httpx.Response) -> ProviderError:
-    """Classify a non-2xx answer (see NOTES.md "Errors")."""
+    """Classify a non-2xx answer (see NOTES.md "Errors"). Its message is the upstream's own words when it gave
+    some; otherwise, rather than a raw body (an HTML error page), the status."""
     payload = response_json(response)
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
-        error = {"message": error} if isinstance(error, str) else {}
-    upstream_code = str(error.get("code") or error.get("type") or "")
-    message = str(error.get("message") or response.text[:500] or response.reason_phrase)
+        error = {"message": error}
+    upstream_code = _code_in(error)
+    message = (
+        message_in(error)
+        or message_in(payload)
+        or f"The upstream answered HTTP {response.status_code} {response.reason_phrase}".strip() + "."
+    )
     kwargs: dict[str, Any] = {"status": response.status_code, "trace_id": trace_id_from(response, payload)}
     status = response.status_code
     if status == 429:

@@ -150,16 +150,20 @@ class AIHubMixClient:
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransientProviderError(
-                f"cannot reach the upstream: {exc!r}", code="upstream_unreachable"
+                "cannot reach the upstream", code="upstream_unreachable", detail=repr(exc)
             ) from exc
         except (httpx.WriteTimeout, httpx.WriteError) as exc:
             # The upstream acts only on a complete request, and this one never fully left.
             raise TransientProviderError(
-                f"sending the request failed: {exc!r}", code="upstream_unreachable"
+                "sending the request to the upstream failed", code="upstream_unreachable", detail=repr(exc)
             ) from exc
         except httpx.TimeoutException as exc:
-            raise UnknownOutcomeError(f"no answer in time after the request was sent: {exc!r}") from exc
+            raise UnknownOutcomeError(
+                "the upstream did not answer in time after the request was sent", detail=repr(exc)
+            ) from exc
         except httpx.HTTPError as exc:
             raise UnknownOutcomeError(
-                f"the connection failed after the request was sent: {exc!r}", code="upstream_connection_lost"
+                "the connection to the upstream failed after the request was sent",
+                code="upstream_connection_lost",
+                detail=repr(exc),
             ) from exc

@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import binascii
+import logging
 import re
 import time
 
@@ -11,7 +12,9 @@ from django.core.files.uploadedfile import UploadedFile
 
 from generations.images import InvalidOutput, VerifiedImage, image_verify
 from project import errors
-from project.safe_http import SafeHttpError, safe_get
+from project.safe_http import FetchFailed, ResponseTooLarge, SafeHttpError, UnsafeTarget, safe_get
+
+logger = logging.getLogger(__name__)
 
 MAX_INPUT_IMAGES = 16
 _DATA_URL = re.compile(r"^data:(?P<type>image/[a-z0-9.+-]+)?(;[a-z0-9=-]+)*;base64,(?P<data>.*)$", re.IGNORECASE | re.DOTALL)
@@ -19,6 +22,14 @@ _DATA_URL = re.compile(r"^data:(?P<type>image/[a-z0-9.+-]+)?(;[a-z0-9=-]+)*;base
 
 class InvalidInputImage(errors.InvalidRequest):
     code = "invalid_input_image"
+
+
+_FETCH_REFUSALS: dict[type[SafeHttpError], str] = {
+    UnsafeTarget: "The image URL must point to a public host.",
+    ResponseTooLarge: "The image at this URL is too large.",
+    FetchFailed: "Could not fetch the image: the host did not answer in time or refused the connection.",
+    SafeHttpError: "Could not fetch the image.",
+}
 
 
 def _decode_data_url(value: str, *, param: str) -> bytes:
@@ -48,7 +59,10 @@ def _fetch_url(url: str, *, param: str, deadline_seconds: float) -> bytes:
             )
         )
     except SafeHttpError as exc:
-        raise InvalidInputImage(f"Could not fetch the image: {exc}", code="input_image_unreachable", param=param) from exc
+        # The details (resolved addresses, connection errors) go to the log, not to the caller.
+        logger.info("input image fetch refused", extra={"url": url[:200], "reason": str(exc)})
+        message = next(text for klass, text in _FETCH_REFUSALS.items() if isinstance(exc, klass))
+        raise InvalidInputImage(message, code="input_image_unreachable", param=param) from exc
     if response.status_code != 200:
         raise InvalidInputImage(
             f"Fetching the image answered HTTP {response.status_code}.", code="input_image_unreachable", param=param
@@ -81,7 +95,7 @@ def input_image_load(
     try:
         return image_verify(data, max_pixels=settings.OUTPUT_MAX_PIXELS)
     except InvalidOutput as exc:
-        raise InvalidInputImage(f"Not a usable image: {exc}", param=param) from exc
+        raise InvalidInputImage(f"Not a usable image: {exc.message}.", param=param) from exc
 
 
 def input_images_load(sources: list[str | UploadedFile], *, field: str = "input_images") -> list[VerifiedImage]:

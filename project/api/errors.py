@@ -1,20 +1,33 @@
-"""One error shape for the whole native API.
+"""One error shape for the whole service (admin pages aside).
 
     {"error": {"code": "<stable machine code>", "message": "<human text>", "param": "<field>"|null,
+               "request_id": "<the X-Request-Id of this response>",
                "fields": {"<field>": ["<message>", ...]}}}   # "fields" only on validation errors
 
 Services raise plain domain errors (`project.errors`); this module is the one place that maps their category to an
 HTTP status. `ApiError` remains for refusals that only exist at the HTTP layer (a malformed header, a body too big).
+Django's own error views (`handler404`, `handler500`, ...) answer in the same shape, so an unknown path, a crash or
+a database outage outside DRF never shows an HTML page or a traceback.
 """
 
+import logging
+import sys
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults as django_error_views
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from project import errors as domain
+from project.request_id import current_request_id
+
+logger = logging.getLogger(__name__)
+# The database errors that mean "not reachable right now" rather than "this query is wrong".
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 # Most specific first: the first category in a class's MRO that is listed here gives the status.
 _STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
@@ -30,15 +43,20 @@ _STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
     domain.RateLimited: 429,
     domain.LegallyUnavailable: 451,
     domain.UpstreamFailed: 502,
+    domain.Unavailable: 503,
     domain.TimedOut: 504,
 }
 
 
-def domain_error_status(exc: domain.DomainError) -> int:
-    for klass in type(exc).__mro__:
+def domain_error_class_status(error_class: type[domain.DomainError]) -> int:
+    for klass in error_class.__mro__:
         if klass in _STATUS_BY_CATEGORY:
             return _STATUS_BY_CATEGORY[klass]
     return 400
+
+
+def domain_error_status(exc: domain.DomainError) -> int:
+    return domain_error_class_status(type(exc))
 
 
 class ApiError(exceptions.APIException):
@@ -79,7 +97,15 @@ _DRF_CODES: dict[type[exceptions.APIException], str] = {
 
 
 def error_body(code: str, message: str, *, param: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "param": param, **extra}}
+    return {"error": {"code": code, "message": message, "param": param, "request_id": current_request_id(), **extra}}
+
+
+class DatabaseUnavailable(domain.Unavailable):
+    pass
+
+
+def database_unavailable() -> DatabaseUnavailable:
+    return DatabaseUnavailable(retry_after_seconds=settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS)
 
 
 def _flatten_validation(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -119,6 +145,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.error("database unavailable", exc_info=exc)
+        exc = database_unavailable()
 
     if isinstance(exc, domain.DomainError):
         response = Response(error_body(exc.code, exc.message, param=exc.param), status=domain_error_status(exc))
@@ -148,3 +177,49 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     message = str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
     response.data = error_body(code, message)
     return response
+
+
+# --- Django's error views (ROOT_URLCONF handler400/403/404/500) ----------------------------------------------
+
+
+def _is_admin(request: HttpRequest) -> bool:
+    return request.path.startswith("/admin/")
+
+
+def _json_error(status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code, headers=headers)
+
+
+def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_admin(request):
+        return django_error_views.bad_request(request, exception)
+    return _json_error(400, "invalid_request", "The request is invalid.")
+
+
+def permission_denied_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_admin(request):
+        return django_error_views.permission_denied(request, exception)
+    return _json_error(403, "permission_denied", "This operation is not allowed.")
+
+
+def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_admin(request):
+        return django_error_views.page_not_found(request, exception)
+    return _json_error(404, "not_found", "No such resource. GET /v1/docs/ lists the API.")
+
+
+def server_error_view(request: HttpRequest) -> HttpResponse:
+    """Called by Django inside the `except` block that caught the error, so `sys.exc_info()` names it. Nothing of
+    the exception reaches the body: the request id lets staff find the traceback in the logs."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        unavailable = database_unavailable()
+        return _json_error(
+            503, unavailable.code, unavailable.message,
+            headers={"Retry-After": str(unavailable.retry_after_seconds)},
+        )
+    if _is_admin(request):
+        return django_error_views.server_error(request)
+    return _json_error(
+        500, "internal_error", "An internal error occurred. Quote the request id when contacting support."
+    )

@@ -83,6 +83,14 @@ def test_usage_by_day_and_size(member_client: APIClient, activity: None) -> None
     ]
 
 
+def test_usage_without_group_by_is_one_total_row(member_client: APIClient, activity: None) -> None:
+    body = member_client.get("/v1/usage").json()
+    assert body["group_by"] == []
+    assert body["data"] == [body["totals"]] == [
+        {"requests": 3, "images": 5, "amount_usd": f"0.{5 * UNIT_PRICE:06d}"}
+    ]
+
+
 def test_usage_rejects_unknown_grouping_and_reversed_dates(member_client: APIClient) -> None:
     bad_group = member_client.get("/v1/usage", {"group_by": "colour"})
     assert bad_group.status_code == 400 and bad_group.json()["error"]["param"] == "group_by"

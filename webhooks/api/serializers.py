@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from project.api.serializers import StrictFieldsMixin
 from webhooks.events import EVENT_TYPES
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -39,7 +40,7 @@ class IssuedWebhookEndpointSerializer(WebhookEndpointSerializer):
         return self.context["secret"]
 
 
-class WebhookEndpointCreateSerializer(serializers.Serializer):
+class WebhookEndpointCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     url = serializers.URLField(max_length=2048)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES),
@@ -50,7 +51,7 @@ class WebhookEndpointCreateSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=500, default="", allow_blank=True)
 
 
-class WebhookEndpointUpdateSerializer(serializers.Serializer):
+class WebhookEndpointUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     url = serializers.URLField(max_length=2048, required=False)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES),

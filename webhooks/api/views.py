@@ -43,7 +43,11 @@ class WebhookEndpointListCreateView(WebhookEndpointView):
     URLs must be https and resolve to public addresses; otherwise 400 `webhook_url_not_allowed` (param `url`).
     """
 
-    @extend_schema(operation_id="webhook_endpoints_list", summary="List the tenant's webhook endpoints")
+    @extend_schema(
+        operation_id="webhook_endpoints_list",
+        summary="List the tenant's webhook endpoints (newest first, cursor-paginated)",
+        responses={200: WebhookEndpointSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(WebhookEndpointSerializer(page, many=True).data)
