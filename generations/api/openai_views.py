@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
+from generations.api.catalog import lifecycle_headers
 from generations.api.serializers import generation_request_build
 from generations.catalog import model_get
 from generations.models import Generation, GenerationImage
@@ -168,7 +169,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             "created": int(time.time()),
             "data": [_image_item(image, response_format=response_format, request=request) for image in images],
         }
-        return Response(body, status=status.HTTP_200_OK)
+        return Response(body, status=status.HTTP_200_OK, headers=lifecycle_headers(model=generation_request.model))
 
 
 class ContentPolicyViolation(errors.InvalidRequest):

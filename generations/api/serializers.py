@@ -63,7 +63,10 @@ class GenerationErrorSerializer(serializers.Serializer):
 class GenerationSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
-    model = serializers.CharField(source="model_id")
+    model = serializers.CharField(source="model_id", help_text="The model that ran and was charged.")
+    requested_model = serializers.SerializerMethodField(
+        help_text="The model asked for, when a retired model was served by its replacement; else null."
+    )
     api_key = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     images = GenerationImageSerializer(many=True)
@@ -73,13 +76,17 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Generation
-        fields = ["id", "object", "status", "model", "operation", "prompt", "negative_prompt", "n", "size",
+        fields = ["id", "object", "status", "model", "requested_model", "operation", "prompt", "negative_prompt", "n", "size",
                   "quality", "seed", "params", "api_key", "cancel_requested", "attempts", "error", "images",
                   "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "created_at", "started_at",
                   "finished_at"]
 
     def get_object(self, generation: Generation) -> str:
         return "generation"
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_requested_model(self, generation: Generation) -> str | None:
+        return generation.requested_model_id or None
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_api_key(self, generation: Generation) -> str | None:

@@ -21,6 +21,8 @@ from generations.providers import (
 
 REFERENCE = InputImage(data=b"\x89PNG reference", content_type="image/png", filename="ref.png")
 
+pytestmark = pytest.mark.django_db
+
 
 def generate(
     sandbox: SandboxHandle,

@@ -26,6 +26,8 @@ PNG = InputImage(data=b"\x89PNG-one", content_type="image/png", filename="one.pn
 JPEG = InputImage(data=b"\xff\xd8-two", content_type="image/jpeg", filename="two.jpg")
 OK_URL = {"output": [{"url": "https://cdn.example/1.png"}]}
 
+pytestmark = pytest.mark.django_db
+
 
 def call_for(
     model: str, *, operation: str = "generate", images: list[InputImage] = (), **fields
