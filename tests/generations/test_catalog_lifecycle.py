@@ -144,7 +144,7 @@ def test_a_model_added_in_the_admin_is_served_at_once(make_customer, forwarding,
         },
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
-    price_set(model_id="flux-3-pro", quality="*", size="*", cost_micros=20_000, actor=SYSTEM)
+    price_set(model_id="bfl/flux-3-pro", quality="*", size="*", cost_micros=20_000, actor=SYSTEM)
 
     listed = models_by_id(customer.client)["bfl/flux-3-pro"]
     created = customer.client.post(
