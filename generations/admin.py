@@ -31,6 +31,8 @@ from generations.models import (
     PromptBlockRule,
     TenantReviewSetting,
 )
+from generations.selectors import catalog_shutdown_report
+from generations.services.catalog import InvalidCatalogModel, catalog_model_check, catalog_model_save
 from generations.services.moderation import (
     RejectionReasonRequired,
     images_approve,
@@ -39,8 +41,6 @@ from generations.services.moderation import (
     prompt_pattern_check,
     review_setting_save,
 )
-from generations.selectors import catalog_shutdown_report
-from generations.services.catalog import InvalidCatalogModel, catalog_model_check, catalog_model_save
 from generations.storage import blob_read
 
 REVIEW_PERMISSION = "generations.review_images"

@@ -8,7 +8,14 @@ from generations.catalog.registry import (
     catalog_seed_specs,
     catalog_version,
 )
-from generations.catalog.specs import CatalogRuleError, CustomSize, ModelSpec, ParamSpec, SizeRule, spec_from_dict
+from generations.catalog.specs import (
+    CatalogRuleError,
+    CustomSize,
+    ModelSpec,
+    ParamSpec,
+    SizeRule,
+    spec_from_dict,
+)
 from generations.catalog.validation import (
     InvalidGenerationRequest,
     Lifecycle,

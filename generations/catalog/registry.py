@@ -59,7 +59,7 @@ def catalog_row_spec_data(
     }
     overlap = set(columns) & set(rules if isinstance(rules, dict) else {})
     if overlap:
-        raise CatalogRuleError(f"rules.{sorted(overlap)[0]}", "is a column of its own; remove it from the rules.")
+        raise CatalogRuleError(f"rules.{min(overlap)}", "is a column of its own; remove it from the rules.")
     return {**(rules if isinstance(rules, dict) else {"rules": rules}), **columns}
 
 

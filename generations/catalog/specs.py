@@ -390,7 +390,7 @@ def spec_from_dict(data: Any) -> ModelSpec:
         raise CatalogRuleError("extras", "names a parameter twice.")
     reserved = {"prompt", "model", "n", "size", "quality", "seed", "negative_prompt"}
     if reserved & set(names):
-        raise CatalogRuleError("extras", f"{sorted(reserved & set(names))[0]!r} is a top-level request field.")
+        raise CatalogRuleError("extras", f"{min(reserved & set(names))!r} is a top-level request field.")
     fixed = _typed(data.get("fixed", {}), dict, "fixed")
     spec = ModelSpec(
         id=model_id,

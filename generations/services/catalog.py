@@ -48,7 +48,7 @@ def catalog_model_check(*, row: CatalogModel) -> ModelSpec:
     names = {row.model_id.lower(), row.alias.lower()}
     clash = others.filter(model_id__iexact=row.alias).first() or others.filter(alias__iexact=row.model_id).first()
     if clash or others.filter(alias__iexact=row.alias).exists() or others.filter(model_id__iexact=row.model_id).exists():
-        raise InvalidCatalogModel(f"{sorted(names)[0]!r} already names another catalog model.", param="alias")
+        raise InvalidCatalogModel(f"{min(names)!r} already names another catalog model.", param="alias")
     if row.replacement_id is not None:
         if row.pk is not None and row.replacement_id == row.pk:
             raise InvalidCatalogModel("A model cannot replace itself.", param="replacement")

@@ -6,12 +6,12 @@ from generations.catalog import (
     InvalidGenerationRequest,
     ModelSpec,
     UnknownModel,
+    catalog_seed_specs,
     generation_request_validate,
     model_catalog,
     model_get,
     provider_call_from_stored,
 )
-from generations.catalog import catalog_seed_specs
 from project.api.errors import domain_error_status
 
 pytestmark = pytest.mark.django_db

@@ -151,7 +151,7 @@ def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_gener
 
 def test_an_unreadable_answer_is_failed_once_refunded_and_kept_for_staff(make_customer, forwarding) -> None:
     customer = make_customer()
-    created = submit(customer, prompt="a lighthouse [fault:malformed]")
+    created = generation_post(customer, prompt="a lighthouse [fault:malformed]")
 
     forward_drain()
 
