@@ -16,7 +16,20 @@ from aihubmix_sandbox.families.openai_compat import images_edit, images_generate
 from aihubmix_sandbox.families.predictions import predictions
 from aihubmix_sandbox.families.tasks import Task, task_poll
 from aihubmix_sandbox.faults import Disconnect, FaultCounter
+from aihubmix_sandbox.multipart import multipart_parse
 from aihubmix_sandbox.outputs import file_serve
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What the sandbox received, so tests can assert on the exact wire request (file downloads excluded)."""
+
+    method: str
+    path: str
+    json: Any = None
+    form: dict[str, Any] | None = None
+    files: tuple[str, ...] = ()  # multipart file field names, in order
+    content_type: str = ""
 
 
 @dataclass
@@ -24,6 +37,7 @@ class SandboxState:
     latency: float
     api_key: str | None
     calls: Counter = field(default_factory=Counter)
+    requests: list[RecordedRequest] = field(default_factory=list)
     faults: FaultCounter = field(default_factory=FaultCounter)
     tasks: dict[str, Task] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,8 +61,13 @@ class SandboxState:
         with self.lock:
             return self.tasks.get(task_id)
 
+    def record(self, request: RecordedRequest) -> None:
+        with self.lock:
+            self.requests.append(request)
+
     def reset(self) -> None:
         with self.lock:
+            self.requests.clear()
             self.calls.clear()
             self.tasks.clear()
         self.faults.reset()
@@ -108,8 +127,22 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except (Disconnect, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
+    def _record(self, method: str, path: str, body: bytes = b"") -> None:
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/"):
+            form, files = multipart_parse(content_type, body)
+            self.state.record(RecordedRequest(method, path, form=form, files=tuple(files), content_type=content_type))
+            return
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = None
+        self.state.record(RecordedRequest(method, path, json=payload, content_type=content_type))
+
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
+        if not path.startswith("/files/"):
+            self._record("GET", path)
         if path.startswith("/files/"):
             self._dispatch(file_serve, path.removeprefix("/files/"))
         elif path.startswith("/v1/tasks/"):
@@ -121,6 +154,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         body = self._body()
+        self._record("POST", path, body)
         if not self._authorized():
             return
         if path == "/v1/images/generations":
@@ -163,6 +197,12 @@ class SandboxHandle:
     @property
     def calls(self) -> Counter:
         return self.server.state.calls
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received since the last reset (image file downloads excluded), oldest first."""
+        with self.server.state.lock:
+            return list(self.server.state.requests)
 
     @property
     def latency(self) -> float:

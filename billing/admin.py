@@ -19,6 +19,7 @@ from accounts.admin import ApiKeyAdmin, TenantAdmin
 from accounts.models import ApiKey, Tenant
 from accounts.services import actor_from_staff
 from billing.admin_reports import billing_report_view
+from billing.model_ids import price_model_id_resolve
 from billing.models import LedgerEntry, Plan, Price, Statement, StatementLine, TenantPlan, Wallet
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.reports import statement_html
@@ -174,6 +175,12 @@ class PriceAddForm(forms.ModelForm):
     class Meta:
         model = Price
         fields = ["model_id", "quality", "size", "effective_from", "note"]
+
+    def clean_model_id(self) -> str:
+        try:
+            return price_model_id_resolve(self.cleaned_data.get("model_id", ""))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
 
 
 class PriceEndForm(forms.ModelForm):

@@ -24,6 +24,7 @@ from generations.images import InvalidOutput, VerifiedImage, output_materialize
 from generations.providers import (
     ContentPolicyError,
     InputImage,
+    MalformedResponse,
     PermanentProviderError,
     ProviderError,
     ProviderResult,
@@ -136,6 +137,20 @@ class Drain:
         except ContentPolicyError as error:
             await self.db(generation_fail, claim=claim, failure=_failure(error, "content_policy_violation"))
             log.info("generation.content_policy", code=error.code)
+        except MalformedResponse as error:
+            # Delivered and probably charged, but unreadable: failing it (refunding the tenant, recording our
+            # loss) is cheaper than paying again for the same misunderstanding. The body is kept for staff.
+            failure = Failure(
+                code=error.code,
+                message=error.message,
+                upstream_status=error.status,
+                trace_id=error.trace_id,
+                upstream_response=error.body,
+            )
+            await self.db(
+                generation_fail, claim=claim, failure=failure, upstream_cost_micros=claim.unit_cost_micros * claim.n
+            )
+            log.error("generation.unrecognized_response", code=error.code)
         except PermanentProviderError as error:
             await self.db(generation_fail, claim=claim, failure=_failure(error, error.code))
             log.warning("generation.permanent_error", code=error.code, status=error.status, detail=error.detail)
@@ -181,6 +196,7 @@ class Drain:
         ]
         call = provider_call_from_stored(
             model_id=claim.model_id,
+            interface=claim.interface,
             operation=claim.operation,
             body=claim.upstream_body,
             images=[image for role, image in loaded if role == "image"],

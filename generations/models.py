@@ -36,6 +36,13 @@ class Generation(models.Model):
     seed = models.BigIntegerField(null=True, blank=True)
     params = models.JSONField(default=dict, blank=True)
     upstream_body = models.JSONField(default=dict, help_text="The exact upstream request body, images excluded.")
+    upstream_interface = models.CharField(
+        max_length=16, blank=True, default="", help_text="openai_compat, predictions or async_task, chosen at submit."
+    )
+    requested_model_id = models.CharField(
+        max_length=120, blank=True, default="",
+        help_text="The model the client asked for, when a retired model was served by its replacement (model_id).",
+    )
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     cancel_requested = models.BooleanField(default=False)
@@ -50,6 +57,9 @@ class Generation(models.Model):
     upstream_status = models.PositiveSmallIntegerField(null=True, blank=True)
     upstream_trace_id = models.CharField(max_length=200, blank=True, default="")
     upstream_task_id = models.CharField(max_length=300, blank=True, default="")
+    upstream_response = models.TextField(
+        blank=True, default="", help_text="An upstream answer we could not read, kept for staff (not retried)."
+    )
     unknown_outcomes = models.PositiveSmallIntegerField(
         default=0, help_text="Calls whose outcome is unknown (timed out after sending): the upstream may have charged."
     )
@@ -248,3 +258,71 @@ class ModerationQueueItem(GenerationImage):
         verbose_name = "moderation queue"
         verbose_name_plural = "moderation queue"
         permissions = [("review_images", "Can approve and reject images in the moderation queue")]
+
+
+# --- Model catalog --------------------------------------------------------------------------------------
+
+
+class CatalogModel(models.Model):
+    """One upstream model as staff keep it: its rules (read by `generations.catalog.specs.spec_from_dict`) and
+    its lifecycle. Seeded from generations/catalog/data/models.json; edits are served at once (the catalog cache
+    is keyed by a version bumped on every save)."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DEPRECATED = "deprecated", "Deprecated (still served, with Deprecation/Sunset headers)"
+        RETIRED = "retired", "Retired (410 model_retired, or served by its replacement)"
+
+    class Family(models.TextChoices):
+        OPENAI_COMPAT = "openai_compat", "OpenAI-compatible (/images/generations, /images/edits)"
+        PREDICTIONS = "predictions", "Predictions (/models/<vendor>/<model>/predictions)"
+        ASYNC_TASK = "async_task", "Async task (predictions, then /tasks/<id> polling)"
+
+    model_id = models.CharField(
+        max_length=100, unique=True, help_text="<vendor>/<model> exactly as in the upstream path, e.g. bfl/flux-2-pro."
+    )
+    alias = models.CharField(max_length=100, unique=True, help_text="Short name clients may use instead of the id.")
+    display_name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    family = models.CharField(max_length=16, choices=Family.choices, help_text="Interface used for generations.")
+    edit_family = models.CharField(
+        max_length=16, choices=Family.choices, blank=True, help_text="Interface used for edits; empty: the same."
+    )
+    operations = models.JSONField(default=list, help_text='["generate"], ["edit"] or ["edit", "generate"].')
+    rules = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "Size, n, quality, seed, prompt and image rules, extra params with their defaults, fixed fields (see"
+            " generations/catalog/data/models.json for every key)."
+        ),
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    deprecated_at = models.DateTimeField(null=True, blank=True, help_text="Set when the status becomes deprecated.")
+    shutdown_at = models.DateTimeField(null=True, blank=True, help_text="When the upstream stops serving it.")
+    replacement = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaces",
+        help_text="Suggested to clients of a deprecated or retired model.",
+    )
+    serve_with_replacement = models.BooleanField(
+        default=False, help_text="Retired: run requests on the replacement (and charge its price) instead of 410."
+    )
+    notes = models.TextField(blank=True, help_text="Staff only.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_id"]
+        verbose_name = "catalog model"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "deprecated", "retired"]), name="catalogmodel_status_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(serve_with_replacement=False) | Q(replacement__isnull=False),
+                name="catalogmodel_serving_needs_replacement",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.model_id

@@ -1,12 +1,14 @@
-"""Reads of generations, always scoped to one tenant."""
+"""Reads of generations (scoped to one tenant) and staff reports over the catalog."""
 
 import time
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from accounts.models import Tenant
-from generations.models import Generation, GenerationImage
+from generations.models import CatalogModel, Generation, GenerationImage
 from project import errors
 
 
@@ -95,3 +97,50 @@ def image_serveable_get(*, image: GenerationImage | None) -> GenerationImage:
 
 def image_list_serveable(*, generation: Generation) -> list[GenerationImage]:
     return [image for image in generation.images.order_by("index") if image_is_serveable(image=image)]
+
+
+@dataclass(frozen=True)
+class ShutdownUse:
+    tenant_slug: str
+    generations: int
+    images: int
+
+
+@dataclass(frozen=True)
+class ShutdownRow:
+    model_id: str
+    status: str
+    shutdown_at: datetime | None
+    replacement: str | None
+    tenants: list[ShutdownUse]
+
+
+def catalog_shutdown_report(*, now: datetime, within_days: int = 90) -> list[ShutdownRow]:
+    """Models that are retired, deprecated, or shut down within `within_days`, soonest first, each with the
+    tenants that used it this calendar month (UTC), asked for directly or through its replacement."""
+    horizon = now + timedelta(days=within_days)
+    rows = (
+        CatalogModel.objects.select_related("replacement")
+        .filter(Q(status__in=["deprecated", "retired"]) | Q(shutdown_at__lte=horizon))
+        .order_by(F("shutdown_at").asc(nulls_last=True), "model_id")
+    )
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    report = []
+    for row in rows:
+        uses = (
+            Generation.objects.filter(created_at__gte=month)
+            .filter(Q(model_id=row.model_id) | Q(requested_model_id=row.model_id))
+            .values("tenant__slug")
+            .annotate(generations=Count("id"), images=Coalesce(Sum("images_returned"), 0))
+            .order_by("-generations", "tenant__slug")
+        )
+        report.append(
+            ShutdownRow(
+                model_id=row.model_id,
+                status=row.status,
+                shutdown_at=row.shutdown_at,
+                replacement=row.replacement.model_id if row.replacement else None,
+                tenants=[ShutdownUse(use["tenant__slug"], use["generations"], use["images"]) for use in uses],
+            )
+        )
+    return report

@@ -97,3 +97,19 @@ def aihubmix_sandbox(aihubmix_sandbox_server, settings):
     settings.AIHUBMIX_POLL_INTERVAL_SECONDS = 0.05
     settings.OUTPUT_FETCH_ALLOW_PRIVATE = True
     return aihubmix_sandbox_server
+
+
+@pytest.fixture(autouse=True)
+def _catalog_rows(request: pytest.FixtureRequest) -> None:
+    """The catalog lives in rows seeded by a migration; transactional tests flush them, so put back what is
+    missing before any test that uses the database."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None and not {"db", "transactional_db"} & set(request.fixturenames):
+        return
+    transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from generations.models import CatalogModel
+    from generations.services.catalog import catalog_seed_missing
+
+    if not CatalogModel.objects.exists():
+        catalog_seed_missing()

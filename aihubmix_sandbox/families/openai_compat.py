@@ -1,16 +1,16 @@
 """The OpenAI-compatible family: POST /v1/images/generations (JSON) and /v1/images/edits (multipart)."""
 
-import email.parser
-import email.policy
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from aihubmix_sandbox.faults import fault_answer
+from aihubmix_sandbox.multipart import multipart_parse
 from aihubmix_sandbox.outputs import output_items
 
 if TYPE_CHECKING:
     from aihubmix_sandbox.server import SandboxHandler
+
 
 
 def images_generate(http: "SandboxHandler", body: bytes) -> None:
@@ -23,19 +23,8 @@ def images_generate(http: "SandboxHandler", body: bytes) -> None:
 
 
 def images_edit(http: "SandboxHandler", body: bytes) -> None:
-    header = f"Content-Type: {http.headers.get('Content-Type', '')}\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(header + body)
-    fields: dict[str, Any] = {}
-    images = 0
-    for part in message.iter_parts() if message.is_multipart() else []:
-        name = part.get_param("name", header="content-disposition")
-        if part.get_filename() is not None:
-            images += name in ("image", "image[]")
-        elif name:
-            fields[name] = (
-                part.get_content().strip() if part.get_content_maintype() == "text" else part.get_payload()
-            )
-    if not images:
+    fields, files = multipart_parse(http.headers.get("Content-Type", ""), body)
+    if not any(name in ("image", "image[]") for name in files):
         http.state.count("images.edits")
         http.reply_error(400, "image_missing", "at least one image file is required")
         return

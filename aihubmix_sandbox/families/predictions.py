@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aihubmix_sandbox.families.tasks import ASYNC_MODELS, task_submit
 from aihubmix_sandbox.faults import fault_answer
 from aihubmix_sandbox.outputs import output_items
+from aihubmix_sandbox.render import format_for
 
 if TYPE_CHECKING:
     from aihubmix_sandbox.server import SandboxHandler
@@ -41,6 +42,9 @@ def predictions(http: "SandboxHandler", model_path: str, body: bytes) -> None:
         )
         return
     http.state.latency_wait()
+    if vendor == "openai" and model.startswith("gpt-image"):
+        http.reply_json(200, _gpt_image_answer(http, prompt, model, size, _image_count(vendor, fields), fields, fault))
+        return
     openai_style = model in _OPENAI_STYLE_MODELS
     outputs = output_items(
         base=http.public_base(),
@@ -56,6 +60,32 @@ def predictions(http: "SandboxHandler", model_path: str, body: bytes) -> None:
         http.reply_json(200, {"created": int(time.time()), "data": outputs})
     else:
         http.reply_json(200, {"output": outputs})
+
+
+def _gpt_image_answer(
+    http: "SandboxHandler", prompt: str, model: str, size: Any, n: int, fields: dict[str, Any], fault: str | None
+) -> dict[str, Any]:
+    """Newer OpenAI models answer predictions with an object: base64 images with their type, plus URLs (empty
+    here) and token usage (NOTES.md, "What has moved upstream")."""
+    items = output_items(
+        base=http.public_base(),
+        prompt=prompt,
+        model=model,
+        size=None if size == "auto" else size,
+        n=n,
+        response_format="b64_json",
+        output_format=fields.get("output_format"),
+        fault=fault,
+    )
+    _pillow, content_type, _ext = format_for(fields.get("output_format"))
+    tokens = max(1, len(prompt) // 4)
+    return {
+        "output": {
+            "b64_json": [{"bytesBase64": item["b64_json"], "mimeType": content_type} for item in items if "b64_json" in item],
+            "urls": [item["url"] for item in items if "url" in item],
+        },
+        "usage": {"input_tokens": tokens, "output_tokens": 4160, "total_tokens": tokens + 4160},
+    }
 
 
 def _image_count(vendor: str, fields: dict[str, Any]) -> int:

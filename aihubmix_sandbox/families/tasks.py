@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 # The upstream's own list, not read from our catalog: the sandbox stands in for AIHubMix and imports none of our
 # apps. tests/aihubmix_sandbox/families/test_tasks.py checks that it agrees with the catalog.
-ASYNC_MODELS = frozenset({"flux-kontext-max", "flux-kontext-pro", "flux-2-flex", "flux-2-pro"})
+# FLUX.1-Kontext-pro is not among them: it answers in one step ("使用通用接口,一步到位").
+ASYNC_MODELS = frozenset({"flux-kontext-max", "flux-2-flex", "flux-2-pro"})
 
 
 @dataclass

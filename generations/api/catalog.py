@@ -1,5 +1,9 @@
-"""`GET /v1/models`: the enabled catalog with the rules a client needs to build a valid request."""
+"""`GET /v1/models`: the enabled catalog with the rules a client needs to build a valid request, each model's
+lifecycle, and whether this tenant can use it (and why not)."""
 
+
+
+from django.utils.http import http_date
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -7,8 +11,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.money import micros_to_usd
-from billing.selectors import TenantPrice, tenant_price_list
-from generations.catalog import ModelSpec, ParamSpec, model_catalog, model_get, size_rule_text
+from billing.selectors import Limits, TenantPrice, tenant_limits, tenant_price_list
+from generations.catalog import (
+    CatalogEntry,
+    ModelSpec,
+    ParamSpec,
+    UnknownModel,
+    catalog_entry_get,
+    catalog_list,
+    size_rule_text,
+)
 
 
 class CatalogCustomSizeSerializer(serializers.Serializer):
@@ -70,12 +82,22 @@ class CatalogPriceSerializer(serializers.Serializer):
         return micros_to_usd(price.unit_price_micros)
 
 
+class CatalogLifecycleSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["active", "deprecated", "retired"])
+    shutdown_at = serializers.DateTimeField(allow_null=True, help_text="When the upstream stops serving it.")
+    replacement = serializers.CharField(allow_null=True, help_text="The model to move to.")
+
+
+_FAMILIES = ["openai_compat", "predictions", "async_task"]
+
+
 class CatalogModelSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="`<vendor>/<model>`; the alias is accepted too.")
     alias = serializers.CharField()
     display_name = serializers.CharField()
     vendor = serializers.CharField()
-    family = serializers.ChoiceField(choices=["openai_compat", "predictions", "async_task"])
+    family = serializers.ChoiceField(choices=_FAMILIES, help_text="Upstream interface of generations.")
+    edit_family = serializers.SerializerMethodField(help_text="Upstream interface of edits (null: no edits).")
     description = serializers.CharField()
     operations = serializers.SerializerMethodField()
     prompt_max_length = serializers.IntegerField()
@@ -92,6 +114,33 @@ class CatalogModelSerializer(serializers.Serializer):
     prices = serializers.SerializerMethodField(
         help_text="Your current prices. The most specific row applies; no row: the model cannot be used yet."
     )
+    lifecycle = serializers.SerializerMethodField()
+    available = serializers.SerializerMethodField(help_text="Whether your requests to this model can run.")
+    unavailable_reason = serializers.SerializerMethodField(
+        help_text="Why not: not_priced, not_in_plan or retired (null when available)."
+    )
+
+    @extend_schema_field(serializers.ChoiceField(choices=_FAMILIES, allow_null=True))
+    def get_edit_family(self, spec: ModelSpec) -> str | None:
+        return spec.family_for("edit") if "edit" in spec.operations else None
+
+    @extend_schema_field(CatalogLifecycleSerializer)
+    def get_lifecycle(self, spec: ModelSpec) -> dict:
+        entry = self.context["entries"][spec.id]
+        return {
+            "status": entry.status,
+            "shutdown_at": serializers.DateTimeField().to_representation(entry.shutdown_at)
+            if entry.shutdown_at
+            else None,
+            "replacement": entry.replacement,
+        }
+
+    def get_available(self, spec: ModelSpec) -> bool:
+        return self.get_unavailable_reason(spec) is None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_unavailable_reason(self, spec: ModelSpec) -> str | None:
+        return _unavailable_reason(self.context["entries"][spec.id], self.context)
 
     def get_operations(self, spec: ModelSpec) -> list[str]:
         return sorted(spec.operations)
@@ -122,15 +171,41 @@ class CatalogModelListSerializer(serializers.Serializer):
     data = CatalogModelSerializer(many=True)
 
 
+def _unavailable_reason(entry: CatalogEntry, context: dict) -> str | None:
+    """The first thing that stops this tenant's requests to the model: what it would be served as must be priced
+    and allowed by the plan; a retired model is served only by its replacement, when staff switched that on."""
+    served = entry
+    if entry.status == "retired":
+        replacement = context["entries"].get(entry.replacement or "")
+        if not (entry.serve_with_replacement and replacement and replacement.status != "retired"):
+            return "retired"
+        served = replacement
+    limits: Limits = context["limits"]
+    if not limits.allows_model(served.id):
+        return "not_in_plan"
+    if not context["prices"].get(served.id):
+        return "not_priced"
+    return None
+
+
+def _context(request: Request) -> dict:
+    return {
+        "prices": tenant_price_list(tenant=request.tenant),
+        "limits": tenant_limits(tenant=request.tenant),
+        "entries": {entry.id: entry for entry in catalog_list()},
+    }
+
+
 class ModelListView(APIView):
     @extend_schema(
         operation_id="models_list",
-        summary="List the available models and their parameter rules",
+        summary="List the models, their parameter rules and lifecycle, and whether you can use each",
         responses={200: CatalogModelListSerializer},
     )
     def get(self, request: Request) -> Response:
-        context = {"prices": tenant_price_list(tenant=request.tenant)}
-        data = CatalogModelSerializer(model_catalog(), many=True, context=context).data
+        context = _context(request)
+        specs = [entry.spec for entry in context["entries"].values()]
+        data = CatalogModelSerializer(specs, many=True, context=context).data
         return Response({"object": "list", "data": data})
 
 
@@ -141,5 +216,24 @@ class ModelDetailView(APIView):
         responses={200: CatalogModelSerializer},
     )
     def get(self, request: Request, model: str) -> Response:
-        context = {"prices": tenant_price_list(tenant=request.tenant)}
-        return Response(CatalogModelSerializer(model_get(model), context=context).data)
+        entry = catalog_entry_get(model)
+        return Response(CatalogModelSerializer(entry.spec, context=_context(request)).data)
+
+
+def lifecycle_headers(*, model: str) -> dict[str, str]:
+    """`Deprecation` (RFC 9745) and `Sunset` (RFC 8594) for a deprecated or retired model, and a `Link` to its
+    replacement, so clients learn about a shutdown from the responses they already read."""
+    try:
+        entry = catalog_entry_get(model)
+    except UnknownModel:
+        return {}
+    if entry.status == "active":
+        return {}
+    headers = {}
+    since = entry.deprecated_at or entry.shutdown_at
+    headers["Deprecation"] = f"@{int(since.timestamp())}" if since else "true"
+    if entry.shutdown_at:
+        headers["Sunset"] = http_date(entry.shutdown_at.timestamp())
+    if entry.replacement:
+        headers["Link"] = f'</v1/models/{entry.replacement}>; rel="successor-version"'
+    return headers

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
+from generations.api.catalog import lifecycle_headers
 from generations.api.serializers import generation_request_build
 from generations.catalog import model_get, operation_check
 from generations.models import Generation, GenerationImage
@@ -206,7 +207,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
         }
         if generation.usage:
             body["usage"] = generation.usage
-        return Response(body, status=status.HTTP_200_OK)
+        return Response(body, status=status.HTTP_200_OK, headers=lifecycle_headers(model=generation_request.model))
 
 
 class ContentPolicyViolation(errors.InvalidRequest):

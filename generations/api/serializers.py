@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import micros_to_usd
-from generations.catalog import model_id_resolve
+from generations.catalog import UnknownModel, model_id_resolve
 from generations.models import Generation, GenerationImage
 from generations.selectors import image_is_serveable
 from generations.services.submit import GenerationRequest
@@ -62,7 +62,11 @@ class GenerationFilterSerializer(serializers.Serializer):
     api_key = serializers.CharField(required=False, max_length=20, help_text="An API key prefix.")
 
     def validate_model(self, value: str) -> str:
-        return model_id_resolve(value)
+        # Disabled and retired models still resolve: their past generations stay listable.
+        resolved = model_id_resolve(value)
+        if resolved is None:
+            raise UnknownModel(value)
+        return resolved
 
 
 class GenerationImageSerializer(serializers.ModelSerializer):
@@ -96,7 +100,10 @@ class GenerationErrorSerializer(serializers.Serializer):
 class GenerationSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
-    model = serializers.CharField(source="model_id")
+    model = serializers.CharField(source="model_id", help_text="The model that ran and was charged.")
+    requested_model = serializers.SerializerMethodField(
+        help_text="The model asked for, when a retired model was served by its replacement; else null."
+    )
     api_key = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     images = GenerationImageSerializer(many=True)
@@ -115,13 +122,17 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Generation
-        fields = ["id", "object", "status", "model", "operation", "prompt", "negative_prompt", "n", "size",
+        fields = ["id", "object", "status", "model", "requested_model", "operation", "prompt", "negative_prompt", "n", "size",
                   "quality", "seed", "params", "api_key", "cancel_requested", "attempts", "error", "images",
                   "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage", "webhook",
                   "webhook_events_filter", "created_at", "started_at", "finished_at", "files_deleted_at"]
 
     def get_object(self, generation: Generation) -> str:
         return "generation"
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_requested_model(self, generation: Generation) -> str | None:
+        return generation.requested_model_id or None
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_api_key(self, generation: Generation) -> str | None:

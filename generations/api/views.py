@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.api.base import TenantGenericAPIView
 from accounts.services import actor_from_api
+from generations.api.catalog import lifecycle_headers
 from generations.api.serializers import (
     GenerationCreateSerializer,
     GenerationFilterSerializer,
@@ -158,12 +159,13 @@ class GenerationListCreateView(TenantGenericAPIView):
         )
         if result.replayed:
             return Response(result.response.body, status=result.response.status, headers={"Idempotent-Replayed": "true"})
+        headers = lifecycle_headers(model=serializer.validated_data["model"])
         if wait:
             generation = generation_wait_final(generation=result.generation, timeout_seconds=wait)
             body = GenerationSerializer(generation, context={"request": request}).data
             code = status.HTTP_200_OK if generation.is_final else status.HTTP_202_ACCEPTED
-            return Response(body, status=code, headers={"Preference-Applied": f"wait={wait}"})
-        return Response(result.response.body, status=result.response.status)
+            return Response(body, status=code, headers={"Preference-Applied": f"wait={wait}", **headers})
+        return Response(result.response.body, status=result.response.status, headers=headers)
 
 
 class GenerationObjectView(TenantGenericAPIView):

@@ -3,16 +3,19 @@
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 
-from generations.catalog.entries import CATALOG
+from generations.catalog.registry import CatalogEntry, catalog_entries
 from generations.catalog.specs import ModelSpec, ParamSpec
 from generations.providers import InputImage, ProviderCall
 from project import errors
 
 _DIMENSIONS = re.compile(r"^\s*(\d{1,5})\s*[xX*×]\s*(\d{1,5})\s*$")
+_HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+_RATIO = re.compile(r"^\d{1,3}(\.\d{1,2})?%$")
 
 
 class UnknownModel(errors.InvalidRequest):
@@ -21,6 +24,11 @@ class UnknownModel(errors.InvalidRequest):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"Unknown or unavailable model {name!r}; GET /v1/models lists them.", param="model")
+
+
+class ModelRetired(errors.Gone):
+    code = "model_retired"
+    message = "This model has been retired."
 
 
 class InvalidGenerationRequest(errors.InvalidRequest):
@@ -32,39 +40,80 @@ def _enabled(spec: ModelSpec) -> bool:
     return spec.id not in disabled and spec.alias not in disabled
 
 
+def catalog_list() -> list[CatalogEntry]:
+    """Every enabled catalog entry, retired ones included (GET /v1/models shows their lifecycle)."""
+    return [entry for entry in catalog_entries() if _enabled(entry.spec)]
+
+
 def model_catalog() -> list[ModelSpec]:
-    return [spec for spec in CATALOG if _enabled(spec)]
+    return [entry.spec for entry in catalog_list()]
 
 
-def _lookup(name: str, specs: Any) -> ModelSpec | None:
-    wanted = (name or "").strip().lower()
-    for spec in specs:
+def _lookup(name: str, entries: Any) -> CatalogEntry | None:
+    wanted = (name or "").strip().lower() if isinstance(name, str) else ""
+    for entry in entries:
+        spec = entry.spec
         if wanted in (spec.id.lower(), spec.alias.lower(), spec.upstream_model.lower()):
-            return spec
+            return entry
     return None
 
 
-def model_get(name: str) -> ModelSpec:
+def catalog_entry_get(name: str) -> CatalogEntry:
     """By id (`openai/gpt-image-1`) or alias (`gpt-image-1`), among enabled models."""
-    spec = _lookup(name, model_catalog())
-    if spec is None:
+    entry = _lookup(name, catalog_list())
+    if entry is None:
         raise UnknownModel(name)
-    return spec
+    return entry
 
 
-def model_id_resolve(name: str) -> str:
-    """The catalog id for an id or alias, disabled models included: they are no longer offered but their past
-    generations are still listed."""
-    spec = _lookup(name, CATALOG)
-    if spec is None:
-        raise UnknownModel(name)
-    return spec.id
+def model_get(name: str) -> ModelSpec:
+    return catalog_entry_get(name).spec
+
+
+def model_id_resolve(name: str) -> str | None:
+    """The catalog id for an id or alias (enabled or not), None if the catalog has no such model."""
+    entry = _lookup(name, catalog_entries())
+    return entry.id if entry else None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The model a request runs on: the one asked for, or a retired model's replacement."""
+
+    requested: CatalogEntry
+    served: CatalogEntry
+
+    @property
+    def replaced(self) -> bool:
+        return self.requested.id != self.served.id
+
+
+def model_serve(name: str) -> ServedModel:
+    """Refuses a retired model (410 naming its replacement) unless staff chose to serve it with the replacement."""
+    entry = catalog_entry_get(name)
+    if entry.status != "retired":
+        return ServedModel(requested=entry, served=entry)
+    replacement = _lookup(entry.replacement or "", catalog_list()) if entry.replacement else None
+    usable = replacement is not None and replacement.status != "retired"
+    if entry.serve_with_replacement and usable:
+        return ServedModel(requested=entry, served=replacement)
+    when = f" on {entry.shutdown_at:%Y-%m-%d}" if entry.shutdown_at else ""
+    hint = f" Use {replacement.id} instead." if usable else ""
+    raise ModelRetired(f"{entry.id} was retired{when}.{hint}", param="model")
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    status: str
+    deprecated_at: datetime | None
+    shutdown_at: datetime | None
+    replacement: str | None
 
 
 def operation_check(*, model: str, operation: str) -> ModelSpec:
     """The checks that need nothing but the model and operation: run before input images are fetched or decoded,
     so a request the model cannot take never makes us download anything."""
-    spec = model_get(model)
+    spec = model_serve(model).served.spec
     if operation not in spec.operations:
         supported = " and ".join(sorted(spec.operations))
         raise _refuse("operation_not_supported", "operation", f"{spec.alias} supports {supported} only.")
@@ -81,11 +130,16 @@ class ValidatedRequest:
     size: str
     quality: str
     upstream_body: dict[str, Any]
+    # The interface the body is built for (openai_compat, predictions or async_task).
+    interface: str
+    # The model the client named when it differs from model_id (a retired model served by its replacement).
+    requested_model_id: str = ""
+    lifecycle: Lifecycle | None = None
 
     def provider_call(self, images: list[InputImage], mask: InputImage | None = None) -> ProviderCall:
         return ProviderCall(
             model_id=self.model_id,
-            family=self.spec.family,
+            family=self.interface,
             operation=self.operation,
             body=self.upstream_body,
             images=list(images),
@@ -93,15 +147,29 @@ class ValidatedRequest:
         )
 
 
-def provider_call_from_stored(
-    *, model_id: str, operation: str, body: dict[str, Any], images: list[InputImage], mask: InputImage | None = None
-) -> ProviderCall:
-    """Rebuild the call of an accepted generation; a model disabled since then still runs what was accepted."""
-    spec = _lookup(model_id, CATALOG)
-    if spec is None:
+def stored_interface(*, model_id: str, operation: str, body: dict[str, Any]) -> str:
+    """The interface of a generation stored before interfaces were recorded: what its body was built for."""
+    entry = _lookup(model_id, catalog_entries())
+    if entry is None:
         raise UnknownModel(model_id)
+    family = entry.spec.family_for(operation)
+    if family != "async_task" and "input" in body:
+        return "predictions"
+    return family if "input" in body or family == "openai_compat" else "openai_compat"
+
+
+def provider_call_from_stored(
+    *,
+    model_id: str,
+    interface: str,
+    operation: str,
+    body: dict[str, Any],
+    images: list[InputImage],
+    mask: InputImage | None = None,
+) -> ProviderCall:
+    """Rebuild the call of an accepted generation exactly as accepted, whatever the catalog says since."""
     return ProviderCall(
-        model_id=spec.id, family=spec.family, operation=operation, body=body, images=list(images), mask=mask
+        model_id=model_id, family=interface, operation=operation, body=body, images=list(images), mask=mask
     )
 
 
@@ -169,6 +237,8 @@ def _param_value(spec: ModelSpec, param: ParamSpec, value: Any, operation: str) 
         raise _refuse(
             "unsupported_parameter", name, f"{param.name} is not supported for {operation} on {spec.alias}."
         )
+    if param.type == "color_palette":
+        return _colour_palette(name, value)
     if param.type == "boolean":
         ok = isinstance(value, bool)
     elif param.type == "integer":
@@ -198,6 +268,44 @@ def _param_value(spec: ModelSpec, param: ParamSpec, value: Any, operation: str) 
     return value
 
 
+def _colour_palette(name: str, value: Any) -> list[dict[str, str]]:
+    """wan2.7's `color_palette`: 3-10 colour objects. The page names no fields; DashScope's own examples use
+    `hex` with an optional `ratio`, so those two are accepted and nothing else is passed on."""
+    message = f'{name.split(".")[-1]} must be a list of 3 to 10 colours like {{"hex": "#C2D1E6", "ratio": "25%"}}.'
+    if not isinstance(value, list) or not 3 <= len(value) <= 10:
+        raise _refuse("invalid_parameter", name, message)
+    colours = []
+    for colour in value:
+        if not isinstance(colour, dict) or set(colour) - {"hex", "ratio"}:
+            raise _refuse("invalid_parameter", name, message)
+        if not isinstance(colour.get("hex"), str) or not _HEX_COLOUR.match(colour["hex"]):
+            raise _refuse("invalid_parameter", name, message)
+        if "ratio" in colour and not (isinstance(colour["ratio"], str) and _RATIO.match(colour["ratio"])):
+            raise _refuse("invalid_parameter", name, message)
+        colours.append(dict(colour))
+    return colours
+
+
+def _interface_choose(spec: ModelSpec, operation: str, given: list[ParamSpec]) -> str:
+    """The operation's interface, unless a param only the native predictions interface takes moves it there."""
+    interface = spec.family_for(operation)
+    for param in given:
+        if not param.interface or param.interface == interface:
+            continue
+        movable = param.interface == "predictions" and interface == "openai_compat" and "predictions" in spec.interfaces
+        if movable and not any(other.interface == "openai_compat" for other in given):
+            interface = "predictions"
+            continue
+        others = [other.name for other in given if other.interface and other is not param]
+        context = f" together with {', '.join(others)}" if others else f" for an {operation}" if operation == "edit" else ""
+        raise _refuse(
+            "unsupported_parameter",
+            f"params.{param.name}",
+            f"{spec.alias} does not take {param.name}{context}.",
+        )
+    return interface
+
+
 def _put(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for key in path[:-1]:
         target = target.setdefault(key, {})
@@ -217,7 +325,11 @@ def generation_request_validate(
     params: dict[str, Any],
     input_image_count: int,
 ) -> ValidatedRequest:
-    spec = operation_check(model=model, operation=operation)
+    served = model_serve(model)
+    spec = served.served.spec
+    if operation not in spec.operations:
+        supported = " and ".join(sorted(spec.operations))
+        raise _refuse("operation_not_supported", "operation", f"{spec.alias} supports {supported} only.")
     if not isinstance(prompt, str) or not prompt.strip():
         raise _refuse("prompt_required", "prompt", "prompt must not be empty.")
     if len(prompt) > spec.prompt_max_length:
@@ -238,6 +350,7 @@ def generation_request_validate(
             f"{spec.alias} takes at most {spec.max_input_images} input image(s).",
         )
 
+    n_given = n is not None
     if n is None:
         n = spec.n_default
     if not isinstance(n, int) or isinstance(n, bool) or not spec.n_min <= n <= spec.n_max:
@@ -249,6 +362,7 @@ def generation_request_validate(
             f"input images plus n may not exceed {spec.max_images_in_and_out} for {spec.alias}.",
         )
 
+    size_given = size not in (None, "")
     effective_size = _size_validate(spec, size)
 
     if quality in (None, ""):
@@ -287,6 +401,7 @@ def generation_request_validate(
     if not isinstance(params, dict):
         raise _refuse("invalid_parameter", "params", "params must be an object.")
     extras: dict[str, Any] = {}
+    given: list[ParamSpec] = []
     for name, value in params.items():
         param = spec.extra(name)
         if param is None:
@@ -297,18 +412,22 @@ def generation_request_validate(
                 f"{spec.alias} has no parameter {name!r} (known: {known}).",
             )
         extras[name] = _param_value(spec, param, value, operation)
+        given.append(param)
+    interface = _interface_choose(spec, operation, given)
 
-    fields: dict[str, Any] = {"model": spec.upstream_model} if spec.family == "openai_compat" else {}
+    fields: dict[str, Any] = {"model": spec.upstream_model} if interface == "openai_compat" else {}
     fields["prompt"] = prompt
     fields.update(dict(spec.fixed))
-    if spec.n_style == "field":
+    if spec.n_style == "field" and (spec.n_send_default or n_given):
         fields[spec.n_field] = n
     elif spec.n_style == "sequential":
         fields["sequential_image_generation"] = "auto" if n > 1 else "disabled"
         if n > 1:
             fields["sequential_image_generation_options"] = {"max_images": n}
-    if spec.sizes.field:
-        fields[spec.sizes.field] = effective_size
+    if spec.sizes.field and (spec.sizes.send_default or size_given):
+        native_bailian = interface == "predictions" and spec.vendor == "bailian"
+        # Alibaba's native interface writes sizes as W*H ("格式为 宽*高 或缩写 1K/2K/4K").
+        fields[spec.sizes.field] = effective_size.replace("x", "*") if native_bailian else effective_size
     if effective_quality:
         fields[spec.quality_field] = effective_quality
     if negative_prompt:
@@ -316,12 +435,21 @@ def generation_request_validate(
     if seed is not None:
         _put(fields, spec.seed_path, seed)
     for param in spec.extras:
+        if param.interface and param.interface != interface:
+            continue
         if param.name in extras:
             _put(fields, param.upstream_path, extras[param.name])
         elif param.send_default and operation in param.operations:
             _put(fields, param.upstream_path, param.default)
 
-    body = fields if spec.family == "openai_compat" else {"input": fields}
+    body = fields if interface == "openai_compat" else {"input": fields}
+    requested = served.requested
+    lifecycle = Lifecycle(
+        status=requested.status,
+        deprecated_at=requested.deprecated_at,
+        shutdown_at=requested.shutdown_at,
+        replacement=requested.replacement,
+    )
     return ValidatedRequest(
         spec=spec,
         model_id=spec.id,
@@ -331,4 +459,7 @@ def generation_request_validate(
         size=effective_size,
         quality=effective_quality,
         upstream_body=body,
+        interface=interface,
+        requested_model_id=requested.id if served.replaced else "",
+        lifecycle=lifecycle,
     )

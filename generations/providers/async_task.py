@@ -19,6 +19,7 @@ from generations.providers.base import (
     UpstreamRequest,
     message_in,
     parse_json_success,
+    result_from_payload,
 )
 
 _MODERATED = frozenset({"request moderated", "content moderated", "moderated"})
@@ -31,16 +32,26 @@ def build_request(call: ProviderCall) -> UpstreamRequest:
     return predictions.build_request(call)
 
 
-def parse_submission(response: httpx.Response) -> str:
+def parse_submission(response: httpx.Response) -> str | ProviderResult:
+    """The task id to poll; or, when the upstream answered in one step after all, the images themselves.
+    Anything else raises MalformedResponse (kept for staff, never resent: the task may be running and paid)."""
     payload, trace_id = parse_json_success(response)
     items = payload.get("output") if isinstance(payload, dict) else None
     candidates = (items if isinstance(items, list) else [items]) + [payload]
     for item in candidates:
         if isinstance(item, dict):
-            for key in ("taskId", "task_id", "id"):
+            for key in ("taskId", "task_id"):
                 if isinstance(item.get(key), str) and item[key]:
                     return item[key]
-    raise MalformedResponse("the task submission answered without a task id", trace_id=trace_id)
+            # BFL's own shape: an `id` is a task only beside its polling URL.
+            if isinstance(item.get("id"), str) and item["id"] and item.get("polling_url"):
+                return item["id"]
+    try:
+        return result_from_payload(payload, trace_id=trace_id, body=response.text)
+    except MalformedResponse:
+        raise MalformedResponse(
+            "the task submission answered without a task id or an image", trace_id=trace_id, body=response.text
+        ) from None
 
 
 def _samples(result: Any) -> list[RawOutput]:
@@ -70,7 +81,9 @@ def parse_poll(response: httpx.Response, *, task_id: str) -> ProviderResult | No
         outputs = _samples(payload.get("result"))
         if not outputs:
             raise PermanentProviderError(
-                f"task {task_id} is ready but has no image", code="upstream_empty_result", trace_id=trace_id
+                f"task {task_id} is ready but has no image we can read: {response.text[:2000]}",
+                code="upstream_empty_result",
+                trace_id=trace_id,
             )
         return ProviderResult(outputs=outputs, usage=None, upstream_task_id=task_id, trace_id=trace_id)
     if status in _MODERATED:

@@ -10,6 +10,9 @@ from typing import Any
 
 import httpx
 
+# How much of an answer we could not read is kept on the generation for staff.
+BODY_EXCERPT_CHARS = 8000
+
 
 @dataclass
 class InputImage:
@@ -99,8 +102,15 @@ class UnknownOutcomeError(ProviderError):
     default_code = "upstream_timeout"
 
 
-class MalformedResponse(UnknownOutcomeError):
-    default_code = "upstream_malformed_response"
+class MalformedResponse(PermanentProviderError):
+    """A 2xx answer whose shape we do not understand. It was delivered, so the upstream probably generated and
+    charged: sending it again would pay twice for the same misunderstanding. The body is kept for staff."""
+
+    default_code = "upstream_unrecognized_response"
+
+    def __init__(self, message: str, *, body: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.body = body[:BODY_EXCERPT_CHARS]
 
 
 TRACE_HEADERS = ("x-request-id", "x-trace-id", "x-oneapi-request-id", "trace-id", "request-id")
@@ -207,35 +217,69 @@ def error_from_response(response: httpx.Response) -> ProviderError:
     return PermanentProviderError(f"{upstream_code}: {message}" if upstream_code else message, **kwargs)
 
 
-def outputs_from_items(items: Any) -> list[RawOutput]:
-    """`data` / `output` arrays: each item an object with `url` or `b64_json` (or a bare URL string)."""
-    if not isinstance(items, list):
+def _b64(value: Any) -> str | None:
+    """A base64 image, without the `data:<type>;base64,` prefix some models put in front."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+
+
+def _url(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.startswith(("http://", "https://")) else None
+
+
+def _item_outputs(item: Any) -> list[RawOutput]:
+    """One element of `data` / `output`: `{url}`, `{b64_json}`, `{bytesBase64, mimeType}` or a bare URL."""
+    if _url(item):
+        return [RawOutput(url=item, b64_json=None)]
+    if not isinstance(item, dict):
         return []
-    outputs = []
-    for item in items:
-        if isinstance(item, str) and item.startswith(("http://", "https://")):
-            outputs.append(RawOutput(url=item, b64_json=None))
-        elif isinstance(item, dict) and (item.get("url") or item.get("b64_json")):
-            outputs.append(
-                RawOutput(
-                    url=item.get("url") or None,
-                    b64_json=item.get("b64_json") or None,
-                    revised_prompt=item.get("revised_prompt"),
-                )
-            )
-    return outputs
+    url = _url(item.get("url"))
+    b64 = _b64(item.get("b64_json")) or _b64(item.get("bytesBase64")) or _b64(item.get("bytesBase64Encoded"))
+    if not (url or b64):
+        return []
+    revised = item.get("revised_prompt") if isinstance(item.get("revised_prompt"), str) else None
+    return [RawOutput(url=url if not b64 else None, b64_json=b64, revised_prompt=revised)]
 
 
-def result_from_payload(payload: Any, *, trace_id: str | None, task_id: str | None = None) -> ProviderResult:
-    """A 2xx body from either sync family: OpenAI's `data` or the predictions `output`, whichever is there."""
+def outputs_from_container(container: Any) -> list[RawOutput]:
+    """Every documented and observed shape of `data` / `output` (NOTES.md):
+
+    - a list of `{"url"}` / `{"b64_json"}` objects or bare URL strings (`data` on the OpenAI-compatible routes,
+      `output` on predictions);
+    - an object `{"b64_json": [{"bytesBase64": ..., "mimeType": ...}] | [str], "urls": [str]}` (newer models);
+    - a single object `{"url"}` / `{"b64_json"}`, or a single URL string.
+    """
+    if isinstance(container, list):
+        return [output for item in container for output in _item_outputs(item)]
+    if isinstance(container, dict) and ("urls" in container or isinstance(container.get("b64_json"), list)):
+        outputs: list[RawOutput] = []
+        for item in container.get("b64_json") or []:
+            outputs.extend(_item_outputs(item) if isinstance(item, dict) else _item_outputs({"b64_json": item}))
+        for url in container.get("urls") or []:
+            outputs.extend(_item_outputs(url))
+        return outputs
+    return _item_outputs(container)
+
+
+def result_from_payload(
+    payload: Any, *, trace_id: str | None, body: str = "", task_id: str | None = None
+) -> ProviderResult:
+    """A 2xx body from either sync family: OpenAI's `data` or the predictions `output`, whichever is there.
+
+    An answer without any image we can read is kept (`body`) and never retried: it was delivered and charged."""
     if not isinstance(payload, dict):
         raise MalformedResponse(
-            "the upstream answered 2xx with a body that is not a JSON object", trace_id=trace_id
+            "the upstream answered 2xx with a body that is not a JSON object", trace_id=trace_id, body=body
         )
-    outputs = outputs_from_items(payload.get("data")) or outputs_from_items(payload.get("output"))
+    outputs = outputs_from_container(payload.get("data")) or outputs_from_container(payload.get("output"))
     if not outputs:
-        raise PermanentProviderError(
-            "the upstream answered without any image", code="upstream_empty_result", trace_id=trace_id
+        empty = any(payload.get(key) == [] for key in ("data", "output"))
+        raise MalformedResponse(
+            "the upstream answered without any image" if empty else "the upstream's answer has no image we can read",
+            code="upstream_empty_result" if empty else None,
+            trace_id=trace_id,
+            body=body,
         )
     usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
     return ProviderResult(outputs=outputs, usage=usage, upstream_task_id=task_id, trace_id=trace_id)
@@ -260,5 +304,12 @@ def parse_json_success(response: httpx.Response) -> tuple[Any, str | None]:
             f"the upstream answered {response.status_code} with a body that is not JSON",
             status=response.status_code,
             trace_id=trace_id,
+            body=response.text,
         )
     return payload, trace_id
+
+
+def parse_success(response: httpx.Response) -> ProviderResult:
+    """A sync family's 2xx answer: images, or MalformedResponse keeping the body."""
+    payload, trace_id = parse_json_success(response)
+    return result_from_payload(payload, trace_id=trace_id, body=response.text)

@@ -94,7 +94,10 @@ class AIHubMixClient:
             raise error_from_response(response)
         if call.family != "async_task":
             return family.parse_response(response)
-        task_id = async_task.parse_submission(response)
+        submitted = async_task.parse_submission(response)
+        if isinstance(submitted, ProviderResult):
+            return submitted
+        task_id = submitted
         if on_task_submitted is not None:
             await on_task_submitted(task_id)
         return await self.task_poll(task_id)

@@ -9,8 +9,7 @@ from generations.providers.base import (
     ProviderCall,
     ProviderResult,
     UpstreamRequest,
-    parse_json_success,
-    result_from_payload,
+    parse_success,
 )
 
 
@@ -35,5 +34,4 @@ def build_request(call: ProviderCall) -> UpstreamRequest:
 
 
 def parse_response(response: httpx.Response) -> ProviderResult:
-    payload, trace_id = parse_json_success(response)
-    return result_from_payload(payload, trace_id=trace_id)
+    return parse_success(response)

@@ -12,8 +12,7 @@ from generations.providers.base import (
     ProviderCall,
     ProviderResult,
     UpstreamRequest,
-    parse_json_success,
-    result_from_payload,
+    parse_success,
 )
 
 
@@ -27,14 +26,14 @@ def _raw_base64(image: InputImage) -> str:
 
 def _attach_images(vendor: str, fields: dict, images: list[InputImage]) -> None:
     if vendor == "bfl":
-        # Black Forest Labs numbers extra references: input_image, input_image_2, input_image_3, ...
-        for index, image in enumerate(images, start=1):
-            fields["input_image" if index == 1 else f"input_image_{index}"] = _raw_base64(image)
+        # The page's reference-image field is one `image` string; BFL takes plain base64 there.
+        fields["image"] = _raw_base64(images[0])
     elif vendor == "qianfan":
         fields["refer_image"] = _data_url(images[0])
     elif vendor == "doubao":
         fields["image"] = [_data_url(image) for image in images]
     else:
+        # Alibaba's native interface ("images string[] 图片 URL 或 base64 数组(1-3 张)") and the rest.
         fields["images"] = [_data_url(image) for image in images]
 
 
@@ -50,5 +49,4 @@ def build_request(call: ProviderCall) -> UpstreamRequest:
 
 
 def parse_response(response: httpx.Response) -> ProviderResult:
-    payload, trace_id = parse_json_success(response)
-    return result_from_payload(payload, trace_id=trace_id)
+    return parse_success(response)

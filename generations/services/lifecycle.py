@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.services.ledger import billing_capture, billing_release
+from generations.catalog import stored_interface
 from generations.models import Generation, GenerationImage
 from generations.services.events import generation_final_event_publish
 from generations.services.moderation import initial_review
@@ -40,6 +41,7 @@ class ClaimedGeneration:
     public_id: str
     lease_token: uuid.UUID
     model_id: str
+    interface: str
     operation: str
     n: int
     upstream_body: dict
@@ -69,6 +71,8 @@ class Failure:
     message: str
     upstream_status: int | None = None
     trace_id: str | None = None
+    # An upstream answer we could not read, kept for staff.
+    upstream_response: str = ""
 
 
 def _claimable(now):
@@ -108,6 +112,8 @@ def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGen
             public_id=row.public_id,
             lease_token=token,
             model_id=row.model_id,
+            interface=row.upstream_interface
+            or stored_interface(model_id=row.model_id, operation=row.operation, body=row.upstream_body),
             operation=row.operation,
             n=row.n,
             upstream_body=row.upstream_body,
@@ -276,6 +282,7 @@ def _fail(generation: Generation, failure: Failure, *, upstream_cost_micros: int
     generation.error_message = failure.message[:2000]
     generation.upstream_status = failure.upstream_status
     generation.upstream_trace_id = (failure.trace_id or "")[:200]
+    generation.upstream_response = failure.upstream_response
     generation.charged_micros = 0
     generation.upstream_cost_micros = upstream_cost_micros
     _finish(generation, Generation.Status.FAILED)

@@ -150,6 +150,8 @@ def generation_create(
         seed=request.seed,
         params=request.params,
         upstream_body=validated.upstream_body,
+        upstream_interface=validated.interface,
+        requested_model_id=validated.requested_model_id,
         price_id=quote.price_id,
         unit_cost_micros=quote.unit_cost_micros,
         unit_price_micros=quote.unit_price_micros,

@@ -11,11 +11,12 @@ def test_the_models_list_gives_each_model_its_rules(admin_client) -> None:
     models = {model["id"]: model for model in response.json()["data"]}
     gpt = models["openai/gpt-image-1"]
     assert gpt["alias"] == "gpt-image-1"
-    assert gpt["family"] == "openai_compat"
+    assert (gpt["family"], gpt["edit_family"]) == ("predictions", "openai_compat")
+    assert gpt["lifecycle"] == {"status": "active", "shutdown_at": None, "replacement": None}
     assert gpt["operations"] == ["edit", "generate"]
     assert gpt["n"] == {"min": 1, "max": 10, "default": 1}
     assert gpt["qualities"] == ["low", "medium", "high"]
-    assert gpt["sizes"]["presets"] == ["1024x1024", "1024x1536", "1536x1024"]
+    assert gpt["sizes"]["presets"] == ["1024x1024", "1024x1536", "1536x1024", "auto"]
     glm = models["openai/glm-image"]
     assert glm["sizes"]["custom"] == {
         "min_side": 1024,

@@ -37,7 +37,7 @@ def test_success_stores_images_and_captures_exactly_their_price(make_customer, f
     assert customer.ledger(created["id"]) == [("hold", 26_400), ("capture", 26_400)]
     wallet = customer.wallet()
     assert wallet.held_micros == 0 and wallet.balance_micros == 50_000_000 - 26_400
-    assert forwarding.calls["images.generations"] == 1
+    assert forwarding.calls["predictions"] == 1
 
 
 def test_signed_url_serves_the_image_without_a_key(make_customer, forwarding, client) -> None:
@@ -69,7 +69,7 @@ def test_transient_errors_then_success_capture_once(make_customer, forwarding) -
     generation = Generation.objects.get(public_id=created["id"])
     assert generation.status == "succeeded" and generation.attempts == 3
     assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
-    assert forwarding.calls["images.generations"] == 3
+    assert forwarding.calls["predictions"] == 3
 
 
 def test_non_image_output_fails_without_charge(make_customer, forwarding) -> None:
@@ -147,3 +147,18 @@ def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_gener
     assert generation.status == "succeeded" and generation.attempts == 2
     assert generation.unknown_outcomes == 1, "the first answer was paid for upstream and then lost"
     assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
+
+
+def test_an_unreadable_answer_is_failed_once_refunded_and_kept_for_staff(make_customer, forwarding) -> None:
+    customer = make_customer()
+    created = generation_post(customer, prompt="a lighthouse [fault:malformed]")
+
+    forward_drain()
+
+    generation = Generation.objects.get(public_id=created["id"])
+    assert generation.status == "failed" and generation.error_code == "upstream_unrecognized_response"
+    assert generation.attempts == 1 and forwarding.calls["fault:malformed"] == 1
+    assert generation.upstream_response.startswith('{"data": [{"url": "http://')
+    # The tenant gets everything back; what the upstream probably charged is recorded as our loss.
+    assert customer.ledger(created["id"]) == [("hold", LOW_SQUARE_PRICE_MICROS), ("release", LOW_SQUARE_PRICE_MICROS)]
+    assert generation.upstream_cost_micros == 11_000 and customer.wallet().held_micros == 0

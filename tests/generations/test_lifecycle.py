@@ -38,7 +38,7 @@ def test_cancel_while_queued_is_free_and_never_forwarded(make_customer, forwardi
     response = customer.client.post(f"/v1/generations/{created['id']}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "canceled"
     assert forward_drain().claimed == 0
-    assert forwarding.calls["images.generations"] == 0
+    assert forwarding.calls["predictions"] == 0
     assert customer.ledger(created["id"]) == [("hold", 13_200), ("release", 13_200)]
     again = customer.client.post(f"/v1/generations/{created['id']}/cancel")
     assert again.status_code == 200 and customer.ledger(created["id"])[-1] == ("release", 13_200)

@@ -79,7 +79,7 @@ def test_worker_killed_mid_generation_is_recovered_and_charged_once(make_custome
 
     with qcluster(env=env, log=tmp_path / "worker-1.log") as first_worker:
         assert wait_until(lambda: Generation.objects.get().status == "running", timeout=30)
-        assert wait_until(lambda: aihubmix_sandbox.calls["images.generations"] == 1, timeout=10)
+        assert wait_until(lambda: aihubmix_sandbox.calls["predictions"] == 1, timeout=10)
         kill(first_worker)
     assert Generation.objects.get().status == "running"
 

@@ -1,9 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.services import SYSTEM
+from billing.model_ids import price_model_id_resolve
 from billing.models import ANY
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.services.prices import price_set
+from project.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -13,7 +15,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("model_id", help="Catalog id, e.g. qianfan/qwen-image.")
+        parser.add_argument("model_id", help="Catalog id or alias, e.g. qianfan/irag-1.0 or irag-1.0.")
         parser.add_argument("--quality", default=ANY)
         parser.add_argument("--size", default=ANY)
         parser.add_argument(
@@ -24,8 +26,10 @@ class Command(BaseCommand):
     def handle(
         self, *args: object, model_id: str, quality: str, size: str, usd: str, note: str, **options: object
     ) -> None:
-        if not model_id.strip():
-            raise CommandError("MODEL_ID must not be empty.")
+        try:
+            model_id = price_model_id_resolve(model_id)
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         try:
             cost_micros = usd_to_micros(usd)
         except InvalidAmount as exc:

@@ -7,7 +7,7 @@ import httpx
 
 from aihubmix_sandbox.families.tasks import ASYNC_MODELS
 from aihubmix_sandbox.server import SandboxHandle
-from generations.catalog.entries import CATALOG
+from generations.catalog import catalog_seed_specs
 
 AUTH = {"Authorization": "Bearer sk-sandbox-test"}
 
@@ -39,5 +39,5 @@ def test_an_unknown_task_id_is_not_found(aihubmix_sandbox: SandboxHandle) -> Non
 
 def test_the_sandbox_runs_as_tasks_exactly_the_models_the_catalog_sends_as_tasks() -> None:
     # Every catalog model, enabled or not: DISABLED_MODELS must not hide a disagreement.
-    catalog_task_models = {spec.upstream_model for spec in CATALOG if spec.family == "async_task"}
+    catalog_task_models = {spec.upstream_model for spec in catalog_seed_specs() if "async_task" in spec.interfaces}
     assert catalog_task_models == ASYNC_MODELS

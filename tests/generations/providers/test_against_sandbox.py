@@ -21,6 +21,8 @@ from generations.providers import (
 
 REFERENCE = InputImage(data=b"\x89PNG reference", content_type="image/png", filename="ref.png")
 
+pytestmark = pytest.mark.django_db
+
 
 def generate(
     sandbox: SandboxHandle,
@@ -74,16 +76,16 @@ def materialize(result: ProviderResult, index: int = 0, *, max_bytes: int = 20_0
 @pytest.mark.parametrize(
     ("model", "operation", "images", "fields", "family", "width", "height"),
     [
-        ("gpt-image-1", "generate", 0, {"size": "1536x1024", "n": 2}, "openai_compat", 1536, 1024),
+        ("gpt-image-1", "generate", 0, {"size": "1536x1024", "n": 2}, "predictions", 1536, 1024),
         ("gpt-image-1", "edit", 2, {}, "openai_compat", 1024, 1024),
         ("wan2.6-t2i", "generate", 0, {"size": "1280x1440"}, "openai_compat", 1280, 1440),
-        ("qwen-image-edit-plus", "edit", 1, {"size": "768x1024"}, "openai_compat", 768, 1024),
+        ("qwen-image-edit-plus", "edit", 1, {"size": "768x1024"}, "predictions", 768, 1024),
         ("imagen-4.0-generate-001", "generate", 0, {"size": "16:9", "n": 3}, "predictions", 1024, 576),
         ("doubao-seedream-4-0", "edit", 2, {"size": "1K"}, "predictions", 1024, 1024),
         ("glm-image", "generate", 0, {"size": "1568x1056"}, "predictions", 1568, 1056),
         ("FLUX-1.1-pro", "generate", 0, {"size": "800x608"}, "predictions", 800, 608),
         ("flux-kontext-max", "generate", 0, {"size": "9:16"}, "async_task", 576, 1024),
-        ("flux-kontext-pro", "edit", 1, {}, "async_task", 1024, 1024),
+        ("flux-kontext-pro", "edit", 1, {}, "predictions", 1024, 1024),
     ],
 )
 def test_each_family_generates_and_edits_real_images_at_the_requested_size(
@@ -117,8 +119,9 @@ def test_the_sandbox_refuses_a_wrong_bearer_token(aihubmix_sandbox: SandboxHandl
         ("[fault:moderated]", "gpt-image-1", ContentPolicyError, "content_policy_violation"),
         ("[fault:moderated]", "flux-kontext-max", ContentPolicyError, "content_policy_violation"),
         ("[fault:task-error]", "flux-2-flex", PermanentProviderError, "upstream_task_failed"),
-        ("[fault:task-not-found]", "flux-kontext-pro", PermanentProviderError, "upstream_task_not_found"),
-        ("[fault:malformed]", "wan2.7-image", MalformedResponse, "upstream_malformed_response"),
+        ("[fault:task-not-found]", "flux-kontext-max", PermanentProviderError, "upstream_task_not_found"),
+        # Delivered but unreadable: permanent (never resent as if unsent), the body kept.
+        ("[fault:malformed]", "wan2.7-image", MalformedResponse, "upstream_unrecognized_response"),
         ("[fault:disconnect]", "irag-1.0", UnknownOutcomeError, "upstream_connection_lost"),
         ("[fault:hang]", "ideogram-v3", UnknownOutcomeError, "upstream_timeout"),
     ],
@@ -144,7 +147,7 @@ def test_a_counted_fault_fails_that_many_times_for_the_prompt_then_succeeds(
     result = generate(aihubmix_sandbox, "gpt-image-1", prompt=prompt)
 
     assert len(result.outputs) == 1
-    assert aihubmix_sandbox.calls["images.generations"] == 3
+    assert aihubmix_sandbox.calls["predictions"] == 3
     assert aihubmix_sandbox.calls["fault:500"] == 2
 
 

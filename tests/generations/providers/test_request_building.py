@@ -26,6 +26,8 @@ PNG = InputImage(data=b"\x89PNG-one", content_type="image/png", filename="one.pn
 JPEG = InputImage(data=b"\xff\xd8-two", content_type="image/jpeg", filename="two.jpg")
 OK_URL = {"output": [{"url": "https://cdn.example/1.png"}]}
 
+pytestmark = pytest.mark.django_db
+
 
 def call_for(
     model: str, *, operation: str = "generate", images: list[InputImage] = (), **fields
@@ -69,8 +71,8 @@ def run(
     return asyncio.run(go()), seen
 
 
-def test_openai_generation_posts_the_validated_json_with_the_bearer_token() -> None:
-    call = call_for("gpt-image-1", quality="high", size="1536x1024", n=2, params={"background": "opaque"})
+def test_openai_compatible_generation_posts_the_validated_json_with_the_bearer_token() -> None:
+    call = call_for("wan2.6-t2i", size="1440x1280", n=2, seed=3, params={"prompt_extend": False})
     answer = {
         "created": 1,
         "data": [{"b64_json": "QUJD", "revised_prompt": "a tall lighthouse"}, {"b64_json": "REVG"}],
@@ -84,12 +86,12 @@ def test_openai_generation_posts_the_validated_json_with_the_bearer_token() -> N
     assert (request.method, str(request.url)) == ("POST", "https://hub.test/v1/images/generations")
     assert request.headers["Authorization"] == "Bearer sk-test"
     assert json.loads(request.content) == {
-        "model": "gpt-image-1",
+        "model": "wan2.6-t2i",
         "prompt": "a lighthouse",
         "n": 2,
-        "size": "1536x1024",
-        "quality": "high",
-        "background": "opaque",
+        "size": "1440x1280",
+        "seed": 3,
+        "prompt_extend": False,
     }
     assert [output.b64_json for output in result.outputs] == ["QUJD", "REVG"]
     assert result.outputs[0].revised_prompt == "a tall lighthouse"
@@ -175,6 +177,8 @@ def test_async_task_submits_reports_the_task_id_and_polls_until_ready() -> None:
     async def report(task_id: str) -> None:
         reported.append(task_id)
 
+    call = call_for("flux-kontext-max", operation="edit", images=[PNG], size="16:9")
+
     async def go() -> tuple[ProviderResult, list[httpx.Request]]:
         seen: list[httpx.Request] = []
         transport = httpx.MockTransport(lambda request: seen.append(request) or upstream(request))
@@ -185,7 +189,6 @@ def test_async_task_submits_reports_the_task_id_and_polls_until_ready() -> None:
             transport=transport,
             poll_interval_seconds=0.01,
         ) as client:
-            call = call_for("flux-kontext-max", operation="edit", images=[PNG], size="16:9")
             return await client.run(call, on_task_submitted=report), seen
 
     result, seen = asyncio.run(go())
@@ -193,7 +196,7 @@ def test_async_task_submits_reports_the_task_id_and_polls_until_ready() -> None:
     submit = json.loads(seen[0].content)
     assert str(seen[0].url) == "https://hub.test/v1/models/bfl/flux-kontext-max/predictions"
     assert submit["input"]["aspect_ratio"] == "16:9"
-    assert submit["input"]["input_image"] == base64.b64encode(PNG.data).decode()
+    assert submit["input"]["image"] == base64.b64encode(PNG.data).decode()
     assert [str(request.url) for request in seen[1:]] == ["https://tasks.test/v1/tasks/t-1"] * 3
     assert reported == ["t-1"]
     assert (result.upstream_task_id, result.outputs[0].url) == ("t-1", "https://bfl.example/s.jpg")
@@ -294,3 +297,66 @@ def test_polling_survives_transient_poll_failures() -> None:
 
     result, _ = run(call_for("flux-2-pro"), upstream)
     assert result.outputs[0].url == "https://bfl.example/x.jpg"
+
+
+# --- Every documented answer shape is read; anything else is kept, never resent ---------------------------
+
+B64 = base64.b64encode(b"\x89PNG-image").decode()
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # predictions: output as a list of {url}
+        ({"output": [{"url": "https://cdn.example/1.png"}]}, [("https://cdn.example/1.png", None)]),
+        # predictions: output as a list of {b64_json}
+        ({"output": [{"b64_json": B64}]}, [(None, B64)]),
+        # predictions: output as a list of bare URL strings
+        ({"output": ["https://cdn.example/1.png", "https://cdn.example/2.png"]},
+         [("https://cdn.example/1.png", None), ("https://cdn.example/2.png", None)]),
+        # newer models: output as an object of base64 images with their type, and URLs
+        ({"output": {"b64_json": [{"bytesBase64": B64, "mimeType": "image/png"}], "urls": []},
+          "usage": {"input_tokens": 9}}, [(None, B64)]),
+        ({"output": {"b64_json": [], "urls": ["https://cdn.example/3.png"]}}, [("https://cdn.example/3.png", None)]),
+        # OpenAI-compatible routes and synchronous BFL models: data[] of {url} / {b64_json}
+        ({"created": 1, "data": [{"b64_json": B64}, {"url": "https://cdn.example/4.png"}]},
+         [(None, B64), ("https://cdn.example/4.png", None)]),
+        # a base64 image given as a data URL
+        ({"data": [{"b64_json": f"data:image/png;base64,{B64}"}]}, [(None, B64)]),
+    ],
+    ids=["output-url", "output-b64", "output-strings", "output-object-b64", "output-object-urls", "data",
+         "data-url-b64"],
+)
+def test_every_documented_answer_shape_is_read(answer, expected) -> None:
+    result, _ = run(call_for("glm-image"), lambda request: httpx.Response(200, json=answer))
+    assert [(output.url, output.b64_json) for output in result.outputs] == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "answer"),
+    [
+        ("glm-image", {"result": {"images": ["https://cdn.example/x.png"]}}),
+        ("gpt-image-1", {"output": {"pictures": [B64]}}),
+        # An async model answering with neither a task id nor an image: it may be running, and is paid for.
+        ("flux-2-pro", {"output": [{"status": "queued"}]}),
+    ],
+)
+def test_an_answer_shape_not_understood_is_sent_once_and_kept_for_staff(model, answer) -> None:
+    with pytest.raises(MalformedResponse) as caught:
+        run(call_for(model), lambda request: httpx.Response(200, json=answer))
+    # Permanent: the forwarder fails it instead of retrying a request that was delivered and charged.
+    assert isinstance(caught.value, PermanentProviderError)
+    assert caught.value.code == "upstream_unrecognized_response"
+    assert json.loads(caught.value.body) == answer
+
+
+def test_an_async_model_answering_in_one_step_is_taken_as_the_result() -> None:
+    requests: list[httpx.Request] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json={"output": [{"url": "https://bfl.example/done.jpg"}]})
+
+    result, _ = run(call_for("flux-2-pro"), upstream)
+    assert [output.url for output in result.outputs] == ["https://bfl.example/done.jpg"]
+    assert [request.method for request in requests] == ["POST"]

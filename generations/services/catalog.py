@@ -1,0 +1,133 @@
+"""Writes to the model catalog: staff edits (validated, audited, served at once) and the seed from the shipped file."""
+
+from typing import Any
+
+from django.db import transaction
+from django.forms.models import model_to_dict
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts.services import Actor, audit_record
+from billing.selectors import price_list_current
+from billing.services.prices import price_set
+from generations.catalog import CatalogRuleError, ModelSpec, catalog_list, catalog_seed_data, spec_from_dict
+from generations.catalog.registry import catalog_row_spec_data
+from generations.models import CatalogModel
+from project import errors
+
+_COLUMNS = ("id", "alias", "display_name", "description", "family", "edit_family", "operations")
+
+
+class InvalidCatalogModel(errors.InvalidRequest):
+    code = "invalid_catalog_model"
+
+
+def catalog_model_spec(*, row: CatalogModel) -> ModelSpec:
+    """The spec a row would be served as; raises InvalidCatalogModel naming the broken rule."""
+    try:
+        return spec_from_dict(
+            catalog_row_spec_data(
+                model_id=row.model_id,
+                alias=row.alias,
+                display_name=row.display_name,
+                description=row.description,
+                family=row.family,
+                edit_family=row.edit_family,
+                operations=row.operations,
+                rules=row.rules,
+            )
+        )
+    except CatalogRuleError as exc:
+        raise InvalidCatalogModel(str(exc), param=exc.field) from exc
+
+
+def catalog_model_check(*, row: CatalogModel) -> ModelSpec:
+    """Everything a save must satisfy: valid rules, a unique alias among ids and aliases, a sound replacement."""
+    spec = catalog_model_spec(row=row)
+    others = CatalogModel.objects.exclude(pk=row.pk) if row.pk else CatalogModel.objects.all()
+    names = {row.model_id.lower(), row.alias.lower()}
+    clash = others.filter(model_id__iexact=row.alias).first() or others.filter(alias__iexact=row.model_id).first()
+    if clash or others.filter(alias__iexact=row.alias).exists() or others.filter(model_id__iexact=row.model_id).exists():
+        raise InvalidCatalogModel(f"{min(names)!r} already names another catalog model.", param="alias")
+    if row.replacement_id is not None:
+        if row.pk is not None and row.replacement_id == row.pk:
+            raise InvalidCatalogModel("A model cannot replace itself.", param="replacement")
+        replacement = CatalogModel.objects.get(pk=row.replacement_id)
+        if replacement.status == CatalogModel.Status.RETIRED:
+            raise InvalidCatalogModel(f"{replacement.model_id} is retired itself.", param="replacement")
+    if row.serve_with_replacement and row.replacement_id is None:
+        raise InvalidCatalogModel("Serving with a replacement needs a replacement.", param="serve_with_replacement")
+    if row.status == CatalogModel.Status.ACTIVE and row.shutdown_at is not None:
+        raise InvalidCatalogModel("An active model has no shutdown date; mark it deprecated.", param="status")
+    return spec
+
+
+def _snapshot(row: CatalogModel) -> dict[str, Any]:
+    data = model_to_dict(row)
+    data.pop("id", None)
+    for key in ("deprecated_at", "shutdown_at"):
+        data[key] = data[key].isoformat() if data.get(key) else None
+    return data
+
+
+def catalog_model_save(*, row: CatalogModel, actor: Actor) -> CatalogModel:
+    """Validate, save and audit; every process serves the new rules on its next request (the save moves the
+    catalog's version)."""
+    catalog_model_check(row=row)
+    with transaction.atomic():
+        previous = CatalogModel.objects.filter(pk=row.pk).first() if row.pk else None
+        if row.status != CatalogModel.Status.ACTIVE and (previous is None or previous.status == "active"):
+            row.deprecated_at = row.deprecated_at or timezone.now()
+        if row.status == CatalogModel.Status.ACTIVE:
+            row.deprecated_at = None
+        row.save()
+        audit_record(
+            actor=actor,
+            action="catalog_model.created" if previous is None else "catalog_model.changed",
+            target=row,
+            tenant=None,
+            before=_snapshot(previous) if previous else None,
+            after=_snapshot(row),
+        )
+    return row
+
+
+def catalog_seed_missing() -> int:
+    """Create the shipped file's models that have no row (existing rows, as staff left them, are kept)."""
+    created = 0
+    with transaction.atomic():
+        existing = set(CatalogModel.objects.values_list("model_id", flat=True))
+        missing = [entry for entry in catalog_seed_data() if entry["id"] not in existing]
+        for entry in missing:
+            lifecycle = entry.get("lifecycle") or {}
+            status = lifecycle.get("status", "active")
+            CatalogModel.objects.create(
+                model_id=entry["id"],
+                alias=entry["alias"],
+                display_name=entry["display_name"],
+                description=entry.get("description", ""),
+                family=entry["family"],
+                edit_family=entry.get("edit_family", ""),
+                operations=entry["operations"],
+                rules={key: value for key, value in entry.items() if key not in (*_COLUMNS, "lifecycle", "pricing")},
+                status=status,
+                deprecated_at=timezone.now() if status != "active" else None,
+                shutdown_at=parse_datetime(lifecycle["shutdown_at"]) if lifecycle.get("shutdown_at") else None,
+                notes="\n".join(entry.get("notes", [])),
+            )
+            created += 1
+    return created
+
+
+DEMO_PRICE_MICROS = 10_000
+DEMO_PRICE_NOTE = "DEMO PRICE for the local sandbox (bootstrap_demo), not an AIHubMix price"
+
+
+def catalog_demo_prices_set(*, actor: Actor) -> list[str]:
+    """Local sandbox only: give every servable model without any current price an obvious flat demo price
+    (0.01 USD per image, any quality and size), so a newcomer can try them all. Returns the models priced."""
+    priced = set(price_list_current().values_list("model_id", flat=True))
+    missing = [entry.id for entry in catalog_list() if entry.status != "retired" and entry.id not in priced]
+    for model_id in missing:
+        price_set(model_id=model_id, quality="*", size="*", cost_micros=DEMO_PRICE_MICROS, actor=actor, note=DEMO_PRICE_NOTE)
+    return missing
