@@ -8,7 +8,11 @@ class GenerationsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn, pre_execute
 
+        from generations.models import PromptBlockRule
         from project.health import worker_heartbeat_record
+        from project.readcache import readcache_invalidate_on_change
+
+        readcache_invalidate_on_change(PromptBlockRule)
 
         post_spawn.connect(worker_heartbeat_record, dispatch_uid="worker-heartbeat-spawn")
         pre_execute.connect(worker_heartbeat_record, dispatch_uid="worker-heartbeat-task")
