@@ -72,7 +72,9 @@ def procfile_server_settings() -> dict[str, str]:
     found = {"workers": "1", "threads": "1", "worker_class": "sync"}
     for flag, name in (("--workers", "workers"), ("--threads", "threads"), ("--worker-class", "worker_class")):
         if flag in words:
-            found[name] = words[words.index(flag) + 1]
+            value = words[words.index(flag) + 1]
+            variable = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", value)  # ${WEB_WORKERS:-4}: the environment's or 4
+            found[name] = os.environ.get(variable.group(1), variable.group(2)) if variable else value
     return found
 
 
