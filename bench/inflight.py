@@ -112,10 +112,9 @@ def main() -> None:
             generation_submit(
                 tenant=tenant,
                 api_key=api_key,
-                request_factory=lambda index=index: GenerationRequest(
+                request=GenerationRequest(
                     model="openai/gpt-image-1", prompt=f"{label} {index}", quality="low", size="1024x1024"
                 ),
-                render=lambda generation: {"id": generation.public_id},
             )
 
     def run(count: int, concurrency: int, label: str) -> dict[str, float]:

@@ -118,8 +118,11 @@ class TenantPlan(models.Model):
 class Wallet(models.Model):
     """A tenant's money. available = balance − held + credit limit, and it never goes below zero.
 
-    `open_holds` and `open_hold_images` count unsettled holds so quota checks don't scan the ledger's history;
-    `billing_check` verifies them, like the amounts, against the ledger.
+    `open_holds` and `open_hold_images` count unsettled holds, and the period counters sum the captures of the
+    current UTC month (`month_images`, `month_spend_micros`) and day (`day_images`), so a submit checks every quota
+    in its one conditional `UPDATE` of this row instead of aggregating the ledger. A counter belongs to the period
+    in `month_start`/`day_start`; a capture in a later period starts it over (`billing.services`), and a reader
+    treats a counter of an earlier period as zero. `billing_check` verifies all of them against the ledger.
     """
 
     tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="wallet")
@@ -128,6 +131,11 @@ class Wallet(models.Model):
     credit_limit_micros = models.BigIntegerField(default=0)
     open_holds = models.IntegerField(default=0)
     open_hold_images = models.IntegerField(default=0)
+    month_start = models.DateField(null=True, blank=True, help_text="UTC month of the month counters.")
+    month_images = models.IntegerField(default=0, help_text="Images captured in month_start's month.")
+    month_spend_micros = models.BigIntegerField(default=0, help_text="Amount captured in month_start's month.")
+    day_start = models.DateField(null=True, blank=True, help_text="UTC day of day_images.")
+    day_images = models.IntegerField(default=0, help_text="Images captured on day_start.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -148,6 +156,15 @@ class Wallet(models.Model):
     @property
     def available_micros(self) -> int:
         return self.balance_micros - self.held_micros + self.credit_limit_micros
+
+
+class RequestCount(models.Model):
+    """Requests of a tenant in the current minute, for the rate limit when no Redis cache is configured
+    (`billing.throttles`). One row per tenant, started over when the minute changes."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    minute = models.BigIntegerField(help_text="Unix time // 60.")
+    count = models.IntegerField()
 
 
 class LedgerImmutable(Exception):

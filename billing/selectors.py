@@ -1,9 +1,10 @@
 """Reads: prices, effective limits, quota use, usage, the staff tenant list, drift, statements and the staff
 report."""
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -14,7 +15,8 @@ from accounts.models import ApiKey, Tenant
 from billing.defaults import DEFAULT_PLAN_VALUES
 from billing.models import ANY, LedgerEntry, Plan, Price, StatementLine, TenantPlan, Wallet
 from billing.money import apply_markup
-from billing.periods import day_start, month_start, next_month_start
+from billing.periods import as_utc_start, day_start, month_start, next_month_start
+from project.readcache import readcache_get
 
 Kind = LedgerEntry.Kind
 
@@ -35,16 +37,29 @@ LIMIT_FIELDS = (
 # --- Prices and limits ----------------------------------------------------------------------------------
 
 
+def _prices_in_effect_or_later(model_id: str) -> tuple[Price, ...]:
+    now = timezone.now()
+    return tuple(Price.objects.filter(Q(effective_to__isnull=True) | Q(effective_to__gt=now), model_id=model_id))
+
+
 def price_current(*, model_id: str, quality: str, size: str, at: datetime | None = None) -> Price | None:
-    """The most specific price in effect: exact quality and size beat `*`, quality weighing more than size."""
-    at = at or timezone.now()
-    candidates = Price.objects.filter(
-        Q(effective_to__isnull=True) | Q(effective_to__gt=at),
-        model_id=model_id,
-        quality__in={quality, ANY},
-        size__in={size, ANY},
-        effective_from__lte=at,
-    )
+    """The most specific price in effect: exact quality and size beat `*`, quality weighing more than size.
+
+    Now (no `at`): from the read cache, which keeps every row of the model that has not ended yet, so a price that
+    takes effect later is picked up by the clock, not by a reload."""
+    if at is None:
+        at = timezone.now()
+        rows = readcache_get(("prices", model_id), lambda: _prices_in_effect_or_later(model_id))
+    else:
+        rows = Price.objects.filter(Q(effective_to__isnull=True) | Q(effective_to__gt=at), model_id=model_id)
+    candidates = [
+        price
+        for price in rows
+        if price.quality in (quality, ANY)
+        and price.size in (size, ANY)
+        and price.effective_from <= at
+        and (price.effective_to is None or price.effective_to > at)
+    ]
     return max(
         candidates,
         key=lambda price: (price.quality != ANY, price.size != ANY, price.effective_from, price.pk),
@@ -85,8 +100,8 @@ class Limits:
         return not self.allowed_models or model_id in self.allowed_models
 
 
-def tenant_limits(*, tenant: Tenant, api_key: ApiKey | None = None) -> Limits:
-    assignment = TenantPlan.objects.select_related("plan").filter(tenant=tenant).first()
+def _tenant_limits_load(tenant_id: int) -> Limits:
+    assignment = TenantPlan.objects.select_related("plan").filter(tenant_id=tenant_id).first()
     plan = assignment.plan if assignment else plan_get_default()
     values = {field: getattr(plan, field) for field in LIMIT_FIELDS}
     if assignment:
@@ -97,8 +112,6 @@ def tenant_limits(*, tenant: Tenant, api_key: ApiKey | None = None) -> Limits:
                 if getattr(assignment, field) is not None
             }
         )
-    if api_key is not None and api_key.monthly_budget_micros is not None:
-        values["key_monthly_budget_micros"] = api_key.monthly_budget_micros
     values["allowed_models"] = tuple(values["allowed_models"] or ())
     values["retention_days"] = values["retention_days"] or None  # 0 (an override's "keep") means no period
     return Limits(plan_name=plan.name, **values)
@@ -116,6 +129,14 @@ def tenants_retention_days() -> dict[int, int]:
     ):
         days_by_tenant[tenant_id] = override if override is not None else plan_days
     return {tenant_id: days for tenant_id, days in days_by_tenant.items() if days}
+
+
+def tenant_limits(*, tenant: Tenant, api_key: ApiKey | None = None) -> Limits:
+    """The tenant's plan with its overrides (from the read cache), and the key's own budget if it has one."""
+    limits = readcache_get(("limits", tenant.pk), lambda: _tenant_limits_load(tenant.pk))
+    if api_key is not None and api_key.monthly_budget_micros is not None:
+        return dataclasses.replace(limits, key_monthly_budget_micros=api_key.monthly_budget_micros)
+    return limits
 
 
 # --- Ledger reads ---------------------------------------------------------------------------------------
@@ -144,8 +165,13 @@ def _captured(entries: QuerySet[LedgerEntry]) -> PeriodUse:
     return PeriodUse(images=totals["images"], amount_micros=totals["amount"])
 
 
-def tenant_captured_since(*, tenant_id: int, since: datetime) -> PeriodUse:
-    return _captured(LedgerEntry.objects.filter(tenant_id=tenant_id, created_at__gte=since))
+def wallet_period_use(*, wallet: Wallet, day: date | None = None, month: date | None = None) -> PeriodUse:
+    """What the wallet's counters say was captured on `day` or in `month` (zero when they count another period)."""
+    if day is not None:
+        return PeriodUse(images=wallet.day_images if wallet.day_start == day else 0, amount_micros=0)
+    if wallet.month_start != month:
+        return PeriodUse(images=0, amount_micros=0)
+    return PeriodUse(images=wallet.month_images, amount_micros=wallet.month_spend_micros)
 
 
 def api_key_spend_since(*, api_key: ApiKey, since: datetime) -> int:
@@ -185,8 +211,8 @@ def quota_status(
     now = now or timezone.now()
     limits = tenant_limits(tenant=tenant, api_key=api_key)
     wallet = Wallet.objects.filter(tenant=tenant).first() or Wallet(tenant=tenant)
-    today = tenant_captured_since(tenant_id=tenant.pk, since=day_start(now))
-    month = tenant_captured_since(tenant_id=tenant.pk, since=month_start(now))
+    today = wallet_period_use(wallet=wallet, day=day_start(now).date())
+    month = wallet_period_use(wallet=wallet, month=month_start(now).date())
     next_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     tomorrow = day_start(now) + timedelta(days=1)
     next_month = next_month_start(now)
@@ -317,8 +343,27 @@ class WalletDrift:
         return f"{self.tenant_slug}: {self.field} is {self.stored}, ledger says {self.expected}"
 
 
+def _period_counters_from_ledger(wallet: Wallet) -> dict[str, int]:
+    """The wallet's period counters recomputed from the captures of the periods they claim to count."""
+    captures = LedgerEntry.objects.filter(tenant_id=wallet.tenant_id, kind=Kind.CAPTURE)
+    month = {"images": 0, "amount": 0}
+    if wallet.month_start is not None:
+        start = as_utc_start(wallet.month_start)
+        month = captures.filter(created_at__gte=start, created_at__lt=next_month_start(start)).aggregate(
+            images=Coalesce(Sum("images"), 0), amount=Coalesce(Sum("amount_micros"), 0)
+        )
+    day_images = 0
+    if wallet.day_start is not None:
+        start = as_utc_start(wallet.day_start)
+        day_images = captures.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1)).aggregate(
+            images=Coalesce(Sum("images"), 0)
+        )["images"]
+    return {"month_images": month["images"], "month_spend_micros": month["amount"], "day_images": day_images}
+
+
 def wallet_drifts() -> list[WalletDrift]:
-    """balance = Σ grants + Σ adjustments − Σ captures; held (and the open-hold counters) = Σ open holds."""
+    """balance = Σ grants + Σ adjustments − Σ captures; held (and the open-hold counters) = Σ open holds; the
+    period counters = Σ captures of the periods they count."""
     drifts: list[WalletDrift] = []
     for wallet in Wallet.objects.select_related("tenant").order_by("tenant__slug"):
         entries = LedgerEntry.objects.filter(tenant_id=wallet.tenant_id)
@@ -338,6 +383,7 @@ def wallet_drifts() -> list[WalletDrift]:
             "held_micros": open_holds["held"],
             "open_holds": open_holds["count"],
             "open_hold_images": open_holds["images"],
+            **_period_counters_from_ledger(wallet),
         }
         drifts += [
             WalletDrift(wallet.tenant.slug, field, getattr(wallet, field), value)

@@ -1,31 +1,68 @@
-"""Per-tenant requests-per-minute limit, counted in the shared Django cache so every process sees one count.
+"""Per-tenant requests-per-minute limit, one count shared by every process, in a fixed one-minute window.
 
-A fixed one-minute window: `cache.add` starts the window's counter and `cache.incr` bumps it. On Redis both are
-atomic; on the database cache `incr` is read-then-write, so a burst across processes can overshoot by a few
-requests — acceptable for a rate limit, which is not money (the ledger is what must be exact).
+With a Redis cache (`CACHE_URL=redis://…`) the count is an atomic `INCR` plus an expiry in one round trip;
+otherwise it is one upsert on `RequestCount` (one row per tenant, reset when the minute changes). Both are exact
+under concurrency; the limit itself comes from the read-cached plan, so a request costs one statement here.
 """
 
 import time
 from typing import TYPE_CHECKING
 
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from django.db import connection
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_THROTTLE_CLASSES
     from rest_framework.views import APIView
 
+from billing.models import RequestCount
 from billing.selectors import tenant_limits
 
 WINDOW_SECONDS = 60
 
 
-def _window_key(tenant_id: int, window: int) -> str:
-    return f"billing:rpm:{tenant_id}:{window}"
+def _redis_cache() -> RedisCache | None:
+    cache = caches["default"]
+    return cache if isinstance(cache, RedisCache) else None
+
+
+def _redis_key(cache: RedisCache, tenant_id: int, minute: int) -> str:
+    return cache.make_and_validate_key(f"billing:rpm:{tenant_id}:{minute}")
+
+
+_UPSERT = f"""
+INSERT INTO {RequestCount._meta.db_table} (tenant_id, minute, count) VALUES (%s, %s, 1)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    count = CASE WHEN {RequestCount._meta.db_table}.minute = excluded.minute
+                 THEN {RequestCount._meta.db_table}.count + 1 ELSE 1 END,
+    minute = excluded.minute
+RETURNING count
+"""
+
+
+def tenant_request_count(*, tenant_id: int, minute: int) -> int:
+    """Count one more request of the tenant in this minute and return the minute's count so far."""
+    cache = _redis_cache()
+    if cache is not None:
+        client = cache._cache.get_client(write=True)
+        key = _redis_key(cache, tenant_id, minute)
+        with client.pipeline(transaction=True) as pipe:
+            count, _ = pipe.incr(key).expire(key, WINDOW_SECONDS * 2).execute()
+        return int(count)
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT, [tenant_id, minute])
+        return cursor.fetchone()[0]
 
 
 def tenant_requests_this_minute(*, tenant_id: int) -> int:
-    return caches["default"].get(_window_key(tenant_id, int(time.time()) // WINDOW_SECONDS), 0)
+    minute = int(time.time()) // WINDOW_SECONDS
+    cache = _redis_cache()
+    if cache is not None:
+        return int(cache._cache.get_client().get(_redis_key(cache, tenant_id, minute)) or 0)
+    row = RequestCount.objects.filter(tenant_id=tenant_id, minute=minute).values_list("count", flat=True).first()
+    return row or 0
 
 
 class TenantRateThrottle(BaseThrottle):
@@ -42,18 +79,10 @@ class TenantRateThrottle(BaseThrottle):
         if not limit:
             return True
         now = time.time()
-        window = int(now) // WINDOW_SECONDS
-        key = _window_key(tenant.pk, window)
-        cache = caches["default"]
-        cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the window expired between add and incr
-            cache.set(key, 1, timeout=WINDOW_SECONDS * 2)
-            count = 1
-        if count <= limit:
+        minute = int(now) // WINDOW_SECONDS
+        if tenant_request_count(tenant_id=tenant.pk, minute=minute) <= limit:
             return True
-        self.wait_seconds = (window + 1) * WINDOW_SECONDS - now
+        self.wait_seconds = (minute + 1) * WINDOW_SECONDS - now
         return False
 
     def wait(self) -> float | None:

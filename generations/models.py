@@ -100,6 +100,10 @@ class Generation(models.Model):
     def __str__(self) -> str:
         return self.public_id
 
+    def images_known_empty(self) -> None:
+        """Mark a generation that cannot have images yet (just submitted), so rendering it reads none."""
+        self._prefetched_objects_cache = {"images": GenerationImage.objects.none()}
+
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES

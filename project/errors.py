@@ -1,6 +1,6 @@
 """Plain domain errors: what went wrong, in words and a stable code, with no HTTP in them.
 
-Services raise subclasses defined beside the code that raises them (`billing.services.ledger.InsufficientCredit`).
+Services raise subclasses defined beside the code that raises them (`billing.services.quotas.InsufficientCredit`).
 Each subclasses one of the categories below, which say what kind of refusal it is; the API's single exception
 handler (`project.api.errors`) maps a category to an HTTP status and renders the one error shape. Admin pages and
 management commands catch the same exceptions and show `message`.

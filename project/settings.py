@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so every response (errors from the other middleware included) carries X-Request-Id.
     "project.request_id.RequestIdMiddleware",
+    "project.readcache.ReadCacheMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -24,6 +24,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_read_cache() -> None:
+    """Rows cached by one test must not serve the next (rolled-back ids are reused on SQLite)."""
+    from project.readcache import readcache_clear
+
+    readcache_clear()
+
+
 @pytest.fixture
 def make_tenant(db: None) -> Callable[..., Tenant]:
     counter = iter(range(1, 10_000))

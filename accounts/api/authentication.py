@@ -4,6 +4,7 @@ The key's tenant and the key itself land on the request (`request.tenant`, `requ
 structured-log context, so every later layer can scope by tenant without looking it up again.
 """
 
+import hashlib
 from datetime import timedelta
 
 import structlog
@@ -22,6 +23,7 @@ from accounts.api.auth_failures import (
 )
 from accounts.models import ApiKey, Tenant
 from project import errors
+from project.readcache import readcache_get
 
 
 class ApiKeyAuthFailed(errors.Unauthenticated):
@@ -44,10 +46,18 @@ def _parse_bearer(header: str) -> str:
     return key
 
 
-def api_key_from_secret(key: str) -> ApiKey:
+def _api_key_verified(key: str) -> ApiKey | None:
     prefix = key.partition(".")[0]
     api_key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
-    if api_key is None or not api_key.is_valid(key):
+    return api_key if api_key is not None and api_key.is_valid(key) else None
+
+
+def api_key_from_secret(key: str) -> ApiKey:
+    # Only keys that verified are cached, under a digest of the whole secret, so a wrong secret for a known prefix
+    # never matches a cached entry. Revocation and suspension bump the read cache (accounts.apps).
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    api_key = readcache_get(("api_key", digest), lambda: _api_key_verified(key))
+    if api_key is None:
         raise ApiKeyAuthFailed("The API key is not valid.", code="invalid_api_key")
     if api_key.revoked:
         raise ApiKeyAuthFailed("The API key has been revoked.", code="api_key_revoked")

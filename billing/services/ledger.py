@@ -1,58 +1,110 @@
 """The ledger's generation flow: hold an estimate before forwarding (`billing_reserve`), then settle it once by
 charging what was delivered (`billing_capture`) or returning it (`billing_release`)."""
 
-from django.db import transaction
-from django.db.models import F
+from datetime import date
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Model, Value, When
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
 from billing.models import LedgerEntry, Wallet
-from billing.money import micros_to_usd
 from billing.selectors import ledger_settlements, tenant_limits
 from billing.services.prices import Quote
-from billing.services.quotas import QuotaExceeded, quota_check_locked
-from billing.services.wallets import ledger_entry_retried, wallet_if_available, wallet_lock
-from project import errors
+from billing.services.quotas import (
+    BillingPeriods,
+    quota_hold_update_sql,
+    quota_key_budget_check,
+    quota_plan_check,
+    quota_wallet_check,
+)
+from billing.services.wallets import ReferenceTaken, wallet_lock
+from project.sqlcompose import CHAIN_SOURCE, execute_chained, insert_from_sql
 
 Kind = LedgerEntry.Kind
-
-
-class InsufficientCredit(QuotaExceeded, errors.PaymentRequired):
-    code = "insufficient_credit"
-    message = "Not enough credit for this request. Top up your balance or ask for a credit limit."
 
 
 class HoldNotFound(Exception):
     """A capture for a reference that was never reserved: a bug in the caller, never a free image."""
 
 
+def _in_period(counter: str, period_field: str, period: date) -> Case:
+    """A wallet counter as SQL, counting as zero when it belongs to an earlier period."""
+    return Case(When(**{period_field: period}, then=F(counter)), default=Value(0))
+
+
 def billing_reserve(*, tenant: Tenant, api_key: ApiKey | None, reference: str, quote: Quote) -> LedgerEntry:
     """Check the quotas and hold the estimate. Must run inside the caller's `transaction.atomic()` so the hold
-    commits or rolls back with the caller's own rows. Idempotent per reference."""
-    if not transaction.get_connection().in_atomic_block:
+    commits or rolls back with the caller's own rows.
+
+    `reference` must be new (a generation's random public id): it is not looked up first; a reference already
+    held raises `ReferenceTaken` and leaves the caller's transaction to roll back. Two statements in the common
+    case: the hold's INSERT, then one conditional UPDATE of the wallet that enforces credit and every limit kept on
+    the wallet row. The hold is written first so the wallet row, which every money movement of the tenant queues
+    on, stays locked for as short a time as possible (from this UPDATE to the caller's COMMIT).
+    """
+    if not connection.in_atomic_block:
         raise RuntimeError("billing_reserve must be called inside transaction.atomic()")
-    wallet = wallet_lock(tenant=tenant)
-    existing = ledger_entry_retried(tenant=tenant, reference=reference, kind=Kind.HOLD)
-    if existing is not None:
-        return existing
-    quota_check_locked(
-        limits=tenant_limits(tenant=tenant, api_key=api_key),
-        wallet=wallet,
-        api_key=api_key,
-        quote=quote,
-        now=timezone.now(),
-    )
-    held = wallet_if_available(wallet=wallet, amount_micros=quote.estimate_micros).update(
-        held_micros=F("held_micros") + quote.estimate_micros,
-        open_holds=F("open_holds") + 1,
-        open_hold_images=F("open_hold_images") + quote.n,
-    )
-    if not held:
-        raise InsufficientCredit(
-            f"This request needs {micros_to_usd(quote.estimate_micros)} USD; "
-            f"{micros_to_usd(max(wallet.available_micros, 0))} USD is available."
+    limits = tenant_limits(tenant=tenant, api_key=api_key)
+    quota_plan_check(limits=limits, quote=quote)
+    now = timezone.now()
+    periods = BillingPeriods.at(now)
+    try:
+        hold = LedgerEntry.objects.create(
+            tenant=tenant,
+            kind=Kind.HOLD,
+            reference=reference,
+            amount_micros=quote.estimate_micros,
+            api_key=api_key,
+            price_id=quote.price_id,
+            model_id=quote.model_id,
+            quality=quote.quality,
+            size=quote.size,
+            images=quote.n,
+            unit_cost_micros=quote.unit_cost_micros,
+            unit_price_micros=quote.unit_price_micros,
+            created_at=now,
         )
-    return LedgerEntry.objects.create(
+    except IntegrityError as error:
+        connection.set_rollback(True)
+        raise ReferenceTaken(f"Hold reference '{reference}' is already used.") from error
+    text, params = quota_hold_update_sql(tenant=tenant, limits=limits, quote=quote, periods=periods)
+    with connection.cursor() as cursor:
+        cursor.execute(text, params)
+        held = cursor.fetchone() is not None
+    if not held:
+        # Refused, or no wallet yet: find out which under the lock, and go ahead if the state changed meanwhile.
+        wallet = wallet_lock(tenant=tenant)
+        quota_wallet_check(limits=limits, wallet=wallet, quote=quote, periods=periods)
+        Wallet.objects.filter(pk=wallet.pk).update(
+            held_micros=F("held_micros") + quote.estimate_micros,
+            open_holds=F("open_holds") + 1,
+            open_hold_images=F("open_hold_images") + quote.n,
+            updated_at=now,
+        )
+    quota_key_budget_check(limits=limits, api_key=api_key, quote=quote, now=now, held=True)
+    return hold
+
+
+def billing_reserve_at_once(
+    *, tenant: Tenant, api_key: ApiKey | None, reference: str, quote: Quote, rows: list[Model]
+) -> bool:
+    """Hold the estimate and insert the caller's `rows` (which must exist only if the money is held) in one
+    statement: the wallet's conditional UPDATE, the hold and the rows, chained so that nothing is written unless
+    the UPDATE changed the wallet. One round trip, and the wallet row is locked for that statement only.
+
+    PostgreSQL only, and not when a key budget has to be aggregated. Returns False when it did nothing (either of
+    those, or a refusal): the caller then runs `billing_reserve` in a transaction, which says which limit refused.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    limits = tenant_limits(tenant=tenant, api_key=api_key)
+    quota_plan_check(limits=limits, quote=quote)
+    if limits.key_monthly_budget_micros is not None and api_key is not None:
+        return False
+    now = timezone.now()
+    hold = LedgerEntry(
         tenant=tenant,
         kind=Kind.HOLD,
         reference=reference,
@@ -65,18 +117,43 @@ def billing_reserve(*, tenant: Tenant, api_key: ApiKey | None, reference: str, q
         images=quote.n,
         unit_cost_micros=quote.unit_cost_micros,
         unit_price_micros=quote.unit_price_micros,
+        created_at=now,
     )
+    wallet_update = quota_hold_update_sql(tenant=tenant, limits=limits, quote=quote, periods=BillingPeriods.at(now))
+    inserts = [insert_from_sql(row, source=CHAIN_SOURCE) for row in [hold, *rows]]
+    tenant_id, *pks = execute_chained(wallet_update, inserts)
+    if tenant_id is None:
+        return False
+    for row, pk in zip([hold, *rows], pks, strict=True):
+        row.pk = pk
+        row._state.adding = False
+        row._state.db = connection.alias
+    return True
 
 
 def _settle(
     hold: LedgerEntry, *, kind: str, amount_micros: int, images: int, cost_micros: int, note: str
 ) -> LedgerEntry:
-    Wallet.objects.filter(tenant_id=hold.tenant_id).update(
-        balance_micros=F("balance_micros") - (amount_micros if kind == Kind.CAPTURE else 0),
-        held_micros=F("held_micros") - hold.amount_micros,
-        open_holds=F("open_holds") - 1,
-        open_hold_images=F("open_hold_images") - hold.images,
-    )
+    now = timezone.now()
+    changes: dict[str, Any] = {
+        "held_micros": F("held_micros") - hold.amount_micros,
+        "open_holds": F("open_holds") - 1,
+        "open_hold_images": F("open_hold_images") - hold.images,
+        "updated_at": now,
+    }
+    if kind == Kind.CAPTURE:
+        # The period counters move with the capture; one from an earlier period starts over (every right-hand
+        # side below reads the row as it was before this UPDATE).
+        periods = BillingPeriods.at(now)
+        changes |= {
+            "balance_micros": F("balance_micros") - amount_micros,
+            "month_start": periods.month,
+            "month_images": _in_period("month_images", "month_start", periods.month) + images,
+            "month_spend_micros": _in_period("month_spend_micros", "month_start", periods.month) + amount_micros,
+            "day_start": periods.day,
+            "day_images": _in_period("day_images", "day_start", periods.day) + images,
+        }
+    Wallet.objects.filter(tenant_id=hold.tenant_id).update(**changes)
     return LedgerEntry.objects.create(
         tenant_id=hold.tenant_id,
         kind=kind,
@@ -92,6 +169,7 @@ def _settle(
         unit_price_micros=hold.unit_price_micros,
         cost_micros=cost_micros,
         note=note,
+        created_at=now,
     )
 
 

@@ -12,6 +12,7 @@ from billing.models import Price
 from billing.money import apply_markup
 from billing.selectors import price_current, tenant_limits
 from project import errors
+from project.readcache import readcache_bump
 
 
 class PriceNotFound(errors.InvalidRequest):
@@ -110,6 +111,7 @@ def price_end(*, price: Price, effective_to: datetime | None, actor: Actor) -> P
     with transaction.atomic():
         before = {"effective_to": price.effective_to.isoformat() if price.effective_to else None}
         Price.objects.filter(pk=price.pk).update(effective_to=effective_to)
+        readcache_bump()  # update() sends no post_save
         price.refresh_from_db()
         audit_record(
             actor=actor,

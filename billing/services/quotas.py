@@ -2,13 +2,17 @@
 budget), each crossing refused with its own `QuotaExceeded` subclass."""
 
 import math
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from accounts.models import ApiKey
+from django.db import connection
+
+from accounts.models import ApiKey, Tenant
 from billing.models import Wallet
 from billing.money import micros_to_usd
 from billing.periods import day_start, month_start, next_month_start
-from billing.selectors import Limits, api_key_spend_since, tenant_captured_since
+from billing.selectors import Limits, api_key_spend_since
 from billing.services.prices import Quote
 from project import errors
 
@@ -49,56 +53,144 @@ class KeyBudgetReached(QuotaExceeded, errors.PaymentRequired):
     code = "key_budget_reached"
 
 
+class InsufficientCredit(QuotaExceeded, errors.PaymentRequired):
+    code = "insufficient_credit"
+    message = "Not enough credit for this request. Top up your balance or ask for a credit limit."
+
+
 def _retry_after(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
-def quota_check_locked(
-    *, limits: Limits, wallet: Wallet, api_key: ApiKey | None, quote: Quote, now: datetime
-) -> None:
-    """Raise the first limit the request would cross. The caller holds the wallet lock (`billing_reserve`), so
-    the counts it reads cannot race with another request of the same tenant."""
+@dataclass(frozen=True)
+class BillingPeriods:
+    """The UTC day and month a movement at `now` counts in, and when they end (for Retry-After)."""
+
+    now: datetime
+    day: date
+    month: date
+    tomorrow: datetime
+    next_month: datetime
+
+    @classmethod
+    def at(cls, now: datetime) -> "BillingPeriods":
+        return cls(
+            now=now,
+            day=day_start(now).date(),
+            month=month_start(now).date(),
+            tomorrow=day_start(now) + timedelta(days=1),
+            next_month=next_month_start(now),
+        )
+
+
+def _wallet_counter(wallet: Wallet, counter: str, period_field: str, period: date) -> int:
+    return getattr(wallet, counter) if getattr(wallet, period_field) == period else 0
+
+
+def quota_plan_check(*, limits: Limits, quote: Quote) -> None:
+    """The limits that depend on the request alone."""
     if not limits.allows_model(quote.model_id):
         raise ModelNotAllowed(f"Your plan does not include '{quote.model_id}'.", param="model")
     if quote.n > limits.max_n:
         raise NAbovePlanLimit(f"Your plan allows at most {limits.max_n} images per request.", param="n")
+
+
+def _concurrency_check(*, limits: Limits, wallet: Wallet) -> None:
     if limits.max_concurrent is not None and wallet.open_holds + 1 > limits.max_concurrent:
         raise ConcurrencyLimit(
             f"At most {limits.max_concurrent} generations may run at once; wait for one to finish.",
             retry_after_seconds=_retry_after(CONCURRENCY_RETRY_AFTER_SECONDS),
         )
-    tomorrow = day_start(now) + timedelta(days=1)
-    next_month = next_month_start(now)
+
+
+def _concurrency_condition(*, limits: Limits) -> tuple[str, list[Any]] | None:
+    """`_concurrency_check` as a condition of the reserving UPDATE."""
+    return None if limits.max_concurrent is None else ("open_holds < %s", [limits.max_concurrent])
+
+
+def quota_wallet_check(*, limits: Limits, wallet: Wallet, quote: Quote, periods: BillingPeriods) -> None:
+    """Raise the first limit kept on the wallet row that the request would cross (same rules as
+    `_wallet_conditions`, in the order a client should hear about them)."""
+    _concurrency_check(limits=limits, wallet=wallet)
+    now = periods.now
     if limits.images_per_day is not None:
-        today = tenant_captured_since(tenant_id=wallet.tenant_id, since=day_start(now))
-        if today.images + wallet.open_hold_images + quote.n > limits.images_per_day:
+        today = _wallet_counter(wallet, "day_images", "day_start", periods.day)
+        if today + wallet.open_hold_images + quote.n > limits.images_per_day:
             raise DailyImageLimit(
                 f"This would exceed your limit of {limits.images_per_day} images per day (UTC).",
-                retry_after_seconds=_retry_after((tomorrow - now).total_seconds()),
+                retry_after_seconds=_retry_after((periods.tomorrow - now).total_seconds()),
             )
-    month = tenant_captured_since(tenant_id=wallet.tenant_id, since=month_start(now))
-    if (
-        limits.images_per_month is not None
-        and month.images + wallet.open_hold_images + quote.n > limits.images_per_month
-    ):
-        raise MonthlyImageLimit(
-            f"This would exceed your limit of {limits.images_per_month} images per month.",
-            retry_after_seconds=_retry_after((next_month - now).total_seconds()),
-        )
+    if limits.images_per_month is not None:
+        month = _wallet_counter(wallet, "month_images", "month_start", periods.month)
+        if month + wallet.open_hold_images + quote.n > limits.images_per_month:
+            raise MonthlyImageLimit(
+                f"This would exceed your limit of {limits.images_per_month} images per month.",
+                retry_after_seconds=_retry_after((periods.next_month - now).total_seconds()),
+            )
     spend_limit = limits.monthly_spend_limit_micros
-    if (
-        spend_limit is not None
-        and month.amount_micros + wallet.held_micros + quote.estimate_micros > spend_limit
-    ):
-        raise SpendLimitReached(
-            f"This would exceed your monthly spend limit of {micros_to_usd(spend_limit)} USD."
+    if spend_limit is not None:
+        spent = _wallet_counter(wallet, "month_spend_micros", "month_start", periods.month)
+        if spent + wallet.held_micros + quote.estimate_micros > spend_limit:
+            raise SpendLimitReached(
+                f"This would exceed your monthly spend limit of {micros_to_usd(spend_limit)} USD."
+            )
+    if wallet.available_micros < quote.estimate_micros:
+        raise InsufficientCredit(
+            f"This request needs {micros_to_usd(quote.estimate_micros)} USD; "
+            f"{micros_to_usd(max(wallet.available_micros, 0))} USD is available."
         )
+
+
+_HOLD_SQL = (
+    f"UPDATE {Wallet._meta.db_table} SET held_micros = held_micros + %s, open_holds = open_holds + 1, "
+    "open_hold_images = open_hold_images + %s, updated_at = %s WHERE tenant_id = %s AND "
+)
+
+
+def quota_hold_update_sql(*, tenant: Tenant, limits: Limits, quote: Quote, periods: BillingPeriods) -> tuple[str, list[Any]]:
+    """The reserving UPDATE: hold the estimate if the credit and every limit kept on the wallet row allow it (the
+    rules of `_wallet_check`). A limit the plan does not set adds nothing. Written out rather than built with the
+    ORM: it runs on every submit, and compiling the expressions cost more than running them."""
+    conditions: list[tuple[str, list[Any]]] = [
+        ("balance_micros - held_micros + credit_limit_micros >= %s", [quote.estimate_micros])
+    ]
+    concurrency = _concurrency_condition(limits=limits)
+    if concurrency is not None:
+        conditions.append(concurrency)
+    if limits.images_per_day is not None:
+        conditions.append((
+            "(CASE WHEN day_start = %s THEN day_images ELSE 0 END) + open_hold_images <= %s",
+            [connection.ops.adapt_datefield_value(periods.day), limits.images_per_day - quote.n],
+        ))
+    if limits.images_per_month is not None:
+        conditions.append((
+            "(CASE WHEN month_start = %s THEN month_images ELSE 0 END) + open_hold_images <= %s",
+            [connection.ops.adapt_datefield_value(periods.month), limits.images_per_month - quote.n],
+        ))
+    if limits.monthly_spend_limit_micros is not None:
+        conditions.append((
+            "(CASE WHEN month_start = %s THEN month_spend_micros ELSE 0 END) + held_micros <= %s",
+            [
+                connection.ops.adapt_datefield_value(periods.month),
+                limits.monthly_spend_limit_micros - quote.estimate_micros,
+            ],
+        ))
+    params: list[Any] = [
+        quote.estimate_micros, quote.n, connection.ops.adapt_datetimefield_value(periods.now), tenant.pk
+    ]
+    for _, values in conditions:
+        params += values
+    return _HOLD_SQL + " AND ".join(f"({text})" for text, _ in conditions) + " RETURNING tenant_id", params
+
+
+def quota_key_budget_check(*, limits: Limits, api_key: ApiKey | None, quote: Quote, now: datetime, held: bool) -> None:
+    """The key's monthly budget: an aggregate, so only when one is set. `held`: the hold being checked is already
+    in the ledger (and counted by the aggregate)."""
     budget = limits.key_monthly_budget_micros
-    if (
-        budget is not None
-        and api_key is not None
-        and api_key_spend_since(api_key=api_key, since=month_start(now)) + quote.estimate_micros > budget
-    ):
+    if budget is None or api_key is None:
+        return
+    spend = api_key_spend_since(api_key=api_key, since=month_start(now)) + (0 if held else quote.estimate_micros)
+    if spend > budget:
         raise KeyBudgetReached(
             f"This would exceed this API key's monthly budget of {micros_to_usd(budget)} USD."
         )

@@ -7,7 +7,6 @@ OpenAI's shape `{"error": {"message", "type", "param", "code"}}` with the native
 import base64
 import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -18,13 +17,10 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
-from generations.api.serializers import generation_request_build
-from generations.catalog import model_get, operation_check
+from generations.catalog import model_get
 from generations.models import Generation, GenerationImage
-from generations.selectors import generation_wait_final, image_list_serveable
-from generations.services.inputs import input_image_load, input_images_load
-from generations.services.lifecycle import GenerationNotCancelable, generation_cancel
-from generations.services.submit import GenerationRequest, generation_submit
+from generations.services.submit import GenerationRequest, generation_request_build, generation_submit
+from generations.services.synchronous import generation_result_wait
 from generations.storage import blob_read, signed_download_url
 from project import errors
 from project.api.errors import api_exception_handler
@@ -41,15 +37,6 @@ _TYPE_BY_STATUS = {
 }
 # Fields OpenAI defines that map onto our request; anything else is a vendor extra passed through `params`.
 _CORE_FIELDS = {"model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed"}
-
-
-class GenerationTimedOut(errors.TimedOut):
-    code = "generation_timeout"
-    message = "The generation did not finish in time and was canceled."
-
-
-class GenerationFailed(errors.UpstreamFailed):
-    code = "upstream_error"
 
 
 def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -174,32 +161,16 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             response[GENERATION_ID_HEADER] = self.generation_id
         return response
 
-    def _run(self, request: Request, build: Callable[[dict[str, Any]], GenerationRequest]) -> Response:
-        """Validate the OpenAI-shaped body, `build` the submit request from it, then answer once it is final."""
-        serializer = OpenAIImageRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        generation_request = build(data)
-        response_format = _response_format(data)
-        result = generation_submit(
+    def _run(self, request: Request, generation_request: GenerationRequest, response_format: str) -> Response:
+        submitted = generation_submit(
             tenant=self.tenant,
             api_key=self.api_key,
-            request_factory=lambda: generation_request,
-            render=lambda generation: {"id": generation.public_id},
+            request=generation_request,
         )
-        self.generation_id = result.generation.public_id
-        generation = generation_wait_final(
-            generation=result.generation, timeout_seconds=settings.OPENAI_COMPAT_WAIT_SECONDS
+        self.generation_id = submitted.generation.public_id
+        generation, images = generation_result_wait(
+            generation=submitted.generation, timeout_seconds=settings.OPENAI_COMPAT_WAIT_SECONDS
         )
-        if not generation.is_final:
-            try:
-                generation_cancel(generation=generation)
-                raise GenerationTimedOut()
-            except GenerationNotCancelable:
-                generation = Generation.objects.get(pk=generation.pk)  # it finished in the meantime
-        if generation.status != Generation.Status.SUCCEEDED:
-            raise _failure_error(generation)
-        images = image_list_serveable(generation=generation)
         body: dict[str, Any] = {
             "id": generation.public_id,
             "created": int(time.time()),
@@ -210,21 +181,9 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
         return Response(body, status=status.HTTP_200_OK, headers=lifecycle_headers(model=generation_request.model))
 
 
-class ContentPolicyViolation(errors.InvalidRequest):
-    code = "content_policy_violation"
-
-
 class MissingInputImage(errors.InvalidRequest):
     code = "missing_input_image"
     message = "At least one image is required."
-
-
-def _failure_error(generation: Generation) -> errors.DomainError:
-    if generation.error_code == "content_policy_violation":
-        return ContentPolicyViolation(generation.error_message or "Rejected by the content policy.")
-    return GenerationFailed(
-        generation.error_message or "The image could not be generated.", code=generation.error_code or "upstream_error"
-    )
 
 
 class OpenAIImageGenerationsView(OpenAIImagesBaseView):
@@ -237,10 +196,17 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
         description=_DESCRIPTION,
     )
     def post(self, request: Request) -> Response:
-        return self._run(
-            request, lambda data: generation_request_build(data, params=_extras(request.data, from_form=False))
+        serializer = OpenAIImageRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        generation_request = generation_request_build(
+            data=data,
+            params=_extras(request.data, from_form=False),
+            image_sources=[],
+            mask_source=None,
+            image_field="image",
         )
-
+        return self._run(request, generation_request, _response_format(data))
 
 class OpenAIImageEditsView(OpenAIImagesBaseView):
     @extend_schema(
@@ -252,18 +218,17 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
         description=_DESCRIPTION,
     )
     def post(self, request: Request) -> Response:
-        return self._run(request, lambda data: _edit_request(request, data))
-
-
-def _edit_request(request: Request, data: dict[str, Any]) -> GenerationRequest:
-    uploads = [*request.FILES.getlist("image"), *request.FILES.getlist("image[]")]
-    if not uploads:
-        raise MissingInputImage(param="image")
-    operation_check(model=data["model"], operation="edit")
-    mask = request.FILES.get("mask")
-    return generation_request_build(
-        data,
-        params=_extras(request.data, from_form=True),
-        input_images=input_images_load(uploads, field="image"),
-        mask=input_image_load(mask, param="mask") if mask else None,
-    )
+        serializer = OpenAIImageEditRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        uploads = [*request.FILES.getlist("image"), *request.FILES.getlist("image[]")]
+        if not uploads:
+            raise MissingInputImage(param="image")
+        generation_request = generation_request_build(
+            data=data,
+            params=_extras(request.data, from_form=True),
+            image_sources=uploads,
+            mask_source=request.FILES.get("mask"),
+            image_field="image",
+        )
+        return self._run(request, generation_request, _response_format(data))

@@ -9,7 +9,6 @@ from billing.money import micros_to_usd
 from generations.catalog import UnknownModel, model_id_resolve
 from generations.models import Generation, GenerationImage
 from generations.selectors import image_is_serveable
-from generations.services.submit import GenerationRequest
 from generations.storage import signed_download_url
 from project.api.serializers import StrictFieldsMixin
 
@@ -158,17 +157,3 @@ class GenerationSerializer(serializers.ModelSerializer):
     def get_charged_usd(self, generation: Generation) -> str | None:
         return None if generation.charged_micros is None else micros_to_usd(generation.charged_micros)
 
-
-def generation_request_build(data: dict[str, Any], **extra: Any) -> GenerationRequest:
-    """The submit request from validated fields that our API and the OpenAI-compatible one share; `extra` carries
-    what each gets its own way (vendor params, input images, mask)."""
-    return GenerationRequest(
-        model=data["model"],
-        prompt=data["prompt"],
-        n=data.get("n"),
-        size=data.get("size"),
-        quality=data.get("quality"),
-        negative_prompt=data.get("negative_prompt"),
-        seed=data.get("seed"),
-        **extra,
-    )

@@ -17,9 +17,7 @@ from generations.api.serializers import (
     GenerationCreateSerializer,
     GenerationFilterSerializer,
     GenerationSerializer,
-    generation_request_build,
 )
-from generations.catalog import operation_check
 from generations.models import Generation, GenerationImage
 from generations.selectors import (
     ImageNotFound,
@@ -29,10 +27,15 @@ from generations.selectors import (
     image_serveable_get,
 )
 from generations.services.files import generation_files_delete
-from generations.services.idempotency import idempotency_key_check, request_fingerprint
-from generations.services.inputs import input_image_load, input_images_load
+from generations.services.idempotency import (
+    StoredResponse,
+    idempotency_key_check,
+    idempotency_replay,
+    idempotency_response_keep,
+    request_fingerprint,
+)
 from generations.services.lifecycle import generation_cancel
-from generations.services.submit import GenerationRequest, Idempotency, generation_submit
+from generations.services.submit import Idempotency, generation_request_build, generation_submit
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
 from project.api.parsers import json_loads_limited
 
@@ -44,10 +47,6 @@ MAX_WAIT_SECONDS = 60
 def prefer_wait_seconds(request: Request) -> int | None:
     match = _PREFER_WAIT.search(request.headers.get("Prefer", ""))
     return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else None
-
-
-def _uploaded(request: Request, field: str) -> list[Any]:
-    return request.FILES.getlist(field) if hasattr(request, "FILES") else []
 
 
 def _submit_payload(request: Request) -> Any:
@@ -79,18 +78,11 @@ def _fingerprint_payload(request: Request) -> Any:
     return request.data
 
 
-def generation_request_from(data: dict[str, Any], *, uploads: list[Any], mask_upload: Any | None) -> GenerationRequest:
-    sources = [*uploads, *data.get("input_images", [])]
-    mask_source = mask_upload or data.get("mask")
-    operation_check(model=data["model"], operation="edit" if sources else "generate")
-    return generation_request_build(
-        data,
-        params=data.get("params") or {},
-        input_images=input_images_load(sources),
-        mask=input_image_load(mask_source, param="mask") if mask_source else None,
-        webhook=data.get("webhook"),
-        webhook_events_filter=data.get("webhook_events_filter"),
-    )
+# Built once: constructing a DRF serializer copies all its fields, which cost more than the rest of a submit's
+# Python. Both are used without per-request state: `run_validation` returns the validated data (or raises the same
+# ValidationError as `is_valid`), `to_representation` renders one object.
+_SUBMIT_SERIALIZER = GenerationCreateSerializer()
+_SUBMITTED_SERIALIZER = GenerationSerializer()
 
 
 class GenerationListCreateView(TenantGenericAPIView):
@@ -144,28 +136,40 @@ class GenerationListCreateView(TenantGenericAPIView):
                     method="POST", path=request.path, payload=_fingerprint_payload(request)
                 ),
             )
-        serializer = GenerationCreateSerializer(data=_submit_payload(request))
-        serializer.is_valid(raise_exception=True)
-        result = generation_submit(
-            tenant=self.tenant,
-            api_key=self.api_key,
-            request_factory=lambda: generation_request_from(
-                serializer.validated_data,
-                uploads=_uploaded(request, "input_images"),
-                mask_upload=request.FILES.get("mask") if hasattr(request, "FILES") else None,
-            ),
-            render=lambda generation: GenerationSerializer(generation, context={"request": request}).data,
-            idempotency=idempotency,
+            replay = idempotency_replay(tenant=self.tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)
+            if replay is not None:
+                return self._replayed(replay)
+        data = _SUBMIT_SERIALIZER.run_validation(_submit_payload(request))
+        files = getattr(request, "FILES", None)
+        generation_request = generation_request_build(
+            data=data,
+            params=data.get("params") or {},
+            image_sources=[*(files.getlist("input_images") if files else []), *data.get("input_images", [])],
+            mask_source=(files.get("mask") if files else None) or data.get("mask"),
+            image_field="input_images",
         )
-        if result.replayed:
-            return Response(result.response.body, status=result.response.status, headers={"Idempotent-Replayed": "true"})
-        headers = lifecycle_headers(model=serializer.validated_data["model"])
+        result = generation_submit(
+            tenant=self.tenant, api_key=self.api_key, request=generation_request, idempotency=idempotency
+        )
+        if result.replay is not None:
+            return self._replayed(result.replay)
+        generation = result.generation
+        body = _SUBMITTED_SERIALIZER.to_representation(generation)  # no images yet, so no URLs to build
+        if idempotency is not None:
+            idempotency_response_keep(tenant=self.tenant, key=idempotency.key, body=body)
+        headers = lifecycle_headers(model=data["model"])
         if wait:
-            generation = generation_wait_final(generation=result.generation, timeout_seconds=wait)
+            generation = generation_wait_final(generation=generation, timeout_seconds=wait)
             body = GenerationSerializer(generation, context={"request": request}).data
             code = status.HTTP_200_OK if generation.is_final else status.HTTP_202_ACCEPTED
             return Response(body, status=code, headers={"Preference-Applied": f"wait={wait}", **headers})
-        return Response(result.response.body, status=result.response.status, headers=headers)
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+    def _replayed(self, replay: StoredResponse) -> Response:
+        body = replay.body
+        if not body and replay.generation is not None:  # committed, response not kept yet: render it
+            body = GenerationSerializer(replay.generation, context={"request": self.request}).data
+        return Response(body, status=replay.status, headers={"Idempotent-Replayed": "true"})
 
 
 class GenerationObjectView(TenantGenericAPIView):

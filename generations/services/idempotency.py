@@ -39,8 +39,12 @@ class IdempotencyRequestInProgress(errors.Conflict):
 
 @dataclass(frozen=True)
 class StoredResponse:
+    """A response to replay. An empty `body` means the first request committed but its response is not kept yet
+    (it is rendered after COMMIT): the caller renders `generation` instead."""
+
     status: int
     body: dict[str, Any]
+    generation: Generation | None = None
 
 
 def idempotency_key_check(key: str) -> str:
@@ -59,6 +63,28 @@ def _lock_key(*, tenant: Tenant, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _stored(record: IdempotencyRecord | None, fingerprint: str) -> StoredResponse | None:
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(param="Idempotency-Key")
+    return StoredResponse(status=record.response_status, body=record.response_body, generation=record.generation)
+
+
+def _live_record(*, tenant: Tenant, key: str) -> IdempotencyRecord | None:
+    return (
+        IdempotencyRecord.objects.select_related("generation__api_key")
+        .filter(tenant=tenant, key=key, expires_at__gt=timezone.now())
+        .first()
+    )
+
+
+def idempotency_replay(*, tenant: Tenant, key: str, fingerprint: str) -> StoredResponse | None:
+    """The response to replay if a request with this key committed, checked before any work (and again, under
+    the key's lock, by `idempotency_begin`)."""
+    return _stored(_live_record(tenant=tenant, key=key), fingerprint)
+
+
 def idempotency_begin(*, tenant: Tenant, key: str, fingerprint: str) -> StoredResponse | None:
     """Call inside the request's transaction. Returns the response to replay, or None to go ahead.
 
@@ -71,27 +97,28 @@ def idempotency_begin(*, tenant: Tenant, key: str, fingerprint: str) -> StoredRe
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_key(tenant=tenant, key=key)])
             if not cursor.fetchone()[0]:
                 raise IdempotencyRequestInProgress()
-    record = IdempotencyRecord.objects.filter(tenant=tenant, key=key, expires_at__gt=timezone.now()).first()
+    record = _live_record(tenant=tenant, key=key)
     if record is None:
         IdempotencyRecord.objects.filter(tenant=tenant, key=key).delete()
-        return None
-    if record.fingerprint != fingerprint:
-        raise IdempotencyKeyReused(param="Idempotency-Key")
-    return StoredResponse(status=record.response_status, body=record.response_body)
+    return _stored(record, fingerprint)
 
 
-def idempotency_complete(
-    *, tenant: Tenant, key: str, fingerprint: str, generation: Generation | None, response: StoredResponse
-) -> IdempotencyRecord:
+def idempotency_complete(*, tenant: Tenant, key: str, fingerprint: str, generation: Generation) -> IdempotencyRecord:
+    """Record the key in the transaction of the work it protects, so a committed generation always has it."""
     return IdempotencyRecord.objects.create(
         tenant=tenant,
         key=key,
         fingerprint=fingerprint,
         generation=generation,
-        response_status=response.status,
-        response_body=response.body,
+        response_status=202,
+        response_body={},
         expires_at=timezone.now() + IDEMPOTENCY_TTL,
     )
+
+
+def idempotency_response_keep(*, tenant: Tenant, key: str, body: dict[str, Any]) -> None:
+    """Keep the response rendered after COMMIT, so replays return exactly it."""
+    IdempotencyRecord.objects.filter(tenant=tenant, key=key).update(response_body=body)
 
 
 def idempotency_records_purge() -> int:

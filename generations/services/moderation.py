@@ -16,12 +16,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 
 from accounts.models import ApiKey, Tenant
 from accounts.services import SYSTEM, Actor, audit_record
 from generations.models import GenerationImage, ImageReport, ImageReview, PromptBlockRule, TenantReviewSetting
 from project import errors
+from project.readcache import readcache_get
 from webhooks.events import IMAGE_REJECTED
 from webhooks.services import webhook_event_publish
 
@@ -133,14 +133,23 @@ def prompt_block_rule_save(*, rule: PromptBlockRule, actor: Actor) -> PromptBloc
     return rule
 
 
+def _enabled_rules() -> tuple[tuple[PromptBlockRule, re.Pattern[str]], ...]:
+    """Every enabled rule, global and per tenant, compiled (read cache: rules change rarely, prompts often)."""
+
+    def load() -> tuple[tuple[PromptBlockRule, re.Pattern[str]], ...]:
+        rules = PromptBlockRule.objects.filter(enabled=True).order_by("id")
+        return tuple((rule, _compiled(rule.kind, rule.pattern)) for rule in rules)
+
+    return readcache_get("prompt_block_rules", load)
+
+
 def prompt_screen(*, tenant: Tenant, api_key: ApiKey | None, prompt: str) -> None:
     """Refuse a prompt that matches an enabled rule (global or the tenant's), recording the refusal.
 
     Called before any transaction of the submit opens, so the audit event is kept although the request fails.
     """
-    rules = PromptBlockRule.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant), enabled=True).order_by("id")
-    for rule in rules:
-        if _compiled(rule.kind, rule.pattern).search(prompt):
+    for rule, compiled in _enabled_rules():
+        if (rule.tenant_id is None or rule.tenant_id == tenant.pk) and compiled.search(prompt):
             audit_record(
                 actor=Actor(api_key=api_key) if api_key is not None else SYSTEM,
                 action="prompt.blocked",

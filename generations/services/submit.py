@@ -1,6 +1,6 @@
 """Submitting a generation: validate, screen, price, then one transaction that reserves money and queues work."""
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,14 +9,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from billing.services.ledger import billing_reserve
+from billing.services.ledger import billing_reserve, billing_reserve_at_once
 from billing.services.prices import Quote, price_quote
-from generations.catalog import ValidatedRequest, generation_request_validate
+from generations.catalog import ValidatedRequest, generation_request_validate, operation_check
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
 from generations.services.idempotency import StoredResponse, idempotency_begin, idempotency_complete
+from generations.services.inputs import input_image_load, input_images_load
 from generations.services.moderation import prompt_screen
-from generations.services.queue import forward_wakeup
+from generations.services.queue import forward_wakeup, forward_wakeup_after_commit, forward_wakeup_row
 from generations.storage import blob_delete, blob_save, input_key
 from project import errors
 from webhooks.services import RequestWebhook, request_webhook_check
@@ -66,9 +67,39 @@ class Idempotency:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    generation: Generation | None
-    response: StoredResponse
-    replayed: bool
+    """The new generation, or (when another request with the same Idempotency-Key committed first) its response."""
+
+    generation: Generation | None = None
+    replay: StoredResponse | None = None
+
+
+def generation_request_build(
+    *,
+    data: Mapping[str, Any],
+    params: dict[str, Any],
+    image_sources: list[Any],
+    mask_source: Any | None,
+    image_field: str,
+) -> GenerationRequest:
+    """The one way both APIs turn a validated body and its uploads into a request: input images are decoded,
+    fetched and verified here, so call it once, after the idempotent-replay check."""
+    # The model must take this operation before any image is fetched or decoded: a text-only model never makes us
+    # download anything.
+    operation_check(model=data["model"], operation="edit" if image_sources else "generate")
+    return GenerationRequest(
+        model=data["model"],
+        prompt=data["prompt"],
+        n=data.get("n"),
+        size=data.get("size"),
+        quality=data.get("quality"),
+        negative_prompt=data.get("negative_prompt"),
+        seed=data.get("seed"),
+        params=params,
+        input_images=input_images_load(image_sources, field=image_field) if image_sources else [],
+        mask=input_image_load(mask_source, param="mask") if mask_source else None,
+        webhook=data.get("webhook"),
+        webhook_events_filter=data.get("webhook_events_filter"),
+    )
 
 
 def generation_prepare(*, tenant: Tenant, api_key: ApiKey | None, request: GenerationRequest) -> PreparedGeneration:
@@ -130,13 +161,11 @@ def _delete_inputs(inputs: list[dict]) -> None:
         blob_delete(key=values["storage_key"])
 
 
-def generation_create(
-    *, tenant: Tenant, api_key: ApiKey, prepared: PreparedGeneration, public_id: str, inputs: list[dict]
+def _generation_new(
+    *, tenant: Tenant, api_key: ApiKey | None, prepared: PreparedGeneration, public_id: str
 ) -> Generation:
-    """Reserve the money and create the queued generation. Must run inside the caller's transaction."""
     request, validated, quote = prepared.request, prepared.validated, prepared.quote
-    billing_reserve(tenant=tenant, api_key=api_key, reference=public_id, quote=quote)
-    generation = Generation.objects.create(
+    generation = Generation(
         public_id=public_id,
         tenant=tenant,
         api_key=api_key,
@@ -160,56 +189,68 @@ def generation_create(
         webhook_url=prepared.webhook.url if prepared.webhook else "",
         webhook_events_filter=list(prepared.webhook.events) if prepared.webhook else [],
     )
-    GenerationInputImage.objects.bulk_create(
-        [GenerationInputImage(generation=generation, **values) for values in inputs]
-    )
+    generation.images_known_empty()
+    return generation
+
+
+def generation_create(
+    *, tenant: Tenant, api_key: ApiKey | None, prepared: PreparedGeneration, public_id: str, inputs: list[dict]
+) -> Generation:
+    """Create the queued generation, reserve its money and wake the forwarder. Must run inside the caller's
+    transaction. In the common case four statements: the generation, the hold, the wallet's conditional UPDATE,
+    the wake-up row (ORM broker); the wallet row stays locked only from its UPDATE to the caller's COMMIT."""
+    generation = _generation_new(tenant=tenant, api_key=api_key, prepared=prepared, public_id=public_id)
+    generation.save(force_insert=True)
+    if inputs:
+        GenerationInputImage.objects.bulk_create(
+            [GenerationInputImage(generation=generation, **values) for values in inputs]
+        )
     forward_wakeup()
+    billing_reserve(tenant=tenant, api_key=api_key, reference=public_id, quote=prepared.quote)
     return generation
 
 
 def generation_submit(
-    *,
-    tenant: Tenant,
-    api_key: ApiKey,
-    request_factory: Callable[[], GenerationRequest],
-    render: Callable[[Generation], dict[str, Any]],
-    idempotency: Idempotency | None = None,
+    *, tenant: Tenant, api_key: ApiKey, request: GenerationRequest, idempotency: Idempotency | None = None
 ) -> SubmitResult:
-    """Validate and price outside the transaction; then idempotency row, quotas, hold, generation and wake-up
-    commit together or not at all. `request_factory` builds the request (decoding and fetching input images) only
-    when the call is not a replay; `render` turns the new generation into the response body kept for replays."""
-    if idempotency is not None:
-        with transaction.atomic():
-            replay = idempotency_begin(tenant=tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)
-        if replay is not None:
-            return SubmitResult(generation=None, response=replay, replayed=True)
-    prepared = generation_prepare(tenant=tenant, api_key=api_key, request=request_factory())
+    """Validate, screen and price outside the transaction; then the idempotency record, the generation, its hold
+    and its wake-up commit together or not at all: in one statement when nothing else has to be written
+    (`billing_reserve_at_once`), otherwise in one transaction. The caller renders the response after COMMIT from
+    the returned generation (and, with an Idempotency-Key, keeps it for replays: `idempotency_response_keep`)."""
+    prepared = generation_prepare(tenant=tenant, api_key=api_key, request=request)
     public_id = generation_public_id()
     # Input files are written before the transaction (no slow uploads under the wallet lock) and removed again
     # if it does not commit.
     inputs = _store_inputs(
         tenant=tenant, public_id=public_id, year_month=f"{timezone.now():%Y/%m}", request=prepared.request
     )
+    if idempotency is None and not inputs:
+        generation = _generation_new(tenant=tenant, api_key=api_key, prepared=prepared, public_id=public_id)
+        wakeup = forward_wakeup_row()
+        rows = [generation] if wakeup is None else [generation, wakeup]
+        if billing_reserve_at_once(
+            tenant=tenant, api_key=api_key, reference=public_id, quote=prepared.quote, rows=rows
+        ):
+            if wakeup is None:
+                forward_wakeup_after_commit()
+            return SubmitResult(generation=generation)
+        # Not possible in one statement, or refused: the transaction below re-checks and says which limit.
     try:
         with transaction.atomic():
             if idempotency is not None:
+                # A request with the same key may have committed since the caller's replay check.
                 replay = idempotency_begin(tenant=tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)
                 if replay is not None:
                     _delete_inputs(inputs)
-                    return SubmitResult(generation=None, response=replay, replayed=True)
+                    return SubmitResult(replay=replay)
             generation = generation_create(
                 tenant=tenant, api_key=api_key, prepared=prepared, public_id=public_id, inputs=inputs
             )
-            response = StoredResponse(status=202, body=render(generation))
             if idempotency is not None:
                 idempotency_complete(
-                    tenant=tenant,
-                    key=idempotency.key,
-                    fingerprint=idempotency.fingerprint,
-                    generation=generation,
-                    response=response,
+                    tenant=tenant, key=idempotency.key, fingerprint=idempotency.fingerprint, generation=generation
                 )
     except BaseException:
         _delete_inputs(inputs)
         raise
-    return SubmitResult(generation=generation, response=response, replayed=False)
+    return SubmitResult(generation=generation)

@@ -6,7 +6,7 @@ from accounts.services import SYSTEM
 from billing.models import LedgerEntry, LedgerImmutable, Wallet
 from billing.selectors import wallet_drifts
 from billing.services.ledger import HoldNotFound, billing_capture, billing_release
-from billing.services.wallets import wallet_grant
+from billing.services.wallets import ReferenceTaken, wallet_grant
 from project.api.errors import domain_error_status
 from tests.billing.conftest import MODEL, UNIT_COST, UNIT_PRICE, refusal, wallet_of
 
@@ -38,10 +38,13 @@ def test_reserve_holds_the_estimate_and_writes_the_hold_row(tenant: Tenant, fund
     assert hold.api_key_id is not None and hold.price_id is not None
 
 
-def test_reserve_is_idempotent_per_reference(tenant: Tenant, funded, reserve) -> None:
+def test_a_reference_already_held_is_refused_and_holds_nothing_more(tenant: Tenant, funded, reserve) -> None:
     funded(1_000_000)
-    assert reserve("gen_1").pk == reserve("gen_1").pk
-    assert wallet_of(tenant).held_micros == UNIT_PRICE
+    reserve("gen_1")
+    with pytest.raises(ReferenceTaken):
+        reserve("gen_1")
+    assert wallet_of(tenant).held_micros == UNIT_PRICE and wallet_of(tenant).open_holds == 1
+    assert LedgerEntry.objects.filter(reference="gen_1").count() == 1
 
 
 def test_capture_charges_delivered_images_and_releases_the_rest(tenant: Tenant, funded, reserve) -> None:

@@ -29,10 +29,7 @@ def png_bytes(index: int = 0, size: int = 64) -> bytes:
 
 def submit(customer: Customer, *, prompt: str = "a red fox in the snow", n: int = 1) -> Generation:
     request = GenerationRequest(model=GPT_IMAGE, prompt=prompt, n=n, quality="low", size="1024x1024")
-    result = generation_submit(
-        tenant=customer.tenant, api_key=customer.key.api_key, request_factory=lambda: request, render=lambda g: {}
-    )
-    return result.generation
+    return generation_submit(tenant=customer.tenant, api_key=customer.key.api_key, request=request).generation
 
 
 def succeeded_generation(customer: Customer, *, prompt: str = "a red fox in the snow", n: int = 1) -> Generation:

@@ -19,7 +19,7 @@ from generations.models import Generation
 from tests.generations.support import LOW_SQUARE, Customer
 
 PURGE = "generations.tasks.purge_expired_files"
-SCHEDULE_MIGRATION = "generations.migrations.0007_i13b_retention_purge_schedule"
+SCHEDULE_MIGRATION = "generations.migrations.0007_retention_purge_schedule"
 
 
 def finished(customer: Customer, *, days_ago: int) -> Generation:

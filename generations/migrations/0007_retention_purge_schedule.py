@@ -17,7 +17,7 @@ def delete_schedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("generations", "0006_i13b_webhook_usage_file_deletion"),
+        ("generations", "0006_webhook_usage_file_deletion"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 

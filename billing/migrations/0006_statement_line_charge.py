@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0005_i13b_plan_retention'),
+        ('billing', '0005_plan_retention'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generations', '0005_billing_role_without_generations'),
+        ('generations', '0008_billing_closes_statements'),
     ]
 
     operations = [

@@ -70,7 +70,7 @@ def unseed(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("generations", "0006_i12_catalog_models"),
+        ("generations", "0009_catalog_models"),
         ("billing", "0003_default_plan_and_known_prices"),
     ]
 

@@ -9,6 +9,6 @@ def sync_staff_groups(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("generations", "0007_i13b_retention_purge_schedule"), ("billing", "0006_i13b_statement_line_charge")]
+    dependencies = [("generations", "0007_retention_purge_schedule"), ("billing", "0006_statement_line_charge")]
 
     operations = [migrations.RunPython(sync_staff_groups, migrations.RunPython.noop)]
