@@ -4,11 +4,3 @@ from django.apps import AppConfig
 class GenerationsConfig(AppConfig):
     name = "generations"
     verbose_name = "Generations"
-
-    def ready(self) -> None:
-        from django_q.signals import post_spawn, pre_execute
-
-        from project.health import worker_heartbeat_record
-
-        post_spawn.connect(worker_heartbeat_record, dispatch_uid="worker-heartbeat-spawn")
-        pre_execute.connect(worker_heartbeat_record, dispatch_uid="worker-heartbeat-task")

@@ -1,4 +1,4 @@
-"""`/healthz`: database, cache, storage, and whether a django-q2 worker has shown signs of life recently."""
+"""`/healthz`: database, cache, storage, and whether the maintenance lane is running its schedule."""
 
 import dataclasses
 import datetime
@@ -10,32 +10,33 @@ from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 
-WORKER_HEARTBEAT_KEY = "health:worker-heartbeat"
+REAPER_LAST_RUN_KEY = "health:reaper-last-run"
 
 
-def worker_heartbeat_record(**_: object) -> None:
-    """Called in worker processes when they start and before each task (django-q2 signals)."""
-    cache.set(WORKER_HEARTBEAT_KEY, timezone.now().isoformat(), timeout=None)
+def reaper_run_record() -> None:
+    """Called by the scheduled reaper each time it runs on the maintenance lane (django-q2 qcluster)."""
+    cache.set(REAPER_LAST_RUN_KEY, timezone.now().isoformat(), timeout=None)
 
 
 @dataclasses.dataclass
-class WorkerHeartbeat(HealthCheck):
-    """A worker runs the reaper every minute, so a heartbeat older than a few minutes means no worker is up."""
+class MaintenanceLane(HealthCheck):
+    """The maintenance lane runs the reaper every REAPER_PERIOD_SECONDS; three missed periods mean scheduled work
+    (reaper, webhook retries, billing checks, statements) has stopped, whatever else still answers."""
 
     def run(self) -> None:
-        seen = cache.get(WORKER_HEARTBEAT_KEY)
+        seen = cache.get(REAPER_LAST_RUN_KEY)
         if seen is None:
-            raise ServiceUnavailable("No django-q2 worker has reported yet")
+            raise ServiceUnavailable("The maintenance lane has not run the reaper yet")
         age = timezone.now() - datetime.datetime.fromisoformat(seen)
-        if age.total_seconds() > settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS:
-            raise ServiceUnavailable(f"Last worker heartbeat {int(age.total_seconds())} s ago")
+        if age.total_seconds() > 3 * settings.REAPER_PERIOD_SECONDS:
+            raise ServiceUnavailable(f"The maintenance lane last ran the reaper {int(age.total_seconds())} s ago")
 
 
 HEALTH_CHECKS = (
     "health_check.checks.Database",
     "health_check.checks.Cache",
     "health_check.checks.Storage",
-    WorkerHeartbeat,
+    MaintenanceLane,
 )
 
 health_view = HealthCheckView.as_view(checks=HEALTH_CHECKS)

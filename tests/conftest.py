@@ -97,3 +97,12 @@ def aihubmix_sandbox(aihubmix_sandbox_server, settings):
     settings.AIHUBMIX_POLL_INTERVAL_SECONDS = 0.05
     settings.OUTPUT_FETCH_ALLOW_PRIVATE = True
     return aihubmix_sandbox_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _notification_listener_stopped(django_db_setup):
+    """A process's notification listener holds a connection to the test database; close it before the drop."""
+    yield
+    from generations.notifications import notifications_stop
+
+    notifications_stop()

@@ -13,7 +13,7 @@ from billing.services.prices import Quote
 from project import errors
 
 # A generation usually finishes within a minute; asking the client to come back sooner only burns requests.
-CONCURRENCY_RETRY_AFTER_SECONDS = 5
+QUEUE_FULL_RETRY_AFTER_SECONDS = 5
 
 
 class QuotaExceeded(errors.DomainError):
@@ -29,8 +29,8 @@ class NAbovePlanLimit(QuotaExceeded, errors.InvalidRequest):
     code = "n_above_plan_limit"
 
 
-class ConcurrencyLimit(QuotaExceeded, errors.RateLimited):
-    code = "concurrency_limit"
+class QueueFull(QuotaExceeded, errors.RateLimited):
+    code = "queue_full"
 
 
 class DailyImageLimit(QuotaExceeded, errors.RateLimited):
@@ -62,11 +62,16 @@ def quota_check_locked(
         raise ModelNotAllowed(f"Your plan does not include '{quote.model_id}'.", param="model")
     if quote.n > limits.max_n:
         raise NAbovePlanLimit(f"Your plan allows at most {limits.max_n} images per request.", param="n")
-    if limits.max_concurrent is not None and wallet.open_holds + 1 > limits.max_concurrent:
-        raise ConcurrencyLimit(
-            f"At most {limits.max_concurrent} generations may run at once; wait for one to finish.",
-            retry_after_seconds=_retry_after(CONCURRENCY_RETRY_AFTER_SECONDS),
-        )
+    # max_concurrent is enforced when the forwarder claims (generations.services.claims): beyond it a submit is
+    # accepted and waits. Only the waiting room is bounded here; every open hold is a running or queued one.
+    if limits.max_queued is not None:
+        room = (limits.max_concurrent or 0) + limits.max_queued
+        if wallet.open_holds + 1 > room:
+            raise QueueFull(
+                f"{wallet.open_holds} generations are already running or waiting (your plan allows "
+                f"{limits.max_concurrent} running and {limits.max_queued} waiting); retry when some have finished.",
+                retry_after_seconds=_retry_after(QUEUE_FULL_RETRY_AFTER_SECONDS),
+            )
     tomorrow = day_start(now) + timedelta(days=1)
     next_month = next_month_start(now)
     if limits.images_per_day is not None:

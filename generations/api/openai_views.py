@@ -1,6 +1,8 @@
 """OpenAI-compatible image endpoints, so the official `openai` SDK works with `base_url` pointed at us.
 
-Synchronous: they submit a generation through the same service as the native API and wait for it. Errors use
+Synchronous for the client: they submit a generation through the same service as the native API and wait for it
+(on the event loop, see generations/api/waiting.py; at most the plan's `max_concurrent_waits` at once, beyond it
+429 `too_many_waits` with Retry-After). Errors use
 OpenAI's shape `{"error": {"message", "type", "param", "code"}}` with the native statuses and codes.
 """
 
@@ -18,12 +20,14 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.serializers import generation_request_build
+from generations.api.waiting import pending_wait
 from generations.catalog import model_get
 from generations.models import Generation, GenerationImage
-from generations.selectors import generation_wait_final, image_list_serveable
+from generations.selectors import image_list_serveable
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.lifecycle import GenerationNotCancelable, generation_cancel
 from generations.services.submit import GenerationRequest, generation_submit
+from generations.services.waits import wait_slot_acquire, wait_slot_release
 from generations.storage import blob_read, signed_download_url
 from project import errors
 from project.api.errors import api_exception_handler
@@ -45,6 +49,17 @@ _CORE_FIELDS = {"model", "prompt", "n", "size", "quality", "response_format", "u
 class GenerationTimedOut(errors.TimedOut):
     code = "generation_timeout"
     message = "The generation did not finish in time and was canceled."
+
+
+class TooManyWaits(errors.RateLimited):
+    code = "too_many_waits"
+    message = (
+        "This account already has its plan's number of requests waiting for an image; retry when one has "
+        "finished, or use the native API (POST /v1/generations) without waiting."
+    )
+
+
+TOO_MANY_WAITS_RETRY_AFTER_SECONDS = 5
 
 
 class GenerationFailed(errors.UpstreamFailed):
@@ -146,15 +161,32 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
         data = serializer.validated_data
         generation_request = build(data)
         response_format = _response_format(data)
-        result = generation_submit(
-            tenant=self.tenant,
-            api_key=self.api_key,
-            request_factory=lambda: generation_request,
-            render=lambda generation: {"id": generation.public_id},
+        seconds = settings.OPENAI_COMPAT_WAIT_SECONDS
+        slot = wait_slot_acquire(tenant=self.tenant, seconds=seconds)
+        if slot is None:
+            raise TooManyWaits(retry_after_seconds=TOO_MANY_WAITS_RETRY_AFTER_SECONDS)
+        try:
+            result = generation_submit(
+                tenant=self.tenant,
+                api_key=self.api_key,
+                request_factory=lambda: generation_request,
+                render=lambda generation: {"id": generation.public_id},
+            )
+        except BaseException:
+            wait_slot_release(slot=slot)
+            raise
+        generation_id = result.generation.pk
+        return pending_wait(
+            self,
+            request,
+            generation_id=generation_id,
+            timeout_seconds=seconds,
+            slot=slot,
+            answer=lambda: self._answer(request, generation_id, response_format),
         )
-        generation = generation_wait_final(
-            generation=result.generation, timeout_seconds=settings.OPENAI_COMPAT_WAIT_SECONDS
-        )
+
+    def _answer(self, request: Request, generation_id: int, response_format: str) -> Response:
+        generation = Generation.objects.get(pk=generation_id)
         if not generation.is_final:
             try:
                 generation_cancel(generation=generation)

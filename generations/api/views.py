@@ -18,18 +18,14 @@ from generations.api.serializers import (
     GenerationSerializer,
     generation_request_build,
 )
+from generations.api.waiting import pending_wait
 from generations.models import Generation, GenerationImage
-from generations.selectors import (
-    ImageNotFound,
-    generation_list,
-    generation_wait_final,
-    image_get,
-    image_serveable_get,
-)
+from generations.selectors import ImageNotFound, generation_list, image_get, image_serveable_get
 from generations.services.idempotency import idempotency_key_check, request_fingerprint
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.lifecycle import generation_cancel
 from generations.services.submit import GenerationRequest, Idempotency, generation_submit
+from generations.services.waits import wait_slot_acquire
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
 
 # RFC 7240: a preference the server cannot use is ignored (an absurdly long number included).
@@ -119,9 +115,10 @@ class GenerationListCreateView(TenantGenericAPIView):
         summary="Submit a generation",
         description=(
             "Validates, prices and reserves the estimated amount, then queues the work: 202 with the generation. "
-            "`Prefer: wait=N` (N ≤ 60) waits for the final state (200 when final). `Idempotency-Key` makes retries "
-            "safe: the same key and body replay the first response; a different body is 422; a request still in "
-            "flight is 409. Keys are kept 24 h."
+            "`Prefer: wait=N` (N ≤ 60) waits for the final state (200 when final; the plan caps how many requests "
+            "may wait at once, beyond it the answer is an immediate 202 without `Preference-Applied`). "
+            "`Idempotency-Key` makes retries safe: the same key and body replay the first response; a different "
+            "body is 422; a request still in flight is 409. Keys are kept 24 h."
         ),
         request=GenerationCreateSerializer,
         parameters=[
@@ -155,12 +152,20 @@ class GenerationListCreateView(TenantGenericAPIView):
         )
         if result.replayed:
             return Response(result.response.body, status=result.response.status, headers={"Idempotent-Replayed": "true"})
-        if wait:
-            generation = generation_wait_final(generation=result.generation, timeout_seconds=wait)
+        slot = wait_slot_acquire(tenant=self.tenant, seconds=wait) if wait else None
+        if slot is None:
+            # No wait asked for, or the tenant already has its plan's number of waits open: answer at once
+            # (without Preference-Applied, so the client knows it was not honoured).
+            return Response(result.response.body, status=result.response.status)
+        generation_id = result.generation.pk
+
+        def answer() -> Response:
+            generation = self.get_queryset().prefetch_related("images").get(pk=generation_id)
             body = GenerationSerializer(generation, context={"request": request}).data
             code = status.HTTP_200_OK if generation.is_final else status.HTTP_202_ACCEPTED
             return Response(body, status=code, headers={"Preference-Applied": f"wait={wait}"})
-        return Response(result.response.body, status=result.response.status)
+
+        return pending_wait(self, request, generation_id=generation_id, timeout_seconds=wait, slot=slot, answer=answer)
 
 
 class GenerationObjectView(TenantGenericAPIView):

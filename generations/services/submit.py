@@ -14,9 +14,9 @@ from billing.services.prices import Quote, price_quote
 from generations.catalog import ValidatedRequest, generation_request_validate
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
+from generations.notifications import notify_work_available
 from generations.services.idempotency import StoredResponse, idempotency_begin, idempotency_complete
 from generations.services.moderation import prompt_screen
-from generations.services.queue import forward_wakeup
 from generations.storage import blob_delete, blob_save, input_key
 
 
@@ -141,7 +141,9 @@ def generation_create(
     GenerationInputImage.objects.bulk_create(
         [GenerationInputImage(generation=generation, **values) for values in inputs]
     )
-    forward_wakeup()
+    # One notice per submit, coalesced by the forwarders; sent at commit and never an error after it (a lost one
+    # costs the forwarder's recheck interval, not the generation).
+    notify_work_available()
     return generation
 
 
