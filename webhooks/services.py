@@ -213,8 +213,10 @@ def webhook_event_publish(*, tenant: Tenant, event_type: str, data: dict[str, An
             for endpoint in endpoints
         )
     for delivery in deliveries:
+        # robust: the event and its deliveries are committed (the due-delivery sweep sends them if this enqueue is
+        # lost, e.g. the broker is down); a broker error must not turn the settled generation into an error.
         transaction.on_commit(
-            lambda delivery_id=delivery.id: async_task("webhooks.tasks.deliver_webhook", delivery_id)
+            lambda delivery_id=delivery.id: async_task("webhooks.tasks.deliver_webhook", delivery_id), robust=True
         )
     return event
 
