@@ -38,6 +38,7 @@ class SandboxState:
     api_key: str | None
     calls: Counter = field(default_factory=Counter)
     requests: list[RecordedRequest] = field(default_factory=list)
+    in_flight: int = 0  # POSTs being served right now (benches sample it from another process)
     faults: FaultCounter = field(default_factory=FaultCounter)
     tasks: dict[str, Task] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -141,6 +142,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
+        if path == "/_sandbox/stats":
+            with self.state.lock:
+                stats = {"in_flight": self.state.in_flight, "calls": dict(self.state.calls)}
+            self.reply_json(200, stats)
+            return
         if not path.startswith("/files/"):
             self._record("GET", path)
         if path.startswith("/files/"):
@@ -152,6 +158,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.reply_error(404, "not_found", f"no route for GET {path}")
 
     def do_POST(self) -> None:
+        with self.state.lock:
+            self.state.in_flight += 1
+        try:
+            self._post()
+        finally:
+            with self.state.lock:
+                self.state.in_flight -= 1
+
+    def _post(self) -> None:
         path = urlsplit(self.path).path
         body = self._body()
         self._record("POST", path, body)

@@ -302,6 +302,8 @@ class PlanAdmin(admin.ModelAdmin):
         "markup_bps",
         "max_n",
         "max_concurrent",
+        "max_queued",
+        "max_concurrent_waits",
         "images_per_day",
         "images_per_month",
         "monthly_spend_limit_usd",

@@ -20,3 +20,10 @@ DEFAULT_PLAN_VALUES: dict[str, Any] = {
     "requests_per_minute": 600,
     "key_monthly_budget_micros": None,
 }
+
+# Plan fields added after migration 0003 (which seeds the default plan from DEFAULT_PLAN_VALUES, before these
+# columns exist); migrations 0005 and 0006 set them on the default plan.
+LATER_DEFAULT_PLAN_VALUES: dict[str, Any] = {
+    "max_queued": 100,
+    "max_concurrent_waits": 8,
+}

@@ -56,7 +56,18 @@ class Plan(models.Model):
     )
     max_n = models.PositiveIntegerField(default=10, help_text="Most images in one request.")
     max_concurrent = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Generations in flight at once."
+        null=True, blank=True, help_text="Generations running at once; more are accepted and wait in the queue."
+    )
+    max_queued = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Generations that may wait for a running slot; a submit beyond it is refused (429 queue_full).",
+    )
+    max_concurrent_waits = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Clients waiting on a result at once (Prefer: wait, /v1/images/*); beyond it the native API "
+        "answers 202 without waiting and /v1/images/* answers 429.",
     )
     images_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Per UTC day.")
     images_per_month = models.PositiveIntegerField(null=True, blank=True, help_text="Per UTC calendar month.")
@@ -97,6 +108,8 @@ class TenantPlan(models.Model):
     allowed_models = models.JSONField(null=True, blank=True, help_text="Empty: the plan's list.")
     max_n = models.PositiveIntegerField(null=True, blank=True)
     max_concurrent = models.PositiveIntegerField(null=True, blank=True)
+    max_queued = models.PositiveIntegerField(null=True, blank=True)
+    max_concurrent_waits = models.PositiveIntegerField(null=True, blank=True)
     images_per_day = models.PositiveIntegerField(null=True, blank=True)
     images_per_month = models.PositiveIntegerField(null=True, blank=True)
     monthly_spend_limit_micros = models.BigIntegerField(null=True, blank=True)

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from billing.defaults import DEFAULT_PLAN_VALUES
+from billing.defaults import DEFAULT_PLAN_VALUES, LATER_DEFAULT_PLAN_VALUES
 from billing.models import ANY, LedgerEntry, Plan, Price, StatementLine, TenantPlan, Wallet
 from billing.money import apply_markup
 from billing.periods import as_utc_start, day_start, month_start, next_month_start
@@ -25,6 +26,8 @@ LIMIT_FIELDS = (
     "allowed_models",
     "max_n",
     "max_concurrent",
+    "max_queued",
+    "max_concurrent_waits",
     "images_per_day",
     "images_per_month",
     "monthly_spend_limit_micros",
@@ -73,7 +76,7 @@ def price_list_current(*, at: datetime | None = None) -> QuerySet[Price]:
 
 
 def plan_get_default() -> Plan:
-    return Plan.objects.filter(is_default=True).first() or Plan(**DEFAULT_PLAN_VALUES)
+    return Plan.objects.filter(is_default=True).first() or Plan(**DEFAULT_PLAN_VALUES, **LATER_DEFAULT_PLAN_VALUES)
 
 
 def plan_get_by_name(*, name: str) -> Plan | None:
@@ -89,6 +92,8 @@ class Limits:
     allowed_models: tuple[str, ...]
     max_n: int
     max_concurrent: int | None
+    max_queued: int | None
+    max_concurrent_waits: int | None
     images_per_day: int | None
     images_per_month: int | None
     monthly_spend_limit_micros: int | None
@@ -363,7 +368,21 @@ def _period_counters_from_ledger(wallet: Wallet) -> dict[str, int]:
 
 def wallet_drifts() -> list[WalletDrift]:
     """balance = Σ grants + Σ adjustments − Σ captures; held (and the open-hold counters) = Σ open holds; the
-    period counters = Σ captures of the periods they count."""
+    period counters = Σ captures of the periods they count.
+
+    Wallets and ledger are read in one snapshot (REPEATABLE READ on PostgreSQL): read one statement at a time, a
+    settlement committing between the wallet read and the ledger sums would show as drift while money moves.
+    """
+    if connection.in_atomic_block:
+        return _wallet_drifts()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return _wallet_drifts()
+
+
+def _wallet_drifts() -> list[WalletDrift]:
     drifts: list[WalletDrift] = []
     for wallet in Wallet.objects.select_related("tenant").order_by("tenant__slug"):
         entries = LedgerEntry.objects.filter(tenant_id=wallet.tenant_id)

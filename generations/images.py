@@ -6,9 +6,12 @@ import base64
 import binascii
 import hashlib
 import io
+import tempfile
 import warnings
 from dataclasses import dataclass
+from typing import BinaryIO
 
+import httpx
 from PIL import Image, UnidentifiedImageError
 
 from generations.providers import RawOutput
@@ -31,6 +34,9 @@ class InvalidOutput(Exception):
 
 @dataclass
 class VerifiedImage:
+    """A checked image. Input images carry their bytes in `data`; outputs are spooled to `file` (a temporary file,
+    on disk past OUTPUT_SPOOL_BYTES) so hundreds of calls in flight never hold their images whole in memory."""
+
     data: bytes
     content_type: str
     extension: str
@@ -38,15 +44,26 @@ class VerifiedImage:
     height: int
     sha256: str
     byte_size: int
+    file: BinaryIO | None = None
+
+    def read_all(self) -> bytes:
+        if self.file is None:
+            return self.data
+        self.file.seek(0)
+        return self.file.read()
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
-def image_verify(data: bytes, *, max_pixels: int) -> VerifiedImage:
+def _verify_stream(stream: BinaryIO, *, max_pixels: int) -> tuple[str, int, int]:
     """Accept PNG, JPEG and WEBP only, refuse more than `max_pixels` before decoding, then decode fully (a
     truncated or corrupt file fails here rather than in a client's browser)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(stream) as image:
                 image_format = image.format
                 width, height = image.size
                 if image_format not in ALLOWED_FORMATS:
@@ -67,6 +84,11 @@ def image_verify(data: bytes, *, max_pixels: int) -> VerifiedImage:
         raise InvalidOutput(
             "output_not_image", "not a readable image (PNG, JPEG or WEBP, complete and uncorrupted)"
         ) from exc
+    return image_format, width, height
+
+
+def image_verify(data: bytes, *, max_pixels: int) -> VerifiedImage:
+    image_format, width, height = _verify_stream(io.BytesIO(data), max_pixels=max_pixels)
     content_type, extension = ALLOWED_FORMATS[image_format]
     return VerifiedImage(
         data=data,
@@ -76,6 +98,23 @@ def image_verify(data: bytes, *, max_pixels: int) -> VerifiedImage:
         height=height,
         sha256=hashlib.sha256(data).hexdigest(),
         byte_size=len(data),
+    )
+
+
+def _spooled_verify(spool: BinaryIO, *, max_pixels: int) -> VerifiedImage:
+    spool.seek(0)
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := spool.read(256 * 1024):
+        digest.update(chunk)
+        size += len(chunk)
+    spool.seek(0)
+    image_format, width, height = _verify_stream(spool, max_pixels=max_pixels)
+    content_type, extension = ALLOWED_FORMATS[image_format]
+    spool.seek(0)
+    return VerifiedImage(
+        data=b"", content_type=content_type, extension=extension, width=width, height=height,
+        sha256=digest.hexdigest(), byte_size=size, file=spool,
     )
 
 
@@ -93,27 +132,39 @@ def _b64_decode(b64_json: str, *, max_bytes: int) -> bytes:
 
 
 async def output_materialize(
-    raw: RawOutput, *, max_bytes: int, max_pixels: int, allow_private: bool, deadline_seconds: float
+    raw: RawOutput, *, max_bytes: int, max_pixels: int, allow_private: bool, deadline_seconds: float,
+    spool_bytes: int = 512 * 1024, client: httpx.AsyncClient | None = None,
 ) -> VerifiedImage:
-    if raw.b64_json:
-        data = _b64_decode(raw.b64_json, max_bytes=max_bytes)
-    elif raw.url:
-        try:
-            response = await safe_get(
-                raw.url, max_bytes=max_bytes, deadline_seconds=deadline_seconds, allow_private=allow_private
-            )
-        except UnsafeTarget as exc:
-            raise InvalidOutput("output_unsafe_url", "the image URL is not a public address", detail=str(exc)) from exc
-        except ResponseTooLarge as exc:
-            raise InvalidOutput(
-                "output_too_large", f"the image is larger than {max_bytes} bytes", detail=str(exc)
-            ) from exc
-        except FetchFailed as exc:
-            raise InvalidOutput("output_fetch_failed", "the image URL could not be fetched", detail=str(exc)) from exc
-        if response.status_code != 200:
-            raise InvalidOutput("output_fetch_failed", f"the image URL answered HTTP {response.status_code}")
-        data = response.content
-    else:
-        raise InvalidOutput("output_missing", "the output has neither a URL nor base64 data")
-    # Decoding a large image takes CPU time; keep the event loop serving the other generations meanwhile.
-    return await asyncio.to_thread(image_verify, data, max_pixels=max_pixels)
+    """Fetch or decode one output into a temporary file and verify it. The caller stores `file` and then calls
+    `discard()`."""
+    spool = tempfile.SpooledTemporaryFile(max_size=spool_bytes)
+    try:
+        if raw.b64_json:
+            spool.write(_b64_decode(raw.b64_json, max_bytes=max_bytes))
+        elif raw.url:
+            try:
+                response = await safe_get(
+                    raw.url, max_bytes=max_bytes, deadline_seconds=deadline_seconds, allow_private=allow_private,
+                    sink=spool, client=client,
+                )
+            except UnsafeTarget as exc:
+                raise InvalidOutput(
+                    "output_unsafe_url", "the image URL is not a public address", detail=str(exc)
+                ) from exc
+            except ResponseTooLarge as exc:
+                raise InvalidOutput(
+                    "output_too_large", f"the image is larger than {max_bytes} bytes", detail=str(exc)
+                ) from exc
+            except FetchFailed as exc:
+                raise InvalidOutput(
+                    "output_fetch_failed", "the image URL could not be fetched", detail=str(exc)
+                ) from exc
+            if response.status_code != 200:
+                raise InvalidOutput("output_fetch_failed", f"the image URL answered HTTP {response.status_code}")
+        else:
+            raise InvalidOutput("output_missing", "the output has neither a URL nor base64 data")
+        # Decoding a large image takes CPU time; keep the event loop serving the other generations meanwhile.
+        return await asyncio.to_thread(_spooled_verify, spool, max_pixels=max_pixels)
+    except BaseException:
+        spool.close()
+        raise

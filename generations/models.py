@@ -95,6 +95,9 @@ class Generation(models.Model):
             models.Index(fields=["finished_at"], name="gen_files_kept", condition=Q(files_deleted_at__isnull=True)),
             models.Index(fields=["status", "not_before"], name="gen_claimable", condition=Q(status="queued")),
             models.Index(fields=["lease_expires_at"], name="gen_running_lease", condition=Q(status="running")),
+            # The fair claim walks each tenant's queue head and counts its running generations.
+            models.Index(fields=["tenant", "created_at", "id"], name="gen_tenant_queued", condition=Q(status="queued")),
+            models.Index(fields=["tenant"], name="gen_tenant_running", condition=Q(status="running")),
         ]
 
     def __str__(self) -> str:

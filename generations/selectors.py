@@ -1,6 +1,5 @@
 """Reads of generations (scoped to one tenant) and staff reports over the catalog."""
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,14 +54,9 @@ def generation_list(
     return queryset.prefetch_related(Prefetch("images", queryset=GenerationImage.objects.order_by("index")))
 
 
-def generation_wait_final(*, generation: Generation, timeout_seconds: float, poll_seconds: float = 0.25) -> Generation:
-    """Poll until the generation is final or the timeout passes (used by `Prefer: wait=N` and the OpenAI API)."""
-    deadline = time.monotonic() + timeout_seconds
-    current = generation
-    while not current.is_final and time.monotonic() < deadline:
-        time.sleep(min(poll_seconds, max(deadline - time.monotonic(), 0)))
-        current = Generation.objects.get(pk=generation.pk)
-    return current
+def generation_is_final(*, generation_id: int) -> bool:
+    """Whether the generation has reached a final state (what a waiting client re-reads)."""
+    return Generation.objects.filter(pk=generation_id, status__in=Generation.FINAL_STATUSES).exists()
 
 
 def image_get(*, generation: Generation, index: int) -> GenerationImage | None:

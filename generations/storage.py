@@ -1,8 +1,10 @@
 """Where generation images live. Keys are derived from ids, never from user input."""
 
+from typing import BinaryIO
+
 from django.conf import settings
 from django.core import signing
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
@@ -25,6 +27,14 @@ def blob_save(*, key: str, data: bytes) -> str:
         default_storage.delete(key)
     saved = default_storage.save(key, ContentFile(data))
     return saved
+
+
+def blob_save_file(*, key: str, file: BinaryIO) -> str:
+    """`blob_save` from an open file, copied in chunks (never read whole into memory)."""
+    if default_storage.exists(key):
+        default_storage.delete(key)
+    file.seek(0)
+    return default_storage.save(key, File(file, name=key.rsplit("/", 1)[-1]))
 
 
 def blob_delete(*, key: str) -> None:

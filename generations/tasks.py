@@ -1,18 +1,17 @@
-"""django-q2 entry points. Thin: each calls one service."""
+"""django-q2 entry points for the maintenance lane (scheduled by migration). Thin: each calls one service.
 
-from generations.forwarder import forward_drain
+Forwarding is not here: it runs in its own long-running processes (`manage.py forwarder`)."""
+
 from generations.services.files import generation_files_purge_expired
 from generations.services.idempotency import idempotency_records_purge
 from generations.services.lifecycle import generations_reap
-
-
-def forward_generations() -> int:
-    return forward_drain().claimed
+from project.health import reaper_run_record
 
 
 def reap_generations() -> str:
     result = generations_reap()
     purged = idempotency_records_purge()
+    reaper_run_record()
     return f"requeued={result.requeued} failed={result.failed} woken={result.woken} idempotency_purged={purged}"
 
 

@@ -1,8 +1,8 @@
-"""`/healthz`: database, cache, storage, and whether a django-q2 worker has shown signs of life recently.
+"""`/healthz`: database, cache, storage, and whether the maintenance lane is running its schedule.
 
 Always JSON with plain keys, for load balancers and people alike:
 
-    {"status": "ok", "checks": {"database": "ok", "cache": "ok", "storage": "ok", "worker": "ok"}}
+    {"status": "ok", "checks": {"database": "ok", "cache": "ok", "storage": "ok", "maintenance": "ok"}}
 
 and 503 with `Retry-After` (plus the API's error object) when any check fails, the failing checks saying why.
 """
@@ -22,25 +22,26 @@ from health_check.views import HealthCheckView
 
 from project.api.errors import database_unavailable, error_body
 
-WORKER_HEARTBEAT_KEY = "health:worker-heartbeat"
+REAPER_LAST_RUN_KEY = "health:reaper-last-run"
 
 
-def worker_heartbeat_record(**_: object) -> None:
-    """Called in worker processes when they start and before each task (django-q2 signals)."""
-    cache.set(WORKER_HEARTBEAT_KEY, timezone.now().isoformat(), timeout=None)
+def reaper_run_record() -> None:
+    """Called by the scheduled reaper each time it runs on the maintenance lane (django-q2 qcluster)."""
+    cache.set(REAPER_LAST_RUN_KEY, timezone.now().isoformat(), timeout=None)
 
 
 @dataclasses.dataclass
-class WorkerHeartbeat(HealthCheck):
-    """A worker runs the reaper every minute, so a heartbeat older than a few minutes means no worker is up."""
+class MaintenanceLane(HealthCheck):
+    """The maintenance lane runs the reaper every REAPER_PERIOD_SECONDS; three missed periods mean scheduled work
+    (reaper, webhook retries, billing checks, statements) has stopped, whatever else still answers."""
 
     def run(self) -> None:
-        seen = cache.get(WORKER_HEARTBEAT_KEY)
+        seen = cache.get(REAPER_LAST_RUN_KEY)
         if seen is None:
-            raise ServiceUnavailable("No django-q2 worker has reported yet")
+            raise ServiceUnavailable("The maintenance lane has not run the reaper yet")
         age = timezone.now() - datetime.datetime.fromisoformat(seen)
-        if age.total_seconds() > settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS:
-            raise ServiceUnavailable(f"Last worker heartbeat {int(age.total_seconds())} s ago")
+        if age.total_seconds() > 3 * settings.REAPER_PERIOD_SECONDS:
+            raise ServiceUnavailable(f"The maintenance lane last ran the reaper {int(age.total_seconds())} s ago")
 
 
 # Report name → check. The names are the JSON keys, so they stay stable and readable.
@@ -48,7 +49,7 @@ HEALTH_CHECKS: dict[str, type[HealthCheck]] = {
     "database": Database,
     "cache": Cache,
     "storage": Storage,
-    "worker": WorkerHeartbeat,
+    "maintenance": MaintenanceLane,
 }
 
 

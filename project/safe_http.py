@@ -10,9 +10,11 @@ Proxies from the environment are ignored on purpose: a proxy would connect on ou
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from urllib.parse import urljoin
 
 import httpx
@@ -147,7 +149,9 @@ def _client_timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(connect=min(seconds, 10.0), read=seconds, write=seconds, pool=seconds)
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+async def _read_capped(response: httpx.Response, max_bytes: int, sink: BinaryIO | None = None) -> bytes:
+    """The body, cut at `max_bytes`. With a `sink`, chunks are written there as they arrive (and b"" returned),
+    so a large body is never held whole in memory."""
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ResponseTooLarge(f"response declares {declared} bytes, more than the {max_bytes}-byte cap")
@@ -157,12 +161,21 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
         received += len(chunk)
         if received > max_bytes:
             raise ResponseTooLarge(f"response exceeded the {max_bytes}-byte cap")
-        chunks.append(chunk)
+        if sink is None:
+            chunks.append(chunk)
+        else:
+            sink.write(chunk)
     return b"".join(chunks)
 
 
 async def _safe_get_hops(
-    client: httpx.AsyncClient, url: str, *, max_bytes: int, allow_private: bool, max_redirects: int
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    allow_private: bool,
+    max_redirects: int,
+    sink: BinaryIO | None = None,
 ) -> SafeResponse:
     redirects: list[str] = []
     current = url
@@ -185,7 +198,7 @@ async def _safe_get_hops(
                 redirects.append(current)
                 continue
             try:
-                content = await _read_capped(response, max_bytes)
+                content = await _read_capped(response, max_bytes, sink)
             except httpx.HTTPError as exc:
                 raise FetchFailed(f"reading {current} failed: {type(exc).__name__}: {exc}") from exc
             return SafeResponse(
@@ -200,19 +213,40 @@ async def _safe_get_hops(
 
 
 async def safe_get(
-    url: str, *, max_bytes: int, deadline_seconds: float, allow_private: bool, max_redirects: int = 3
+    url: str,
+    *,
+    max_bytes: int,
+    deadline_seconds: float,
+    allow_private: bool,
+    max_redirects: int = 3,
+    sink: BinaryIO | None = None,
+    client: httpx.AsyncClient | None = None,
 ) -> SafeResponse:
-    """GET `url` with every SSRF check; the whole exchange, redirects included, ends by `deadline_seconds`."""
-    async with httpx.AsyncClient(
-        timeout=_client_timeout(deadline_seconds), follow_redirects=False, trust_env=False
-    ) as client:
+    """GET `url` with every SSRF check; the whole exchange, redirects included, ends by `deadline_seconds`.
+    With `sink`, the final body is streamed into it and `content` is empty. `client` (from `safe_get_client()`)
+    lets many fetches share one client instead of building one (and its TLS context) per fetch."""
+    async with contextlib.AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(safe_get_client(timeout_seconds=deadline_seconds))
         try:
             async with asyncio.timeout(deadline_seconds):
                 return await _safe_get_hops(
-                    client, url, max_bytes=max_bytes, allow_private=allow_private, max_redirects=max_redirects
+                    client, url, max_bytes=max_bytes, allow_private=allow_private, max_redirects=max_redirects,
+                    sink=sink,
                 )
         except TimeoutError as exc:
             raise FetchFailed(f"GET {url} did not finish within {deadline_seconds} s") from exc
+
+
+def safe_get_client(*, timeout_seconds: float) -> httpx.AsyncClient:
+    """A client for `safe_get(client=...)`. It never keeps a connection alive: connections are pooled by address,
+    and a connection opened for one pinned host name (TLS SNI, Host) must not carry a request for another."""
+    return httpx.AsyncClient(
+        timeout=_client_timeout(timeout_seconds),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+    )
 
 
 def safe_post(

@@ -112,6 +112,16 @@ if DATABASE_IS_SQLITE:
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env.bool("DATABASE_POOL", default=False):
+        # The ASGI web tier (Procfile) runs each request's sync code on a thread of its own, so a persistent
+        # per-thread connection would be opened per request and leak with the thread: connections come from a
+        # per-process pool instead and go back at the end of each request (and before a long wait).
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
+            "timeout": 10,
+        }
 
 # --- Cache (rate limits shared by every process) --------------------------------------------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://imagegen_cache")}
@@ -299,19 +309,29 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
 }
 
 # --- Generations: forwarding, outputs ---------------------------------------------------------------------
+# The forwarder (`manage.py forwarder`, generations/forwarder.py): upstream calls in flight per process.
 FORWARD_CONCURRENCY = env.int("FORWARD_CONCURRENCY", default=64)
-# A drain stops claiming after this long and returns once its in-flight calls finish; it must end well before
-# the django-q2 task timeout, which has to cover the longest upstream call (async tasks poll for minutes).
-FORWARD_CLAIM_BUDGET_SECONDS = env.float("FORWARD_CLAIM_BUDGET_SECONDS", default=240.0)
-FORWARD_TASK_TIMEOUT_SECONDS = env.int("FORWARD_TASK_TIMEOUT_SECONDS", default=Q_CLUSTER["timeout"])
 FORWARD_LEASE_SECONDS = env.int("FORWARD_LEASE_SECONDS", default=90)
-FORWARD_REFILL_SECONDS = env.float("FORWARD_REFILL_SECONDS", default=0.5)
 FORWARD_MAX_ATTEMPTS = env.int("FORWARD_MAX_ATTEMPTS", default=4)
 FORWARD_BACKOFF_BASE_SECONDS = env.float("FORWARD_BACKOFF_BASE_SECONDS", default=2.0)
 FORWARD_BACKOFF_MAX_SECONDS = env.float("FORWARD_BACKOFF_MAX_SECONDS", default=120.0)
 FORWARD_STORAGE_THREADS = env.int("FORWARD_STORAGE_THREADS", default=8)
-# With nothing in flight, a drain waits this long at most for a retry that is about to become due.
+# Database work of one forwarder runs on this many threads (each with its own connection).
+FORWARD_DB_THREADS = env.int("FORWARD_DB_THREADS", default=4)
+# A database error is retried with backoff up to this interval, for as long as the generation's lease holds.
+FORWARD_DB_RETRY_MAX_SECONDS = env.float("FORWARD_DB_RETRY_MAX_SECONDS", default=2.0)
+# Without a notification the forwarder still re-checks for claimable work this often (lost wake-ups, SQLite).
+FORWARD_POLL_SECONDS = env.float("FORWARD_POLL_SECONDS", default=1.0)
+# In-flight generations are checked for a cancel request this often (cancel notices make it immediate).
+FORWARD_CANCEL_POLL_SECONDS = env.float("FORWARD_CANCEL_POLL_SECONDS", default=2.0)
+# Each forwarder requeues expired leases (a killed forwarder's generations) this often.
+FORWARD_REAP_SECONDS = env.float("FORWARD_REAP_SECONDS", default=15.0)
+# On SIGTERM a forwarder stops claiming and waits this long for its calls in flight before exiting.
+FORWARD_SHUTDOWN_GRACE_SECONDS = env.float("FORWARD_SHUTDOWN_GRACE_SECONDS", default=60.0)
+# With nothing in flight, `forward_drain()` waits this long at most for a retry that is about to become due.
 FORWARD_IDLE_WAIT_SECONDS = env.float("FORWARD_IDLE_WAIT_SECONDS", default=5.0)
+# Output images up to this size are spooled in memory on their way to storage, larger ones on disk.
+OUTPUT_SPOOL_BYTES = env.int("OUTPUT_SPOOL_BYTES", default=512 * 1024)
 INPUT_IMAGE_MAX_BYTES = env.int("INPUT_IMAGE_MAX_BYTES", default=20 * 1024 * 1024)
 INPUT_IMAGES_MAX_TOTAL_BYTES = env.int("INPUT_IMAGES_MAX_TOTAL_BYTES", default=50 * 1024 * 1024)
 # All input-image URLs of one request are fetched within this budget, inside the web request.
@@ -320,6 +340,14 @@ INPUT_FETCH_BUDGET_SECONDS = env.float("INPUT_FETCH_BUDGET_SECONDS", default=30.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
 # The OpenAI-compatible endpoints answer synchronously; keep this under the web server's request timeout.
 OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
+
+# Wake-ups between processes (generations/notifications.py): Redis pub/sub with the Redis broker, else PostgreSQL
+# LISTEN/NOTIFY, else (SQLite) a poll. Subscribers re-read the database at least this often even when notified
+# nothing, so a lost notification costs at most this much latency.
+NOTIFY_RECHECK_SECONDS = env.float("NOTIFY_RECHECK_SECONDS", default=1.0)
+NOTIFY_POLL_SECONDS = env.float("NOTIFY_POLL_SECONDS", default=0.25)
+NOTIFY_CONNECT_WAIT_SECONDS = env.float("NOTIFY_CONNECT_WAIT_SECONDS", default=1.0)
+NOTIFY_LISTENER_LINGER_SECONDS = env.float("NOTIFY_LISTENER_LINGER_SECONDS", default=30.0)
 
 # --- Billing --------------------------------------------------------------------------------------------
 # Per-tenant requests-per-minute from the tenant's plan, counted in the shared cache (CACHES["default"]).
@@ -342,5 +370,6 @@ OUTPUT_MAX_PIXELS = env.int("OUTPUT_MAX_PIXELS", default=50_000_000)
 OUTPUT_FETCH_DEADLINE_SECONDS = env.float("OUTPUT_FETCH_DEADLINE_SECONDS", default=120.0)
 # Loopback and private addresses are refused for output URLs; only tests and the local sandbox allow them.
 OUTPUT_FETCH_ALLOW_PRIVATE = env.bool("OUTPUT_FETCH_ALLOW_PRIVATE", default=False)
-# /healthz reports the worker down when no django-q2 worker started or ran a task for this long.
-WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=180)
+# The maintenance lane (django-q2 qcluster) runs the reaper on this period (schedule in generations migration
+# 0002: every minute); /healthz fails once it has not run for 3 periods.
+REAPER_PERIOD_SECONDS = env.int("REAPER_PERIOD_SECONDS", default=60)

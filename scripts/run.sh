@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the whole stack for local use: web (gunicorn), worker (django-q2), all under honcho; plus the local
+# Starts the whole stack for local use: web, forwarder (upstream calls), maintenance (django-q2: reaper, webhooks,
+# billing checks, statements), all under honcho; plus the local
 # AIHubMix sandbox, with web and worker pointed at it, unless AIHUBMIX_API_KEY is set (environment or .env).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 export HOST PORT
 
-PROCESSES=(web worker)
+PROCESSES=(web forwarder maintenance)
 UPSTREAM="AIHubMix at ${AIHUBMIX_BASE_URL:-https://aihubmix.com/v1}"
 if [[ -z "${AIHUBMIX_API_KEY:-}" ]] && ! grep -qs '^AIHUBMIX_API_KEY=..*' .env; then
   SANDBOX_PORT=${SANDBOX_PORT:-9100}

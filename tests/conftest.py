@@ -121,3 +121,12 @@ def _catalog_rows(request: pytest.FixtureRequest) -> None:
 
     if not CatalogModel.objects.exists():
         catalog_seed_missing()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _notification_listener_stopped(django_db_setup):
+    """A process's notification listener holds a connection to the test database; close it before the drop."""
+    yield
+    from generations.notifications import notifications_stop
+
+    notifications_stop()

@@ -5,7 +5,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
-from project.health import WORKER_HEARTBEAT_KEY, worker_heartbeat_record
+from project.health import REAPER_LAST_RUN_KEY, reaper_run_record
 
 pytestmark = pytest.mark.django_db
 
@@ -35,35 +35,39 @@ def shared_cache(settings):
 
 
 @pytest.mark.usefixtures("shared_cache")
-def test_healthz_reports_database_cache_storage_and_worker(client, settings, tmp_path) -> None:
+def test_healthz_reports_database_cache_storage_and_maintenance_lane(client, settings, tmp_path) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
-    worker_heartbeat_record()
+    reaper_run_record()
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {
-        "status": "ok", "checks": {"database": "ok", "cache": "ok", "storage": "ok", "worker": "ok"}
+        "status": "ok", "checks": {"database": "ok", "cache": "ok", "storage": "ok", "maintenance": "ok"}
     }
 
 
 @pytest.mark.usefixtures("shared_cache")
-def test_healthz_fails_when_no_worker_ran_recently(client, settings, tmp_path) -> None:
+def test_healthz_fails_when_the_reaper_missed_three_periods(client, settings, tmp_path) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
-    stale = timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS + 5)
-    cache.set(WORKER_HEARTBEAT_KEY, stale.isoformat())
+    settings.REAPER_PERIOD_SECONDS = 60
+    almost = timezone.now() - timedelta(seconds=3 * 60 - 10)
+    cache.set(REAPER_LAST_RUN_KEY, almost.isoformat())
+    assert client.get("/healthz").status_code == 200
+    stale = timezone.now() - timedelta(seconds=3 * 60 + 5)
+    cache.set(REAPER_LAST_RUN_KEY, stale.isoformat())
     response = client.get("/healthz", HTTP_ACCEPT="text/html")  # JSON whatever the Accept header says
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert response["Retry-After"]
     body = response.json()
     assert body["status"] == "unavailable" and body["error"]["code"] == "service_unavailable"
-    assert body["checks"]["database"] == "ok" and "heartbeat" in body["checks"]["worker"]
-    cache.delete(WORKER_HEARTBEAT_KEY)
+    assert body["checks"]["database"] == "ok" and "reaper" in body["checks"]["maintenance"]
+    cache.delete(REAPER_LAST_RUN_KEY)
     assert client.get("/healthz").status_code == 503
 
 
 @pytest.mark.usefixtures("shared_cache")
-def test_a_worker_task_records_the_heartbeat(settings) -> None:
+def test_the_scheduled_reaper_records_its_run(settings) -> None:
     from django_q.tasks import async_task
 
-    cache.delete(WORKER_HEARTBEAT_KEY)
+    cache.delete(REAPER_LAST_RUN_KEY)
     async_task("generations.tasks.reap_generations", sync=True)
-    assert cache.get(WORKER_HEARTBEAT_KEY) is not None
+    assert cache.get(REAPER_LAST_RUN_KEY) is not None

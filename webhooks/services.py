@@ -273,8 +273,10 @@ def webhook_event_publish(
             pending.append(WebhookDelivery(url=request_webhook.url, event=event, next_attempt_at=now, created_at=now))
         deliveries = WebhookDelivery.objects.bulk_create(pending)
     for delivery in deliveries:
+        # robust: the event and its deliveries are committed (the due-delivery sweep sends them if this enqueue is
+        # lost, e.g. the broker is down); a broker error must not turn the settled generation into an error.
         transaction.on_commit(
-            lambda delivery_id=delivery.id: async_task("webhooks.tasks.deliver_webhook", delivery_id)
+            lambda delivery_id=delivery.id: async_task("webhooks.tasks.deliver_webhook", delivery_id), robust=True
         )
     return event
 

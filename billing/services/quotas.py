@@ -17,7 +17,7 @@ from billing.services.prices import Quote
 from project import errors
 
 # A generation usually finishes within a minute; asking the client to come back sooner only burns requests.
-CONCURRENCY_RETRY_AFTER_SECONDS = 5
+QUEUE_FULL_RETRY_AFTER_SECONDS = 5
 
 
 class QuotaExceeded(errors.DomainError):
@@ -33,8 +33,8 @@ class NAbovePlanLimit(QuotaExceeded, errors.InvalidRequest):
     code = "n_above_plan_limit"
 
 
-class ConcurrencyLimit(QuotaExceeded, errors.RateLimited):
-    code = "concurrency_limit"
+class QueueFull(QuotaExceeded, errors.RateLimited):
+    code = "queue_full"
 
 
 class DailyImageLimit(QuotaExceeded, errors.RateLimited):
@@ -95,23 +95,35 @@ def quota_plan_check(*, limits: Limits, quote: Quote) -> None:
         raise NAbovePlanLimit(f"Your plan allows at most {limits.max_n} images per request.", param="n")
 
 
-def _concurrency_check(*, limits: Limits, wallet: Wallet) -> None:
-    if limits.max_concurrent is not None and wallet.open_holds + 1 > limits.max_concurrent:
-        raise ConcurrencyLimit(
-            f"At most {limits.max_concurrent} generations may run at once; wait for one to finish.",
-            retry_after_seconds=_retry_after(CONCURRENCY_RETRY_AFTER_SECONDS),
+def _queue_room(limits: Limits) -> int | None:
+    """How many of the tenant's generations may be open (running or waiting) at once. `max_concurrent` itself is
+    enforced when the forwarder claims (generations.services.claims): beyond it a submit is accepted and waits;
+    only the waiting room is bounded here. Every open hold is a running or queued generation."""
+    if limits.max_queued is None:
+        return None
+    return (limits.max_concurrent or 0) + limits.max_queued
+
+
+def _queue_check(*, limits: Limits, wallet: Wallet) -> None:
+    room = _queue_room(limits)
+    if room is not None and wallet.open_holds + 1 > room:
+        raise QueueFull(
+            f"{wallet.open_holds} generations are already running or waiting (your plan allows "
+            f"{limits.max_concurrent} running and {limits.max_queued} waiting); retry when some have finished.",
+            retry_after_seconds=_retry_after(QUEUE_FULL_RETRY_AFTER_SECONDS),
         )
 
 
-def _concurrency_condition(*, limits: Limits) -> tuple[str, list[Any]] | None:
-    """`_concurrency_check` as a condition of the reserving UPDATE."""
-    return None if limits.max_concurrent is None else ("open_holds < %s", [limits.max_concurrent])
+def _queue_condition(*, limits: Limits) -> tuple[str, list[Any]] | None:
+    """`_queue_check` as a condition of the reserving UPDATE."""
+    room = _queue_room(limits)
+    return None if room is None else ("open_holds < %s", [room])
 
 
 def quota_wallet_check(*, limits: Limits, wallet: Wallet, quote: Quote, periods: BillingPeriods) -> None:
     """Raise the first limit kept on the wallet row that the request would cross (same rules as
     `_wallet_conditions`, in the order a client should hear about them)."""
-    _concurrency_check(limits=limits, wallet=wallet)
+    _queue_check(limits=limits, wallet=wallet)
     now = periods.now
     if limits.images_per_day is not None:
         today = _wallet_counter(wallet, "day_images", "day_start", periods.day)
@@ -154,9 +166,9 @@ def quota_hold_update_sql(*, tenant: Tenant, limits: Limits, quote: Quote, perio
     conditions: list[tuple[str, list[Any]]] = [
         ("balance_micros - held_micros + credit_limit_micros >= %s", [quote.estimate_micros])
     ]
-    concurrency = _concurrency_condition(limits=limits)
-    if concurrency is not None:
-        conditions.append(concurrency)
+    queue = _queue_condition(limits=limits)
+    if queue is not None:
+        conditions.append(queue)
     if limits.images_per_day is not None:
         conditions.append((
             "(CASE WHEN day_start = %s THEN day_images ELSE 0 END) + open_hold_images <= %s",

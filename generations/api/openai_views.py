@@ -1,6 +1,8 @@
 """OpenAI-compatible image endpoints, so the official `openai` SDK works with `base_url` pointed at us.
 
-Synchronous: they submit a generation through the same service as the native API and wait for it. Errors use
+Synchronous for the client: they submit a generation through the same service as the native API and wait for it
+(on the event loop, see generations/api/waiting.py; at most the plan's `max_concurrent_waits` at once, beyond it
+429 `too_many_waits` with Retry-After). Errors use
 OpenAI's shape `{"error": {"message", "type", "param", "code"}}` with the native statuses and codes.
 """
 
@@ -17,10 +19,12 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
+from generations.api.waiting import pending_wait
 from generations.catalog import model_get
 from generations.models import Generation, GenerationImage
 from generations.services.submit import GenerationRequest, generation_request_build, generation_submit
-from generations.services.synchronous import generation_result_wait
+from generations.services.synchronous import generation_result_final
+from generations.services.waits import wait_slot_acquire, wait_slot_release
 from generations.storage import blob_read, signed_download_url
 from project import errors
 from project.api.errors import api_exception_handler
@@ -37,6 +41,17 @@ _TYPE_BY_STATUS = {
 }
 # Fields OpenAI defines that map onto our request; anything else is a vendor extra passed through `params`.
 _CORE_FIELDS = {"model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed"}
+
+
+class TooManyWaits(errors.RateLimited):
+    code = "too_many_waits"
+    message = (
+        "This account already has its plan's number of requests waiting for an image; retry when one has "
+        "finished, or use the native API (POST /v1/generations) without waiting."
+    )
+
+
+TOO_MANY_WAITS_RETRY_AFTER_SECONDS = 5
 
 
 def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -162,15 +177,29 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
         return response
 
     def _run(self, request: Request, generation_request: GenerationRequest, response_format: str) -> Response:
-        submitted = generation_submit(
-            tenant=self.tenant,
-            api_key=self.api_key,
-            request=generation_request,
-        )
+        """Submit, then wait for the result without holding a thread (`waiting_view`) and answer with the images."""
+        seconds = settings.OPENAI_COMPAT_WAIT_SECONDS
+        slot = wait_slot_acquire(tenant=self.tenant, seconds=seconds)
+        if slot is None:
+            raise TooManyWaits(retry_after_seconds=TOO_MANY_WAITS_RETRY_AFTER_SECONDS)
+        try:
+            submitted = generation_submit(tenant=self.tenant, api_key=self.api_key, request=generation_request)
+        except BaseException:
+            wait_slot_release(slot=slot)
+            raise
         self.generation_id = submitted.generation.public_id
-        generation, images = generation_result_wait(
-            generation=submitted.generation, timeout_seconds=settings.OPENAI_COMPAT_WAIT_SECONDS
+        generation_id = submitted.generation.pk
+        return pending_wait(
+            self,
+            request,
+            generation_id=generation_id,
+            timeout_seconds=seconds,
+            slot=slot,
+            answer=lambda: self._answer(request, generation_id, response_format, model=generation_request.model),
         )
+
+    def _answer(self, request: Request, generation_id: int, response_format: str, *, model: str) -> Response:
+        generation, images = generation_result_final(generation=Generation.objects.get(pk=generation_id))
         body: dict[str, Any] = {
             "id": generation.public_id,
             "created": int(time.time()),
@@ -178,7 +207,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
         }
         if generation.usage:
             body["usage"] = generation.usage
-        return Response(body, status=status.HTTP_200_OK, headers=lifecycle_headers(model=generation_request.model))
+        return Response(body, status=status.HTTP_200_OK, headers=lifecycle_headers(model=model))
 
 
 class MissingInputImage(errors.InvalidRequest):

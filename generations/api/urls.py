@@ -11,11 +11,12 @@ from generations.api.views import (
     GenerationListCreateView,
     SignedImageView,
 )
+from generations.api.waiting import waiting_view
 
 urlpatterns = [
     path("models", ModelListView.as_view(), name="models"),
     path("models/<idpath:model>", ModelDetailView.as_view(), name="model-detail"),
-    path("generations", GenerationListCreateView.as_view(), name="generations"),
+    path("generations", waiting_view(GenerationListCreateView.as_view()), name="generations"),
     path("generations/<id:generation_id>", GenerationDetailView.as_view(), name="generation-detail"),
     path("generations/<id:generation_id>/cancel", GenerationCancelView.as_view(), name="generation-cancel"),
     path(
@@ -29,6 +30,6 @@ urlpatterns = [
         name="image-report",
     ),
     path("files/<id:token>", SignedImageView.as_view(), name="signed-image"),
-    path("images/generations", OpenAIImageGenerationsView.as_view(), name="openai-images-generations"),
-    path("images/edits", OpenAIImageEditsView.as_view(), name="openai-images-edits"),
+    path("images/generations", waiting_view(OpenAIImageGenerationsView.as_view()), name="openai-images-generations"),
+    path("images/edits", waiting_view(OpenAIImageEditsView.as_view()), name="openai-images-edits"),
 ]

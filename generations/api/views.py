@@ -18,11 +18,11 @@ from generations.api.serializers import (
     GenerationFilterSerializer,
     GenerationSerializer,
 )
+from generations.api.waiting import pending_wait
 from generations.models import Generation, GenerationImage
 from generations.selectors import (
     ImageNotFound,
     generation_list,
-    generation_wait_final,
     image_get,
     image_serveable_get,
 )
@@ -36,6 +36,7 @@ from generations.services.idempotency import (
 )
 from generations.services.lifecycle import generation_cancel
 from generations.services.submit import Idempotency, generation_request_build, generation_submit
+from generations.services.waits import wait_slot_acquire
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
 from project.api.parsers import json_loads_limited
 
@@ -115,9 +116,10 @@ class GenerationListCreateView(TenantGenericAPIView):
         summary="Submit a generation",
         description=(
             "Validates, prices and reserves the estimated amount, then queues the work: 202 with the generation. "
-            "`Prefer: wait=N` (N ≤ 60) waits for the final state (200 when final). `Idempotency-Key` makes retries "
-            "safe: the same key and body replay the first response; a different body is 422; a request still in "
-            "flight is 409. Keys are kept 24 h."
+            "`Prefer: wait=N` (N ≤ 60) waits for the final state (200 when final; the plan caps how many requests "
+            "may wait at once, beyond it the answer is an immediate 202 without `Preference-Applied`). "
+            "`Idempotency-Key` makes retries safe: the same key and body replay the first response; a different "
+            "body is 422; a request still in flight is 409. Keys are kept 24 h."
         ),
         request=GenerationCreateSerializer,
         parameters=[
@@ -158,12 +160,20 @@ class GenerationListCreateView(TenantGenericAPIView):
         if idempotency is not None:
             idempotency_response_keep(tenant=self.tenant, key=idempotency.key, body=body)
         headers = lifecycle_headers(model=data["model"])
-        if wait:
-            generation = generation_wait_final(generation=generation, timeout_seconds=wait)
-            body = GenerationSerializer(generation, context={"request": request}).data
-            code = status.HTTP_200_OK if generation.is_final else status.HTTP_202_ACCEPTED
+        slot = wait_slot_acquire(tenant=self.tenant, seconds=wait) if wait else None
+        if slot is None:
+            # No wait asked for, or the tenant already has its plan's number of waits open: answer at once
+            # (without Preference-Applied, so the client knows it was not honoured).
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+        generation_id = generation.pk
+
+        def answer() -> Response:
+            final = self.get_queryset().prefetch_related("images").get(pk=generation_id)
+            body = GenerationSerializer(final, context={"request": request}).data
+            code = status.HTTP_200_OK if final.is_final else status.HTTP_202_ACCEPTED
             return Response(body, status=code, headers={"Preference-Applied": f"wait={wait}", **headers})
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+        return pending_wait(self, request, generation_id=generation_id, timeout_seconds=wait, slot=slot, answer=answer)
 
     def _replayed(self, replay: StoredResponse) -> Response:
         body = replay.body

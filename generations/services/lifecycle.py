@@ -17,9 +17,14 @@ from django.utils import timezone
 from billing.services.ledger import billing_capture, billing_release
 from generations.catalog import stored_interface
 from generations.models import Generation, GenerationImage
+from generations.notifications import (
+    notify_generation_cancel,
+    notify_generation_finished,
+    notify_work_available,
+)
+from generations.services.claims import claim_candidates
 from generations.services.events import generation_final_event_publish
 from generations.services.moderation import initial_review
-from generations.services.queue import forward_wakeup
 from project import errors
 
 
@@ -82,16 +87,20 @@ def _claimable(now):
 
 
 def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGeneration]:
-    """Lease up to `limit` queued generations (oldest first). SKIP LOCKED lets many workers claim in parallel."""
+    """Lease up to `limit` queued generations, round-robin between tenants and within each tenant's running cap
+    (generations.services.claims). SKIP LOCKED steps over rows a cancel is locking right now."""
     if limit <= 0:
         return []
     now = timezone.now()
     token = uuid.uuid4()
     with transaction.atomic():
-        candidates = _claimable(now).order_by("created_at", "id")
+        picked = claim_candidates(limit=limit, now=now)
+        if not picked:
+            return []
+        candidates = Generation.objects.filter(id__in=picked, status=Generation.Status.QUEUED)
         if connection.vendor == "postgresql":
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        ids = list(candidates.values_list("id", flat=True)[:limit])
+        ids = list(candidates.values_list("id", flat=True))
         if not ids:
             return []
         Generation.objects.filter(id__in=ids, status=Generation.Status.QUEUED).update(
@@ -139,15 +148,18 @@ def generation_next_due_in_seconds() -> float | None:
 
 
 def generation_leases_renew(*, claims: list[ClaimedGeneration], lease_seconds: int) -> set[int]:
-    """Extend the leases this worker still holds; returns the ids still held."""
-    held: set[int] = set()
+    """Extend the leases this worker still holds; returns the ids still held. Every id and token given belongs
+    to this worker, so one statement covers all its claim batches."""
+    if not claims:
+        return set()
     expires_at = timezone.now() + timedelta(seconds=lease_seconds)
-    for token in {claim.lease_token for claim in claims}:
-        ids = [claim.id for claim in claims if claim.lease_token == token]
-        queryset = Generation.objects.filter(id__in=ids, lease_token=token, status=Generation.Status.RUNNING)
-        queryset.update(lease_expires_at=expires_at)
-        held.update(queryset.values_list("id", flat=True))
-    return held
+    queryset = Generation.objects.filter(
+        id__in=[claim.id for claim in claims],
+        lease_token__in={claim.lease_token for claim in claims},
+        status=Generation.Status.RUNNING,
+    )
+    queryset.update(lease_expires_at=expires_at)
+    return set(queryset.values_list("id", flat=True))
 
 
 def _locked_claim(claim: ClaimedGeneration) -> Generation | None:
@@ -176,6 +188,7 @@ def _finish(generation: Generation, status: str) -> None:
     generation.not_before = None
     generation.save()
     generation_final_event_publish(generation)
+    notify_generation_finished(generation_id=generation.pk)
 
 
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens", "input_tokens_details", "output_tokens_details")
@@ -226,7 +239,10 @@ def generation_succeed(
         )
         images = len(outputs)
         capture = billing_capture(
-            reference=generation.public_id, images=images, upstream_cost_micros=generation.unit_cost_micros * images
+            reference=generation.public_id,
+            images=images,
+            # Earlier attempts that were lost after sending may each have been charged too: our cost, not theirs.
+            upstream_cost_micros=generation.unit_cost_micros * images + _unknown_outcome_cost(generation),
         )
         # The ledger is the truth (it caps at the hold); the generation row mirrors it.
         if capture is not None:
@@ -250,7 +266,7 @@ def _settle_canceled_while_running(generation: Generation, *, images_returned: i
             reference=generation.public_id,
             images=0,
             amount_micros=upstream_cost,
-            upstream_cost_micros=upstream_cost,
+            upstream_cost_micros=upstream_cost + _unknown_outcome_cost(generation),
             note=f"canceled while running; the upstream produced {images_returned} image(s)",
         )
     else:
@@ -267,16 +283,24 @@ def _settle_canceled_while_running(generation: Generation, *, images_returned: i
     _finish(generation, Generation.Status.CANCELED)
 
 
-def generation_settle_canceled(*, claim: ClaimedGeneration, images_returned: int) -> Generation | None:
+def generation_settle_canceled(
+    *, claim: ClaimedGeneration, images_returned: int, call_abandoned: bool = False
+) -> Generation | None:
+    """Settle a cancel. `call_abandoned`: the forwarder stopped waiting for a call already sent, which the upstream
+    may still charge us for; the tenant pays nothing for it."""
     with transaction.atomic():
         generation = _locked_claim(claim)
         if generation is None:
             return None
+        if call_abandoned:
+            generation.unknown_outcomes += 1
         _settle_canceled_while_running(generation, images_returned=images_returned)
     return generation
 
 
-def _fail(generation: Generation, failure: Failure, *, upstream_cost_micros: int) -> None:
+def _fail(generation: Generation, failure: Failure, *, answered_cost_micros: int = 0) -> None:
+    """`answered_cost_micros`: what the last (answered) call cost us; lost calls are added from the row."""
+    upstream_cost_micros = answered_cost_micros + _unknown_outcome_cost(generation)
     billing_release(reference=generation.public_id, upstream_cost_micros=upstream_cost_micros, reason=failure.code)
     generation.error_code = failure.code
     generation.error_message = failure.message[:2000]
@@ -297,7 +321,7 @@ def generation_fail(*, claim: ClaimedGeneration, failure: Failure, upstream_cost
         if generation.cancel_requested:
             _settle_canceled_while_running(generation, images_returned=0)
             return generation
-        _fail(generation, failure, upstream_cost_micros=upstream_cost_micros)
+        _fail(generation, failure, answered_cost_micros=upstream_cost_micros)
     return generation
 
 
@@ -315,7 +339,7 @@ def generation_retry_later(
             _settle_canceled_while_running(generation, images_returned=0)
             return generation
         if generation.attempts >= generation.max_attempts:
-            _fail(generation, failure, upstream_cost_micros=_unknown_outcome_cost(generation))
+            _fail(generation, failure)
             return generation
         generation.status = Generation.Status.QUEUED
         generation.not_before = timezone.now() + timedelta(seconds=delay_seconds)
@@ -357,6 +381,8 @@ def generation_cancel(*, generation: Generation) -> Generation:
             _finish(locked, Generation.Status.CANCELED)
         else:
             locked.save(update_fields=["cancel_requested", "updated_at"])
+            # The forwarder running it stops waiting on the upstream at once (it also polls, for lost notices).
+            notify_generation_cancel(generation_id=locked.pk)
     return locked
 
 
@@ -383,11 +409,7 @@ def generations_reap() -> ReapResult:
                 _settle_canceled_while_running(generation, images_returned=0)
                 failed += 1
             elif generation.attempts >= generation.max_attempts:
-                _fail(
-                    generation,
-                    Failure("worker_lost", "The worker processing this generation stopped responding."),
-                    upstream_cost_micros=_unknown_outcome_cost(generation),
-                )
+                _fail(generation, Failure("worker_lost", "The worker processing this generation stopped responding."))
                 failed += 1
             else:
                 generation.status = Generation.Status.QUEUED
@@ -400,6 +422,7 @@ def generations_reap() -> ReapResult:
                 requeued += 1
         woken = requeued > 0 or _claimable(now).exists()
         if woken:
-            forward_wakeup()
+            # Requeued work, or work nobody picked up (a lost wake-up): nudge the forwarders.
+            notify_work_available()
     return ReapResult(requeued=requeued, failed=failed, woken=woken)
 

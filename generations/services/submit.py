@@ -4,8 +4,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
@@ -14,13 +15,15 @@ from billing.services.prices import Quote, price_quote
 from generations.catalog import ValidatedRequest, generation_request_validate, operation_check
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
+from generations.notifications import notify_work_available
 from generations.services.idempotency import StoredResponse, idempotency_begin, idempotency_complete
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.moderation import prompt_screen
-from generations.services.queue import forward_wakeup, forward_wakeup_after_commit, forward_wakeup_row
 from generations.storage import blob_delete, blob_save, input_key
 from project import errors
 from webhooks.services import RequestWebhook, request_webhook_check
+
+logger = structlog.get_logger(__name__)
 
 
 class WebhookFilterWithoutUrl(errors.InvalidRequest):
@@ -197,17 +200,27 @@ def generation_create(
     *, tenant: Tenant, api_key: ApiKey | None, prepared: PreparedGeneration, public_id: str, inputs: list[dict]
 ) -> Generation:
     """Create the queued generation, reserve its money and wake the forwarder. Must run inside the caller's
-    transaction. In the common case four statements: the generation, the hold, the wallet's conditional UPDATE,
-    the wake-up row (ORM broker); the wallet row stays locked only from its UPDATE to the caller's COMMIT."""
+    transaction; the wallet row stays locked only from its conditional UPDATE to the caller's COMMIT."""
     generation = _generation_new(tenant=tenant, api_key=api_key, prepared=prepared, public_id=public_id)
     generation.save(force_insert=True)
     if inputs:
         GenerationInputImage.objects.bulk_create(
             [GenerationInputImage(generation=generation, **values) for values in inputs]
         )
-    forward_wakeup()
+    # One notice per submit, coalesced by the forwarders; sent at commit (a lost one costs the forwarder's recheck
+    # interval, not the generation).
+    notify_work_available()
     billing_reserve(tenant=tenant, api_key=api_key, reference=public_id, quote=prepared.quote)
     return generation
+
+
+def _forwarder_wake_after_commit() -> None:
+    """The generation is committed: from here on the answer is 202 whatever happens. A notice that cannot be sent
+    only delays the pick-up to the forwarder's recheck interval (and the reaper re-sends lost wake-ups)."""
+    try:
+        notify_work_available()
+    except DatabaseError:
+        logger.warning("forwarder_wakeup_failed", exc_info=True)
 
 
 def generation_submit(
@@ -226,13 +239,10 @@ def generation_submit(
     )
     if idempotency is None and not inputs:
         generation = _generation_new(tenant=tenant, api_key=api_key, prepared=prepared, public_id=public_id)
-        wakeup = forward_wakeup_row()
-        rows = [generation] if wakeup is None else [generation, wakeup]
         if billing_reserve_at_once(
-            tenant=tenant, api_key=api_key, reference=public_id, quote=prepared.quote, rows=rows
+            tenant=tenant, api_key=api_key, reference=public_id, quote=prepared.quote, rows=[generation]
         ):
-            if wakeup is None:
-                forward_wakeup_after_commit()
+            _forwarder_wake_after_commit()
             return SubmitResult(generation=generation)
         # Not possible in one statement, or refused: the transaction below re-checks and says which limit.
     try:

@@ -1,8 +1,8 @@
-"""Waiting for a submitted generation's result, for the OpenAI-compatible endpoints (which answer with the images,
-not with a generation to poll)."""
+"""The result of a generation the OpenAI-compatible endpoints waited for (they answer with the images, not with a
+generation to poll)."""
 
 from generations.models import Generation, GenerationImage
-from generations.selectors import generation_wait_final, image_list_serveable
+from generations.selectors import image_list_serveable
 from generations.services.lifecycle import GenerationNotCancelable, generation_cancel
 from project import errors
 
@@ -28,13 +28,10 @@ def _failure_error(generation: Generation) -> errors.DomainError:
     )
 
 
-def generation_result_wait(
-    *, generation: Generation, timeout_seconds: float
-) -> tuple[Generation, list[GenerationImage]]:
-    """Wait up to `timeout_seconds` for a submitted generation and return it with the images the tenant may see
-    (withheld and rejected ones left out). A generation still unfinished at the deadline is canceled (charged only
-    what the upstream charged us) and refused with `generation_timeout`; a failed one raises its error."""
-    generation = generation_wait_final(generation=generation, timeout_seconds=timeout_seconds)
+def generation_result_final(*, generation: Generation) -> tuple[Generation, list[GenerationImage]]:
+    """After the wait: the generation with the images the tenant may see (withheld and rejected ones left out). One
+    still unfinished at the deadline is canceled (charged only what the upstream charged us) and refused with
+    `generation_timeout`; a failed one raises its error."""
     if not generation.is_final:
         try:
             generation_cancel(generation=generation)

@@ -29,17 +29,18 @@ def test_n_above_the_plan_is_400_naming_n(tenant: Tenant, funded, reserve) -> No
     assert (domain_error_status(error), error.code, error.param) == (400, "n_above_plan_limit", "n")
 
 
-def test_concurrency_counts_open_holds_and_frees_up_on_settlement(tenant: Tenant, funded, reserve) -> None:
+def test_submits_beyond_max_concurrent_wait_and_the_queue_depth_refuses_with_queue_full(
+    tenant: Tenant, funded, reserve
+) -> None:
     funded(1_000_000)
-    limit_plan(tenant, max_concurrent=2)
+    limit_plan(tenant, max_concurrent=2, max_queued=1)
     reserve("gen_1")
     reserve("gen_2")
-    error = refusal(lambda: reserve("gen_3"))
-    assert (domain_error_status(error), error.code) == (429, "concurrency_limit") and int(
-        error.retry_after_seconds
-    ) > 0
+    reserve("gen_3")  # beyond max_concurrent: accepted, it waits for a running slot
+    error = refusal(lambda: reserve("gen_4"))
+    assert (domain_error_status(error), error.code) == (429, "queue_full") and int(error.retry_after_seconds) > 0
     billing_capture(reference="gen_1", images=1)
-    reserve("gen_3")
+    reserve("gen_4")
 
 
 def test_daily_images_count_captured_and_held_images(tenant: Tenant, funded, reserve) -> None:

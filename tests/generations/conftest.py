@@ -23,5 +23,4 @@ def forwarding(settings, tmp_path, aihubmix_sandbox):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.FORWARD_BACKOFF_BASE_SECONDS = 0.0
     settings.FORWARD_BACKOFF_MAX_SECONDS = 0.0
-    settings.FORWARD_REFILL_SECONDS = 0.05
     return aihubmix_sandbox

@@ -84,8 +84,9 @@ def qcluster(*, env: dict[str, str], log: Path):
 
 def gunicorn(*, env: dict[str, str], port: int, log: Path):
     return process(
-        [str(BIN / "gunicorn"), "project.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"],
-        env=env,
+        [str(BIN / "gunicorn"), "project.asgi", "--worker-class", "uvicorn_worker.UvicornWorker",
+         "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        env={"DATABASE_POOL": "true", **env},
         log=log,
     )
 
@@ -108,3 +109,10 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def forwarder(*, env: dict[str, str], log: Path, concurrency: int | None = None):
+    args = [str(BIN / "python"), "manage.py", "forwarder"]
+    if concurrency:
+        args += ["--concurrency", str(concurrency)]
+    return process(args, env=env, log=log)

@@ -130,7 +130,7 @@ def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_gener
 ) -> None:
     import generations.forwarder as forwarder
 
-    real_save = forwarder.blob_save
+    real_save = forwarder.blob_save_file
     failures = iter([OSError("disk full")])
 
     def flaky_save(**kwargs):
@@ -139,7 +139,7 @@ def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_gener
             raise error
         return real_save(**kwargs)
 
-    monkeypatch.setattr(forwarder, "blob_save", flaky_save)
+    monkeypatch.setattr(forwarder, "blob_save_file", flaky_save)
     customer = make_customer()
     created = generation_post(customer, prompt="saved on the second try")
     forward_drain()

@@ -45,7 +45,7 @@ def test_a_base64_image_is_decoded_and_described(
         64,
         48,
     )
-    assert (image.byte_size, image.data) == (len(data), data)
+    assert (image.byte_size, image.read_all()) == (len(data), data)
     assert len(image.sha256) == 64
 
 

@@ -1,0 +1,266 @@
+#!/usr/bin/env python
+"""How fast one forwarder process drains a backlog, and what it costs, next to a bare client in the same run.
+
+Starts the AIHubMix sandbox in its OWN process (`manage.py aihubmix_sandbox --latency L`), queues N generations
+through the real submit service, then starts one forwarder process (`manage.py forwarder --concurrency C`, exactly
+what the Procfile runs) and measures until every generation has succeeded:
+
+- generations/s (goal ≥ 50 per forwarder process at 300 in flight, 5 s latency),
+- mean calls in flight at the upstream, sampled every 100 ms from the sandbox over the run (goal ≥ 90 % of C),
+- CPU ms per generation of the forwarder process (user + system from /proc),
+- peak RSS of the forwarder process (goal ≤ 300 MB).
+
+The baseline is a bare asyncio httpx client, also in its own process, making the same N calls with the same
+concurrency against the same sandbox and downloading each output image (no database, no verification, no
+storage): the floor any forwarder could reach.
+
+    DATABASE_URL=postgres://... .venv/bin/python bench/drain.py [--generations 600] [--latency 5] [--concurrency 300]
+
+Uses DATABASE_URL (PostgreSQL recommended; migrated if needed), or a throwaway SQLite database under /tmp.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PYTHON = sys.executable
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generations", type=int, default=600)
+    parser.add_argument("--latency", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=300)
+    parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)  # the baseline's child process
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class InFlightSampler:
+    """Polls the sandbox's /_sandbox/stats every 100 ms while running."""
+
+    def __init__(self, stats_url: str) -> None:
+        import httpx
+
+        self.client = httpx.Client(timeout=2)
+        self.url = stats_url
+        self.samples: list[int] = []
+        self.running = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while self.running.is_set():
+            try:
+                self.samples.append(self.client.get(self.url).json()["in_flight"])
+            except Exception:
+                pass
+            time.sleep(0.1)
+
+    def __enter__(self) -> "InFlightSampler":
+        self.running.set()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.running.clear()
+        self.thread.join()
+
+    def mean_while_busy(self) -> float:
+        # From the first call on the wire to the last one: the ramp before the first claim is not the drain's.
+        busy = [n for n in self.samples]
+        while busy and busy[0] == 0:
+            busy.pop(0)
+        while busy and busy[-1] == 0:
+            busy.pop()
+        return statistics.fmean(busy) if busy else 0.0
+
+
+def direct_child(*, base_url: str, count: int, concurrency: int) -> None:
+    """The baseline: N calls at `concurrency`, each downloading its output, on one httpx.AsyncClient."""
+    import httpx
+
+    async def main() -> dict:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        semaphore = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=120, headers={"Authorization": "Bearer bench"}) as client:
+
+            async def one(index: int) -> int:
+                async with semaphore:
+                    response = await client.post(f"{base_url}/images/generations", json={
+                        "model": "gpt-image-1", "prompt": f"direct {index}", "quality": "low", "size": "1024x1024",
+                        "n": 1,
+                    })
+                    response.raise_for_status()
+                    item = response.json()["data"][0]
+                    if item.get("url"):
+                        image = await client.get(item["url"])
+                        return len(image.content)
+                    return len(item.get("b64_json", ""))
+
+            started = time.monotonic()
+            sizes = await asyncio.gather(*(one(i) for i in range(count)))
+            return {"seconds": time.monotonic() - started, "ok": sum(1 for s in sizes if s > 0)}
+
+    result = asyncio.run(main())
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    args = parse_args()
+    if args.direct:
+        direct_child(base_url=args.base_url, count=args.generations, concurrency=args.concurrency)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="bench-drain-"))
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
+    os.environ["MEDIA_ROOT"] = str(workdir / "media")
+    os.environ["OUTPUT_FETCH_ALLOW_PRIVATE"] = "true"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    os.environ["AIHUBMIX_BASE_URL"] = base_url
+    os.environ["AIHUBMIX_TASKS_URL"] = f"{base_url}/tasks"
+    os.environ["AIHUBMIX_API_KEY"] = "bench"
+    os.environ["AIHUBMIX_MAX_CONNECTIONS"] = str(max(args.concurrency, 256))
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    with __import__("contextlib").suppress(Exception):
+        call_command("createcachetable", verbosity=0)
+
+    from accounts.services import SYSTEM, api_key_create, tenant_create
+    from billing.models import Plan
+    from billing.services.prices import price_set
+    from billing.services.wallets import billing_account_open
+    from generations.models import Generation
+    from generations.services.submit import GenerationRequest, generation_submit
+
+    sandbox = subprocess.Popen(
+        [PYTHON, "manage.py", "aihubmix_sandbox", "--port", str(port), "--latency", str(args.latency)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        import httpx
+
+        stats_url = f"http://127.0.0.1:{port}/_sandbox/stats"
+        for _ in range(200):
+            try:
+                httpx.get(stats_url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+        # --- baseline: a bare client in its own process --------------------------------------------------
+        with InFlightSampler(stats_url) as direct_sampler:
+            done = subprocess.run(
+                [PYTHON, __file__, "--direct", "--base-url", base_url, "--generations", str(args.generations),
+                 "--concurrency", str(args.concurrency)],
+                cwd=ROOT, capture_output=True, text=True, check=True,
+            )
+        direct = json.loads(done.stdout.strip().splitlines()[-1])
+
+        # --- the forwarder ---------------------------------------------------------------------------------
+        price_set(model_id="openai/gpt-image-1", quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
+        slug = f"bench-{int(time.time())}"
+        tenant = tenant_create(slug=slug, name="Bench")
+        plan = Plan.objects.create(
+            name=slug, markup_bps=2000, max_n=10, max_concurrent=None, max_queued=None, images_per_day=None,
+            images_per_month=None, requests_per_minute=None,
+        )
+        billing_account_open(tenant=tenant, plan=plan, opening_credit_micros=1_000_000_000)
+        api_key = api_key_create(tenant=tenant, name="bench").api_key
+        for index in range(args.generations):
+            generation_submit(
+                tenant=tenant, api_key=api_key, render=lambda generation: {},
+                request_factory=lambda index=index: GenerationRequest(
+                    model="openai/gpt-image-1", prompt=f"drain {index}", quality="low", size="1024x1024"),
+            )
+        mine = Generation.objects.filter(tenant=tenant)
+
+        log = workdir / "forwarder.log"
+        env = {**os.environ, "FORWARD_CONCURRENCY": str(args.concurrency)}
+        with log.open("wb") as output:
+            process = subprocess.Popen([PYTHON, "manage.py", "forwarder"], cwd=ROOT, env=env, stdout=output,
+                                       stderr=subprocess.STDOUT)
+        try:
+            with InFlightSampler(stats_url) as sampler:
+                while "forwarder running" not in log.read_text():
+                    if process.poll() is not None:
+                        raise SystemExit(f"forwarder exited:\n{log.read_text()[-3000:]}")
+                    time.sleep(0.01)
+                started, cpu_before = time.monotonic(), cpu_seconds(process.pid)
+                while mine.exclude(status__in=["succeeded", "failed", "canceled"]).exists():
+                    time.sleep(0.1)
+                seconds, cpu_after = time.monotonic() - started, cpu_seconds(process.pid)
+                rss = peak_rss_mb(process.pid)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        succeeded = mine.filter(status="succeeded").count()
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
+
+    n, c, latency = args.generations, args.concurrency, args.latency
+    ideal = c / latency
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    print(f"\n{n} generations, {latency:g} s upstream latency, {c} in flight allowed, database {engine}, "
+          f"sandbox in its own process (ideal: {ideal:.1f}/s)")
+    print(f"{'':26s} {'gen/s':>8s} {'of ideal':>9s} {'mean in flight':>15s} {'CPU ms/gen':>11s} {'peak RSS':>9s}")
+    rows = [
+        ("direct httpx (baseline)", direct["ok"], direct["seconds"], direct_sampler.mean_while_busy(),
+         direct["cpu_seconds"], direct["peak_rss_mb"]),
+        ("forwarder process", succeeded, seconds, sampler.mean_while_busy(), cpu_after - cpu_before, rss),
+    ]
+    for name, ok, wall, in_flight, cpu, peak in rows:
+        rate = ok / wall
+        print(f"{name:26s} {rate:8.1f} {rate / ideal:8.0%} {in_flight:9.0f} ({in_flight / c:4.0%}) "
+              f"{1000 * cpu / max(ok, 1):11.1f} {peak:7.0f} MB")
+    ratio = (succeeded / seconds) / (direct["ok"] / direct["seconds"])
+    print(f"forwarder / baseline throughput: {ratio:.2f}   succeeded {succeeded}/{n}   "
+          f"goals: ≥ 50 gen/s per process, ≥ 90 % in flight, ≤ 300 MB")
+
+
+if __name__ == "__main__":
+    main()

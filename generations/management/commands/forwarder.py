@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand, CommandParser
+
+from generations.forwarder import forward_forever
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a forwarder: claims queued generations (woken by notifications), keeps up to FORWARD_CONCURRENCY "
+        "upstream calls in flight, settles them. Runs until SIGTERM/SIGINT; run several for more throughput."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--concurrency", type=int, default=None, help="default: FORWARD_CONCURRENCY")
+
+    def handle(self, *args: object, concurrency: int | None, **options: object) -> None:
+        def started(slots: int) -> None:
+            self.stdout.write(f"forwarder running: up to {slots} upstream calls in flight (SIGTERM to stop)")
+            self.stdout.flush()
+
+        forward_forever(concurrency=concurrency, on_started=started)

@@ -1,0 +1,96 @@
+"""Which queued generations the forwarder claims next: fair between tenants, and never more running per tenant than
+the plan's `max_concurrent`.
+
+Round-robin by queue position: every tenant's oldest claimable generation comes before any tenant's second, so a
+tenant with 10,000 queued delays another tenant's first generation by at most one claim round. The running cap is
+applied here (not at submit, which only bounds the queue depth), inside one claim transaction that holds a
+transaction-scoped advisory lock, so two forwarder processes can never both fill the same tenant's last slot.
+"""
+
+from datetime import datetime
+from itertools import zip_longest
+
+from django.db import connection
+
+from accounts.models import Tenant
+from billing.defaults import DEFAULT_PLAN_VALUES
+from billing.models import Plan, TenantPlan
+from billing.selectors import tenant_limits
+from generations.models import Generation
+
+# pg_advisory_xact_lock key: an arbitrary constant naming "the claim".
+CLAIM_LOCK_KEY = 0x6E6E_10C1
+
+_FAIR_CANDIDATES_SQL = """
+SELECT picked.id
+FROM {tenant} t
+LEFT JOIN {tenantplan} tp ON tp.tenant_id = t.id
+LEFT JOIN {plan} p ON p.id = tp.plan_id
+CROSS JOIN LATERAL (
+    SELECT CASE
+        WHEN tp.id IS NOT NULL THEN COALESCE(tp.max_concurrent, p.max_concurrent)
+        WHEN EXISTS (SELECT 1 FROM {plan} d WHERE d.is_default) THEN
+            (SELECT d.max_concurrent FROM {plan} d WHERE d.is_default LIMIT 1)
+        ELSE %(fallback_cap)s
+    END AS cap
+) c
+CROSS JOIN LATERAL (
+    SELECT count(*) AS running FROM {generation} r WHERE r.tenant_id = t.id AND r.status = 'running'
+) r
+CROSS JOIN LATERAL (
+    SELECT g.id, g.created_at, row_number() OVER (ORDER BY g.created_at, g.id) AS position
+    FROM {generation} g
+    WHERE g.tenant_id = t.id AND g.status = 'queued' AND (g.not_before IS NULL OR g.not_before <= %(now)s)
+    ORDER BY g.created_at, g.id
+    LIMIT GREATEST(0, LEAST(%(limit)s, COALESCE(c.cap - r.running, %(limit)s)))
+) picked
+ORDER BY picked.position, picked.created_at, picked.id
+LIMIT %(limit)s
+"""
+
+
+def _fair_candidates_postgresql(*, limit: int, now: datetime) -> list[int]:
+    sql = _FAIR_CANDIDATES_SQL.format(
+        tenant=Tenant._meta.db_table,
+        tenantplan=TenantPlan._meta.db_table,
+        plan=Plan._meta.db_table,
+        generation=Generation._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
+        cursor.execute(sql, {"limit": limit, "now": now, "fallback_cap": DEFAULT_PLAN_VALUES["max_concurrent"]})
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _fair_candidates_portable(*, limit: int, now: datetime) -> list[int]:
+    """The same choice in Python, for SQLite (whose IMMEDIATE transactions already serialise claims)."""
+    from django.db.models import Count, Q
+
+    queued = Generation.objects.filter(status=Generation.Status.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    tenant_ids = sorted(set(queued.values_list("tenant_id", flat=True)))
+    if not tenant_ids:
+        return []
+    running = dict(
+        Generation.objects.filter(status=Generation.Status.RUNNING, tenant_id__in=tenant_ids)
+        .values_list("tenant_id")
+        .annotate(count=Count("id"))
+    )
+    heads = []
+    for tenant in Tenant.objects.filter(pk__in=tenant_ids).order_by("pk"):
+        cap = tenant_limits(tenant=tenant).max_concurrent
+        room = limit if cap is None else max(0, min(limit, cap - running.get(tenant.pk, 0)))
+        if room:
+            heads.append(list(queued.filter(tenant=tenant).order_by("created_at", "id").values_list("id", flat=True)[:room]))
+    ordered = [gid for round_ in zip_longest(*heads) for gid in round_ if gid is not None]
+    return ordered[:limit]
+
+
+def claim_candidates(*, limit: int, now: datetime) -> list[int]:
+    """Ids to claim, in claim order. Call inside the claim transaction (on PostgreSQL it takes the claim lock)."""
+    if limit <= 0:
+        return []
+    if connection.vendor == "postgresql":
+        return _fair_candidates_postgresql(limit=limit, now=now)
+    return _fair_candidates_portable(limit=limit, now=now)

@@ -1,0 +1,163 @@
+"""Waiting clients cost no thread: real web (gunicorn + uvicorn worker) and forwarder processes, one tenant holding
+its plan's maximum of slow waits while another tenant's requests keep answering at once; over the cap the native
+API answers 202 without waiting and /v1/images/* 429 with Retry-After, creating nothing."""
+
+import os
+import threading
+import time
+
+import httpx
+import pytest
+import redis
+
+from billing.models import Plan
+from generations.models import Generation
+from generations.services import waits
+from generations.services.waits import wait_slot_acquire, wait_slot_release
+from tests.generations.processes import (
+    forwarder,
+    free_port,
+    gunicorn,
+    stack_environment,
+    wait_http,
+    wait_until,
+)
+from tests.generations.support import LOW_SQUARE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT_CAP = 10  # more than the 8 threads the sync web tier had in all
+
+
+@pytest.mark.postgres
+def test_a_tenant_at_its_wait_cap_does_not_slow_another_tenant(make_customer, aihubmix_sandbox, tmp_path) -> None:
+    greedy = make_customer("greedy", plan=Plan.objects.create(
+        name="waity", max_concurrent=None, max_queued=None, max_concurrent_waits=WAIT_CAP))
+    other = make_customer("other")
+    aihubmix_sandbox.latency = 12.0
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = stack_environment(sandbox=aihubmix_sandbox, media_root=tmp_path / "media")
+    with gunicorn(env=env, port=port, log=tmp_path / "web.log"), forwarder(env=env, log=tmp_path / "fwd.log"):
+        wait_http(f"{base}/healthz")
+        greedy_headers = {"Authorization": f"Bearer {greedy.key.secret}"}
+        other_headers = {"Authorization": f"Bearer {other.key.secret}"}
+        answers: list[httpx.Response | Exception] = []
+
+        def hold_a_wait(number: int) -> None:
+            try:
+                answers.append(httpx.post(
+                    f"{base}/v1/generations", json={**LOW_SQUARE, "prompt": f"slow {number}"},
+                    headers={**greedy_headers, "Prefer": "wait=60"}, timeout=90))
+            except httpx.HTTPError as error:  # the server is stopped at the end of the test
+                answers.append(error)
+
+        waiters = [threading.Thread(target=hold_a_wait, args=(number,), daemon=True) for number in range(WAIT_CAP)]
+        for waiter in waiters:
+            waiter.start()
+        # every wait is open: its generation is at the (slow) upstream
+        assert wait_until(lambda: aihubmix_sandbox.calls["predictions"] >= WAIT_CAP, timeout=20), (
+            (tmp_path / "fwd.log").read_text()[-2000:])
+
+        # Another tenant: normal latency while the greedy tenant's waits are all pending.
+        for _ in range(3):
+            started = time.monotonic()
+            quota = httpx.get(f"{base}/v1/quota", headers=other_headers, timeout=30)
+            assert quota.status_code == 200
+            assert time.monotonic() - started < 2
+            started = time.monotonic()
+            submitted = httpx.post(f"{base}/v1/generations", json={**LOW_SQUARE, "prompt": "mine"},
+                                   headers=other_headers, timeout=30)
+            assert submitted.status_code == 202
+            assert time.monotonic() - started < 2
+
+        # Over the cap, the native API answers at once without waiting (and says the wait was not applied) …
+        started = time.monotonic()
+        over = httpx.post(f"{base}/v1/generations", json={**LOW_SQUARE, "prompt": "one too many"},
+                          headers={**greedy_headers, "Prefer": "wait=60"}, timeout=30)
+        assert time.monotonic() - started < 2
+        assert over.status_code == 202 and over.json()["status"] in ("queued", "running")
+        assert "Preference-Applied" not in over.headers
+        # … and the OpenAI-compatible one refuses with 429 and Retry-After, creating nothing.
+        before = Generation.objects.filter(tenant=greedy.tenant).count()
+        refused = httpx.post(f"{base}/v1/images/generations", json={**LOW_SQUARE, "model": "gpt-image-1",
+                             "prompt": "refused"}, headers=greedy_headers, timeout=30)
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["Retry-After"]) > 0
+        assert refused.json()["error"]["code"] == "too_many_waits"
+        assert refused.json()["error"]["type"] == "rate_limit_error"
+        assert Generation.objects.filter(tenant=greedy.tenant).count() == before
+
+        assert all(waiter.is_alive() for waiter in waiters) and not answers  # still waiting all along
+
+        # The waits end with their generations: 200 with the finished generation and Preference-Applied.
+        aihubmix_sandbox.latency = 0.0
+        for waiter in waiters:
+            waiter.join(timeout=60)
+        assert len(answers) == WAIT_CAP
+        assert all(isinstance(answer, httpx.Response) and answer.status_code == 200 for answer in answers), [
+            getattr(answer, "text", answer) for answer in answers]
+        assert {answer.headers["Preference-Applied"] for answer in answers} == {"wait=60"}
+        assert {answer.json()["status"] for answer in answers} == {"succeeded"}
+
+        # the slots were given back: the greedy tenant can wait again
+        again = httpx.post(f"{base}/v1/generations", json={**LOW_SQUARE, "prompt": "again"},
+                           headers={**greedy_headers, "Prefer": "wait=30"}, timeout=60)
+        assert again.status_code == 200 and again.headers["Preference-Applied"] == "wait=30"
+
+
+@pytest.fixture(params=["cache", "redis"])
+def slot_store(request, settings):
+    if request.param == "redis":
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1).ping()
+        except redis.RedisError:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip("Redis is not reachable")
+        # Redis outlives the test database, whose tenant ids start again at 1: forget slots of earlier runs
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(f"{waits._scope()}:*"):
+            client.delete(key)
+    settings.Q_BROKER = "redis" if request.param == "redis" else "orm"
+    return request.param
+
+
+def test_wait_slots_are_capped_per_tenant_given_back_and_expire_by_themselves(slot_store, make_customer,
+                                                                               monkeypatch) -> None:
+    capped = make_customer("capped", plan=Plan.objects.create(name="two-waits", max_concurrent_waits=2))
+    other = make_customer("other", plan=Plan.objects.create(name="one-wait", max_concurrent_waits=1))
+    first = wait_slot_acquire(tenant=capped.tenant, seconds=60)
+    second = wait_slot_acquire(tenant=capped.tenant, seconds=60)
+    assert first is not None and second is not None and first.store == second.store == slot_store
+    assert wait_slot_acquire(tenant=capped.tenant, seconds=60) is None
+    others = wait_slot_acquire(tenant=other.tenant, seconds=60)
+    assert others is not None  # per tenant
+    wait_slot_release(slot=others)
+    wait_slot_release(slot=first)
+    third = wait_slot_acquire(tenant=capped.tenant, seconds=60)
+    assert third is not None
+    wait_slot_release(slot=second)
+    wait_slot_release(slot=third)
+
+    # A waiter that crashed never gives its slot back: it expires after the wait plus the margin.
+    monkeypatch.setattr(waits, "SLOT_MARGIN_SECONDS", 2)
+    assert wait_slot_acquire(tenant=capped.tenant, seconds=0) is not None
+    assert wait_slot_acquire(tenant=capped.tenant, seconds=0) is not None
+    assert wait_slot_acquire(tenant=capped.tenant, seconds=0) is None
+    time.sleep(3.1)  # the database cache keeps whole seconds: expired means a second past the expiry
+    assert wait_slot_acquire(tenant=capped.tenant, seconds=0) is not None
+
+
+def test_a_plan_without_waits_never_waits(make_customer) -> None:
+    customer = make_customer("nowait", plan=Plan.objects.create(name="no-waits", max_concurrent_waits=0))
+    assert wait_slot_acquire(tenant=customer.tenant, seconds=10) is None
+    response = customer.client.post("/v1/generations", {**LOW_SQUARE, "prompt": "x"}, format="json",
+                                    HTTP_PREFER="wait=10")
+    assert response.status_code == 202 and "Preference-Applied" not in response
+    openai = customer.client.post("/v1/images/generations", {**LOW_SQUARE, "model": "gpt-image-1", "prompt": "x"},
+                                  format="json")
+    assert openai.status_code == 429 and openai["Retry-After"] == "5"
+    assert openai.json()["error"] == {"message": openai.json()["error"]["message"], "type": "rate_limit_error",
+                                      "param": None, "code": "too_many_waits"}
+    assert Generation.objects.filter(tenant=customer.tenant).count() == 1  # the native one only
