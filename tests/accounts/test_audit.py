@@ -228,7 +228,11 @@ def test_a_key_budget_changed_in_the_admin_is_audited_and_must_not_be_negative(s
     issued = api_key_create(tenant=tenant, name="ci")
     url = f"/admin/accounts/apikey/{issued.api_key.prefix}/change/"
 
-    staff_client.post(url, {"monthly_budget_micros": "5000000"})
+    # The staff form takes dollars (stored as micros) and refuses a negative amount.
+    refused = staff_client.post(url, {"monthly_budget_micros": "-1"})
+    assert refused.status_code == 200 and not AuditEvent.objects.filter(action="api_key.budget_changed").exists()
+    assert staff_client.get(url).status_code == 200
+    staff_client.post(url, {"monthly_budget_micros": "5.00"})
 
     event = only_event("api_key.budget_changed")
     assert (event.actor_user, event.before, event.after) == (
