@@ -1,5 +1,6 @@
 """Writes to the model catalog: staff edits (validated, audited, served at once) and the seed from the shipped file."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -8,6 +9,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.services import Actor, audit_record
+from billing.models import Price
+from billing.money import usd_to_micros
 from billing.selectors import price_list_current
 from billing.services.prices import price_set
 from generations.catalog import CatalogRuleError, ModelSpec, catalog_list, catalog_seed_data, spec_from_dict
@@ -15,6 +18,8 @@ from generations.catalog.registry import catalog_row_spec_data
 from generations.models import CatalogModel
 from project import errors
 
+# Billing 0003 seeded gpt-image-1 and Imagen from the same date: the rows are found, not doubled.
+PUBLISHED_PRICES_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 _COLUMNS = ("id", "alias", "display_name", "description", "family", "edit_family", "operations")
 
 
@@ -93,7 +98,8 @@ def catalog_model_save(*, row: CatalogModel, actor: Actor) -> CatalogModel:
 
 
 def catalog_seed_missing() -> int:
-    """Create the shipped file's models that have no row (existing rows, as staff left them, are kept)."""
+    """Create the shipped file's models that have no row, with their published prices, as migration 0007 does
+    (existing rows, as staff left them, are kept)."""
     created = 0
     with transaction.atomic():
         existing = set(CatalogModel.objects.values_list("model_id", flat=True))
@@ -115,6 +121,18 @@ def catalog_seed_missing() -> int:
                 shutdown_at=parse_datetime(lifecycle["shutdown_at"]) if lifecycle.get("shutdown_at") else None,
                 notes="\n".join(entry.get("notes", [])),
             )
+            pricing = entry.get("pricing") or {}
+            for price in pricing.get("prices", []):
+                Price.objects.get_or_create(
+                    model_id=entry["id"],
+                    quality=price["quality"],
+                    size=price["size"],
+                    effective_from=PUBLISHED_PRICES_FROM,
+                    defaults={
+                        "cost_micros": usd_to_micros(price["usd"]),
+                        "note": "; ".join(filter(None, [pricing.get("source"), price.get("note")]))[:200],
+                    },
+                )
             created += 1
     return created
 

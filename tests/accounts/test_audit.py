@@ -88,10 +88,10 @@ def test_changing_a_plan_and_a_tenant_override_is_audited(staff_client, staff, t
 
 def test_setting_and_ending_a_price_is_audited(staff_client, staff):
     staff_client.post("/admin/billing/price/add/", {
-        "model_id": "acme/model", "quality": "*", "size": "*", "cost_usd": "0.02",
+        "model_id": "bfl/flux-2-pro", "quality": "*", "size": "*", "cost_usd": "0.02",
         "effective_from_0": "2026-01-01", "effective_from_1": "00:00:00", "note": "",
     })
-    price = Price.objects.get(model_id="acme/model")
+    price = Price.objects.get(model_id="bfl/flux-2-pro")
     staff_client.post(f"/admin/billing/price/{price.pk}/change/", {
         "effective_to_0": "2027-01-01", "effective_to_1": "00:00:00",
     })
@@ -228,7 +228,11 @@ def test_a_key_budget_changed_in_the_admin_is_audited_and_must_not_be_negative(s
     issued = api_key_create(tenant=tenant, name="ci")
     url = f"/admin/accounts/apikey/{issued.api_key.prefix}/change/"
 
-    staff_client.post(url, {"monthly_budget_micros": "5000000"})
+    # The staff form takes dollars (stored as micros) and refuses a negative amount.
+    refused = staff_client.post(url, {"monthly_budget_micros": "-1"})
+    assert refused.status_code == 200 and not AuditEvent.objects.filter(action="api_key.budget_changed").exists()
+    assert staff_client.get(url).status_code == 200
+    staff_client.post(url, {"monthly_budget_micros": "5.00"})
 
     event = only_event("api_key.budget_changed")
     assert (event.actor_user, event.before, event.after) == (

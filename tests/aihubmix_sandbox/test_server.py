@@ -28,7 +28,7 @@ def test_many_slow_requests_are_served_at_once(aihubmix_sandbox: SandboxHandle) 
         statuses = list(pool.map(one, range(60)))
 
     assert statuses == [200] * 60
-    assert aihubmix_sandbox.calls["predictions"] == 60
+    assert aihubmix_sandbox.calls["images.generations"] == 60
 
 
 def test_the_management_command_serves_until_stopped() -> None:

@@ -32,9 +32,9 @@ def test_create_tenant_refuses_a_bad_credit_amount() -> None:
 
 
 def test_set_price_makes_a_model_billable_and_is_audited(capsys) -> None:
-    assert price_current(model_id="qianfan/qwen-image", quality="", size="1024x1024") is None
-    call_command("set_price", "qianfan/qwen-image", "--usd", "0.03")
-    price = price_current(model_id="qianfan/qwen-image", quality="", size="1024x1024")
+    assert price_current(model_id="qianfan/irag-1.0", quality="", size="1024x1024") is None
+    call_command("set_price", "qianfan/irag-1.0", "--usd", "0.03")
+    price = price_current(model_id="qianfan/irag-1.0", quality="", size="1024x1024")
     assert price.cost_micros == 30_000 and (price.quality, price.size) == ("*", "*")
     assert AuditEvent.objects.filter(action="price.set", target_id=str(price.pk)).exists()
     assert "0.030000 USD per image" in capsys.readouterr().out
@@ -42,8 +42,8 @@ def test_set_price_makes_a_model_billable_and_is_audited(capsys) -> None:
 
 def test_set_price_refuses_bad_amounts() -> None:
     with pytest.raises(CommandError, match="--usd"):
-        call_command("set_price", "qianfan/qwen-image", "--usd", "-1")
-    assert not Price.objects.filter(model_id="qianfan/qwen-image").exists()
+        call_command("set_price", "qianfan/irag-1.0", "--usd", "-1")
+    assert not Price.objects.filter(model_id="qianfan/irag-1.0").exists()
 
 
 def test_billing_check_exits_non_zero_and_names_the_drift(capsys) -> None:
