@@ -69,7 +69,9 @@ def procfile_server_settings() -> dict[str, str]:
     """workers, threads and worker class from the Procfile's web line, so the bench follows what is deployed."""
     line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
     words = shlex.split(line.partition(":")[2])
-    found = {"workers": "1", "threads": "1", "worker_class": "sync"}
+    found = {"workers": "1", "threads": "1", "worker_class": "sync", "database_pool": "false"}
+    if "DATABASE_POOL=true" in words:
+        found["database_pool"] = "true"
     for flag, name in (("--workers", "workers"), ("--threads", "threads"), ("--worker-class", "worker_class")):
         if flag in words:
             value = words[words.index(flag) + 1]
@@ -133,14 +135,18 @@ print(json.dumps(keys))
 """
 
 
-def project_environment(pg: str, name: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url(pg, name), "DJANGO_SETTINGS_MODULE": "project.settings"}
+def project_environment(pg: str, name: str, pool: str = "false") -> dict[str, str]:
+    return {
+        **os.environ, "DATABASE_URL": database_url(pg, name), "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DATABASE_POOL": pool,
+    }
 
 
-def baseline_environment(pg: str, name: str) -> dict[str, str]:
+def baseline_environment(pg: str, name: str, pool: str = "false") -> dict[str, str]:
     return {
         **os.environ,
         "DATABASE_URL": database_url(pg, name),
+        "DATABASE_POOL": pool,
         "DJANGO_SETTINGS_MODULE": "baseline.settings",
         "PYTHONPATH": str(BENCH),
     }
@@ -421,12 +427,17 @@ def main() -> None:
         prepare_baseline(args.pg, args.baseline_db)
         keys_file.parent.mkdir(exist_ok=True)
         keys_file.write_text(json.dumps(keys))
+    # The same interface for both: ASGI when the Procfile serves the project with uvicorn workers, else WSGI.
+    interface = "asgi" if "uvicorn" in settings["worker_class"].lower() else "wsgi"
+    pool = settings["database_pool"]
     servers = {
         "project": start_server(
-            "project", "project.wsgi", project_environment(args.pg, args.project_db), settings, args.project_db
+            "project", f"project.{interface}", project_environment(args.pg, args.project_db, pool), settings,
+            args.project_db,
         ),
         "baseline": start_server(
-            "baseline", "baseline.wsgi", baseline_environment(args.pg, args.baseline_db), settings, args.baseline_db
+            "baseline", f"baseline.{interface}", baseline_environment(args.pg, args.baseline_db, pool), settings,
+            args.baseline_db,
         ),
     }
     results: list[Result] = []

@@ -33,6 +33,10 @@ _loaded_version: str | None = None
 # The version this request saw, or None when it has not looked yet (or runs outside a request).
 _request_version: contextvars.ContextVar[str | None] = contextvars.ContextVar("readcache_version", default=None)
 _in_request: contextvars.ContextVar[bool] = contextvars.ContextVar("readcache_in_request", default=False)
+# Values computed at most once per request (`request_memo`); None outside a request.
+_request_memo: contextvars.ContextVar[dict[Hashable, Any] | None] = contextvars.ContextVar(
+    "readcache_request_memo", default=None
+)
 
 
 def _shared_version() -> str:
@@ -74,6 +78,23 @@ def readcache_get(key: Hashable, load: Callable[[], T]) -> T:
                 _entries.clear()
             _entries[key] = value
     return value
+
+
+def readcache_peek(key: Hashable) -> Any | None:
+    """What this process holds for `key` under the current version, without loading anything."""
+    version = _current_version()
+    with _lock:
+        return _entries.get(key) if version == _loaded_version else None
+
+
+def request_memo(key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()` once per request (every call outside one): for a version check other code repeats per lookup."""
+    memo = _request_memo.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def readcache_clear() -> None:
@@ -124,8 +145,10 @@ class ReadCacheMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         in_request = _in_request.set(True)
         version = _request_version.set(None)
+        memo = _request_memo.set({})
         try:
             return self.get_response(request)
         finally:
+            _request_memo.reset(memo)
             _request_version.reset(version)
             _in_request.reset(in_request)

@@ -23,7 +23,7 @@ from accounts.api.auth_failures import (
 )
 from accounts.models import ApiKey, Tenant
 from project import errors
-from project.readcache import readcache_get
+from project.readcache import readcache_get, readcache_peek
 
 
 class ApiKeyAuthFailed(errors.Unauthenticated):
@@ -52,11 +52,14 @@ def _api_key_verified(key: str) -> ApiKey | None:
     return api_key if api_key is not None and api_key.is_valid(key) else None
 
 
-def api_key_from_secret(key: str) -> ApiKey:
+def _cache_key(secret: str) -> tuple[str, str]:
     # Only keys that verified are cached, under a digest of the whole secret, so a wrong secret for a known prefix
     # never matches a cached entry. Revocation and suspension bump the read cache (accounts.apps).
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    api_key = readcache_get(("api_key", digest), lambda: _api_key_verified(key))
+    return ("api_key", hashlib.sha256(secret.encode()).hexdigest())
+
+
+def api_key_from_secret(key: str) -> ApiKey:
+    api_key = readcache_get(_cache_key(key), lambda: _api_key_verified(key))
     if api_key is None:
         raise ApiKeyAuthFailed("The API key is not valid.", code="invalid_api_key")
     if api_key.revoked:
@@ -93,7 +96,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             auth_failures_check(address=address, secret=None)
             auth_failure_record(address=address)
             raise
-        auth_failures_check(address=address, secret=secret)
+        if readcache_peek(_cache_key(secret)) is None:
+            # A key this process already verified costs no lookup, so only unknown keys are counted against the
+            # address's limit (and a warm submit reads no failure counter).
+            auth_failures_check(address=address, secret=secret)
         try:
             api_key = api_key_from_secret(secret)
         except ApiKeyAuthFailed:

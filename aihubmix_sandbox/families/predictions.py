@@ -84,7 +84,12 @@ def _gpt_image_answer(
             "b64_json": [{"bytesBase64": item["b64_json"], "mimeType": content_type} for item in items if "b64_json" in item],
             "urls": [item["url"] for item in items if "url" in item],
         },
-        "usage": {"input_tokens": tokens, "output_tokens": 4160, "total_tokens": tokens + 4160},
+        "usage": {
+            "input_tokens": tokens,
+            "output_tokens": 4160,
+            "total_tokens": tokens + 4160,
+            "input_tokens_details": {"text_tokens": tokens, "image_tokens": 0},
+        },
     }
 
 

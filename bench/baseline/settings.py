@@ -15,6 +15,9 @@ WSGI_APPLICATION = "baseline.wsgi.application"
 DATABASES = {"default": environ.Env.db_url_config(os.environ["DATABASE_URL"])}
 DATABASES["default"]["CONN_MAX_AGE"] = 60
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if os.environ.get("DATABASE_POOL") == "true":  # as the project does under ASGI (project/settings.py)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 16, "timeout": 10}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 REST_FRAMEWORK = {

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from billing.money import micros_to_usd
 from billing.selectors import Limits, TenantPrice, tenant_limits, tenant_price_list
 from generations.catalog import (
+    PARAM_TYPES,
     CatalogEntry,
     ModelSpec,
     ParamSpec,
@@ -58,7 +59,7 @@ class CatalogSeedRangeSerializer(serializers.Serializer):
 
 class CatalogModelParamSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="Give it as `params.<name>`.")
-    type = serializers.ChoiceField(choices=["boolean", "integer", "number", "string"])
+    type = serializers.ChoiceField(choices=list(PARAM_TYPES))
     description = serializers.CharField()
     choices = serializers.ListField(child=serializers.JSONField(), help_text="Allowed values; empty: any.")
     minimum = serializers.FloatField(allow_null=True)

@@ -9,6 +9,7 @@ from generations.catalog.registry import (
     catalog_version,
 )
 from generations.catalog.specs import (
+    PARAM_TYPES,
     CatalogRuleError,
     CustomSize,
     ModelSpec,
@@ -37,6 +38,7 @@ from generations.catalog.validation import (
 )
 
 __all__ = [
+    "PARAM_TYPES",
     "CatalogEntry",
     "CatalogRuleError",
     "CustomSize",

@@ -15,6 +15,7 @@ from django.db.models import Count, Max
 
 from generations.catalog.specs import CatalogRuleError, ModelSpec, spec_from_dict
 from generations.models import CatalogModel
+from project.readcache import request_memo
 
 SEED_FILE = Path(__file__).parent / "data" / "models.json"
 logger = logging.getLogger(__name__)
@@ -110,8 +111,9 @@ def catalog_version() -> str:
 
 
 def catalog_entries() -> tuple[CatalogEntry, ...]:
-    """Every catalog row (retired ones too), reloaded when another save changed the version."""
-    version = catalog_version()
+    """Every catalog row (retired ones too), reloaded when another save changed the version (checked once per
+    request: a submit looks the catalog up several times)."""
+    version = request_memo("catalog_version", catalog_version)
     if _loaded["version"] == version:
         return _loaded["entries"]
     with _lock:

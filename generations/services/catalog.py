@@ -98,7 +98,7 @@ def catalog_model_save(*, row: CatalogModel, actor: Actor) -> CatalogModel:
 
 
 def catalog_seed_missing() -> int:
-    """Create the shipped file's models that have no row, with their published prices, as migration 0007 does
+    """Create the shipped file's models that have no row, with their published prices, as migration 0010_catalog_seed does
     (existing rows, as staff left them, are kept)."""
     created = 0
     with transaction.atomic():

@@ -1,8 +1,11 @@
+import threading
 from collections.abc import Callable
 
 import pytest
+from django.db import connections
 
 from billing.models import Plan
+from generations.forwarder import forward_drain
 from tests.generations.support import Customer, customer_create
 
 
@@ -24,3 +27,23 @@ def forwarding(settings, tmp_path, aihubmix_sandbox):
     settings.FORWARD_BACKOFF_BASE_SECONDS = 0.0
     settings.FORWARD_BACKOFF_MAX_SECONDS = 0.0
     return aihubmix_sandbox
+
+
+@pytest.fixture
+def background_forwarder(forwarding):
+    """A forwarder in this process: drains whatever the live server queues, until the test ends."""
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                if not forward_drain().claimed:
+                    stop.wait(0.05)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="test-forwarder", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=30)

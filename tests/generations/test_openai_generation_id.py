@@ -15,8 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def sdk(make_customer, forwarding, live_server, settings):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}  # the drain runs right after the submit commits
+def sdk(make_customer, background_forwarder, live_server):
     customer = make_customer()
     client = openai.OpenAI(api_key=customer.key.secret, base_url=f"{live_server.url}/v1", max_retries=0)
     yield customer, client

@@ -2,38 +2,15 @@
 
 import base64
 import io
-import threading
 
 import openai
 import pytest
-from django.db import connections
 from PIL import Image
 
-from generations.forwarder import forward_drain
 from generations.models import Generation
 from tests.generations.support import LOW_SQUARE_PRICE_MICROS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def background_forwarder(forwarding):
-    """A forwarder in this process: drains whatever the live server queues, until the test ends."""
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            while not stop.is_set():
-                if not forward_drain().claimed:
-                    stop.wait(0.05)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run, name="test-forwarder", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=30)
 
 
 @pytest.fixture

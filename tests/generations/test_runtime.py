@@ -158,8 +158,8 @@ plan = Plan.objects.create(name="outage", max_concurrent=None, requests_per_minu
 billing_account_open(tenant=tenant, plan=plan, opening_credit_micros=10_000_000)
 key = api_key_create(tenant=tenant, name="k").api_key
 for index in range({count}):
-    generation_submit(tenant=tenant, api_key=key, render=lambda g: {{}}, request_factory=lambda index=index:
-        GenerationRequest(model="openai/gpt-image-1", prompt=f"outage {{index}}", quality="low", size="1024x1024"))
+    generation_submit(tenant=tenant, api_key=key, request=GenerationRequest(
+        model="openai/gpt-image-1", prompt=f"outage {{index}}", quality="low", size="1024x1024"))
 """
 
 

@@ -158,6 +158,6 @@ def test_a_plan_without_waits_never_waits(make_customer) -> None:
     openai = customer.client.post("/v1/images/generations", {**LOW_SQUARE, "model": "gpt-image-1", "prompt": "x"},
                                   format="json")
     assert openai.status_code == 429 and openai["Retry-After"] == "5"
-    assert openai.json()["error"] == {"message": openai.json()["error"]["message"], "type": "rate_limit_error",
-                                      "param": None, "code": "too_many_waits"}
+    error = openai.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("rate_limit_error", None, "too_many_waits")
     assert Generation.objects.filter(tenant=customer.tenant).count() == 1  # the native one only
