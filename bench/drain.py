@@ -117,16 +117,12 @@ def direct_child(*, base_url: str, count: int, concurrency: int) -> None:
 
             async def one(index: int) -> int:
                 async with semaphore:
-                    response = await client.post(f"{base_url}/images/generations", json={
-                        "model": "gpt-image-1", "prompt": f"direct {index}", "quality": "low", "size": "1024x1024",
-                        "n": 1,
+                    # The same route and body the forwarder sends for gpt-image-1 (predictions; base64 answer).
+                    response = await client.post(f"{base_url}/models/openai/gpt-image-1/predictions", json={
+                        "input": {"prompt": f"direct {index}", "quality": "low", "size": "1024x1024", "n": 1},
                     })
                     response.raise_for_status()
-                    item = response.json()["data"][0]
-                    if item.get("url"):
-                        image = await client.get(item["url"])
-                        return len(image.content)
-                    return len(item.get("b64_json", ""))
+                    return len(response.content)
 
             started = time.monotonic()
             sizes = await asyncio.gather(*(one(i) for i in range(count)))

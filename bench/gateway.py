@@ -34,6 +34,9 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
 BODY = {"model": "gpt-image-1", "quality": "low", "size": "1024x1024", "prompt": "a lighthouse at dawn"}
+# What the forwarder sends upstream for BODY (gpt-image generations go to the predictions route).
+DIRECT_PATH = "/models/openai/gpt-image-1/predictions"
+DIRECT_BODY = {"input": {"prompt": "a lighthouse at dawn", "n": 1, "size": "1024x1024", "quality": "low"}}
 
 
 def parse_args() -> argparse.Namespace:
@@ -148,13 +151,13 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{web_port}/healthz")
         with httpx.Client(timeout=60) as client:
             # warm up both paths (connections, imports, first-request work) outside the measurement
-            client.post(f"{sandbox_url}/images/generations", json=BODY, headers={"Authorization": "Bearer sk-bench"})
+            client.post(f"{sandbox_url}{DIRECT_PATH}", json=DIRECT_BODY, headers={"Authorization": "Bearer sk-bench"})
             client.post(f"http://127.0.0.1:{web_port}/v1/generations", json=BODY,
                         headers={"Authorization": f"Bearer {key}", "Prefer": "wait=30"})
 
         def direct(_: int) -> float:
             started = time.monotonic()
-            response = httpx.post(f"{sandbox_url}/images/generations", json=BODY,
+            response = httpx.post(f"{sandbox_url}{DIRECT_PATH}", json=DIRECT_BODY,
                                   headers={"Authorization": "Bearer sk-bench"}, timeout=60)
             response.raise_for_status()
             return time.monotonic() - started
