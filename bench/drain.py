@@ -208,8 +208,7 @@ def main() -> None:
         api_key = api_key_create(tenant=tenant, name="bench").api_key
         for index in range(args.generations):
             generation_submit(
-                tenant=tenant, api_key=api_key, render=lambda generation: {},
-                request_factory=lambda index=index: GenerationRequest(
+                tenant=tenant, api_key=api_key, request=GenerationRequest(
                     model="openai/gpt-image-1", prompt=f"drain {index}", quality="low", size="1024x1024"),
             )
         mine = Generation.objects.filter(tenant=tenant)
