@@ -1,7 +1,7 @@
 """The ledger's generation flow: hold an estimate before forwarding (`billing_reserve`), then settle it once by
 charging what was delivered (`billing_capture`) or returning it (`billing_release`)."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -34,6 +34,27 @@ def _in_period(counter: str, period_field: str, period: date) -> Case:
     return Case(When(**{period_field: period}, then=F(counter)), default=Value(0))
 
 
+def _hold_entry(
+    *, tenant: Tenant, api_key: ApiKey | None, reference: str, quote: Quote, now: datetime
+) -> LedgerEntry:
+    """The HOLD row both reserve paths write (unsaved): the quote is copied on it for settlement and reports."""
+    return LedgerEntry(
+        tenant=tenant,
+        kind=Kind.HOLD,
+        reference=reference,
+        amount_micros=quote.estimate_micros,
+        api_key=api_key,
+        price_id=quote.price_id,
+        model_id=quote.model_id,
+        quality=quote.quality,
+        size=quote.size,
+        images=quote.n,
+        unit_cost_micros=quote.unit_cost_micros,
+        unit_price_micros=quote.unit_price_micros,
+        created_at=now,
+    )
+
+
 def billing_reserve(*, tenant: Tenant, api_key: ApiKey | None, reference: str, quote: Quote) -> LedgerEntry:
     """Check the quotas and hold the estimate. Must run inside the caller's `transaction.atomic()` so the hold
     commits or rolls back with the caller's own rows.
@@ -51,21 +72,8 @@ def billing_reserve(*, tenant: Tenant, api_key: ApiKey | None, reference: str, q
     now = timezone.now()
     periods = BillingPeriods.at(now)
     try:
-        hold = LedgerEntry.objects.create(
-            tenant=tenant,
-            kind=Kind.HOLD,
-            reference=reference,
-            amount_micros=quote.estimate_micros,
-            api_key=api_key,
-            price_id=quote.price_id,
-            model_id=quote.model_id,
-            quality=quote.quality,
-            size=quote.size,
-            images=quote.n,
-            unit_cost_micros=quote.unit_cost_micros,
-            unit_price_micros=quote.unit_price_micros,
-            created_at=now,
-        )
+        hold = _hold_entry(tenant=tenant, api_key=api_key, reference=reference, quote=quote, now=now)
+        hold.save(force_insert=True)
     except IntegrityError as error:
         connection.set_rollback(True)
         raise ReferenceTaken(f"Hold reference '{reference}' is already used.") from error
@@ -104,21 +112,7 @@ def billing_reserve_at_once(
     if limits.key_monthly_budget_micros is not None and api_key is not None:
         return False
     now = timezone.now()
-    hold = LedgerEntry(
-        tenant=tenant,
-        kind=Kind.HOLD,
-        reference=reference,
-        amount_micros=quote.estimate_micros,
-        api_key=api_key,
-        price_id=quote.price_id,
-        model_id=quote.model_id,
-        quality=quote.quality,
-        size=quote.size,
-        images=quote.n,
-        unit_cost_micros=quote.unit_cost_micros,
-        unit_price_micros=quote.unit_price_micros,
-        created_at=now,
-    )
+    hold = _hold_entry(tenant=tenant, api_key=api_key, reference=reference, quote=quote, now=now)
     wallet_update = quota_hold_update_sql(tenant=tenant, limits=limits, quote=quote, periods=BillingPeriods.at(now))
     inserts = [insert_from_sql(row, source=CHAIN_SOURCE) for row in [hold, *rows]]
     tenant_id, *pks = execute_chained(wallet_update, inserts)
