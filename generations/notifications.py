@@ -98,6 +98,15 @@ def notify_work_available() -> None:
     _send(WORK_AVAILABLE, "")
 
 
+def work_available_notice_sql() -> tuple[str, list[str]] | None:
+    """`notify_work_available` as an SQL expression, for a caller that writes in one statement and would otherwise
+    spend a second round trip on the notice; None when the transport is not PostgreSQL (then call
+    `notify_work_available`)."""
+    if notifications_transport() != "postgres":
+        return None
+    return "pg_notify(%s, %s)", [_PG_PREFIX + WORK_AVAILABLE, ""]
+
+
 # --- Listening ----------------------------------------------------------------------------------------------
 
 

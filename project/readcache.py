@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Model
@@ -33,10 +34,6 @@ _loaded_version: str | None = None
 # The version this request saw, or None when it has not looked yet (or runs outside a request).
 _request_version: contextvars.ContextVar[str | None] = contextvars.ContextVar("readcache_version", default=None)
 _in_request: contextvars.ContextVar[bool] = contextvars.ContextVar("readcache_in_request", default=False)
-# Values computed at most once per request (`request_memo`); None outside a request.
-_request_memo: contextvars.ContextVar[dict[Hashable, Any] | None] = contextvars.ContextVar(
-    "readcache_request_memo", default=None
-)
 
 
 def _shared_version() -> str:
@@ -87,16 +84,6 @@ def readcache_peek(key: Hashable) -> Any | None:
         return _entries.get(key) if version == _loaded_version else None
 
 
-def request_memo(key: Hashable, compute: Callable[[], T]) -> T:
-    """`compute()` once per request (every call outside one): for a version check other code repeats per lookup."""
-    memo = _request_memo.get()
-    if memo is None:
-        return compute()
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]
-
-
 def readcache_clear() -> None:
     """Forget everything this process cached (the next lookup reloads)."""
     global _loaded_version
@@ -137,18 +124,36 @@ def readcache_invalidate_on_change(*models: type[Model], skip_creation: bool = F
 
 
 class ReadCacheMiddleware:
-    """Scopes the version read to one request: the first cached lookup reads it, later ones reuse it."""
+    """Scopes the version read to one request: the first cached lookup reads it, later ones reuse it.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    Both sync and async, so under ASGI it costs no thread hop (project.middleware says why that matters). The
+    context variables set here reach the view's thread: asgiref runs it in a copy of this context."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self._acall(request)
         in_request = _in_request.set(True)
         version = _request_version.set(None)
-        memo = _request_memo.set({})
         try:
             return self.get_response(request)
         finally:
-            _request_memo.reset(memo)
+            _request_version.reset(version)
+            _in_request.reset(in_request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        in_request = _in_request.set(True)
+        version = _request_version.set(None)
+        try:
+            return await self.get_response(request)
+        finally:
             _request_version.reset(version)
             _in_request.reset(in_request)

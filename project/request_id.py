@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django_structlog import signals as django_structlog_signals
 
@@ -33,18 +34,39 @@ def request_id_choose(incoming: str | None) -> str:
 
 
 class RequestIdMiddleware:
-    """Outermost middleware: every response leaving the application, errors included, carries the id."""
+    """Outermost middleware: every response leaving the application, errors included, carries the id.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    Both sync and async, so under ASGI it costs no thread hop (project.middleware says why that matters)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
         django_structlog_signals.bind_extra_request_metadata.connect(request_id_bind, dispatch_uid=__name__)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self._acall(request)
         request_id = request_id_choose(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
         token = _current.set(request_id)
         try:
             response = self.get_response(request)
+        finally:
+            _current.reset(token)
+        response[HEADER] = request_id
+        return response
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_choose(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = _current.set(request_id)
+        try:
+            response = await self.get_response(request)
         finally:
             _current.reset(token)
         response[HEADER] = request_id

@@ -63,15 +63,17 @@ MIDDLEWARE = [
     # Outermost, so every response (errors from the other middleware included) carries X-Request-Id.
     "project.request_id.RequestIdMiddleware",
     "project.readcache.ReadCacheMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_structlog.middlewares.RequestMiddleware",
+    # project.middleware: Django's and the libraries' own, minus the thread hops and the browser-only layers for
+    # API requests (see that module).
+    "project.middleware.SecurityMiddleware",
+    "project.middleware.StaticFilesMiddleware",
+    "project.middleware.SessionMiddleware",
+    "project.middleware.CommonMiddleware",
+    "project.middleware.CsrfViewMiddleware",
+    "project.middleware.AuthenticationMiddleware",
+    "project.middleware.MessageMiddleware",
+    "project.middleware.XFrameOptionsMiddleware",
+    "project.middleware.RequestLogMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -291,6 +293,9 @@ structlog.configure(
     logger_factory=structlog.stdlib.LoggerFactory(),
     cache_logger_on_first_use=True,
 )
+# One line per request (request_finished, which also carries the user agent: project.middleware); the start line
+# only at DEBUG. 10 is logging.DEBUG.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = 10
 
 # --- Webhooks -------------------------------------------------------------------------------------------
 # Loopback, private and link-local targets are refused unless this is on (tests, local development only).

@@ -55,8 +55,10 @@ def test_a_sane_incoming_request_id_is_echoed_in_header_body_and_logs(customer, 
     assert _error(response)["request_id"] == incoming
     logged = [record.msg for record in caplog.records if isinstance(record.msg, dict)
               and record.msg.get("event") in ("request_started", "request_finished")]
-    assert {entry["event"] for entry in logged} == {"request_started", "request_finished"}
+    # One line per request at INFO (request_started is DEBUG), carrying the id and the user agent.
+    assert [entry["event"] for entry in logged] == ["request_finished"]
     assert {entry["request_id"] for entry in logged} == {incoming}
+    assert "user_agent" in logged[0]
 
 
 @pytest.mark.parametrize("incoming", ["x" * 129, "short", "has space in it", "<script>alert(1)</script>", "é" * 12])

@@ -96,11 +96,18 @@ def billing_reserve(*, tenant: Tenant, api_key: ApiKey | None, reference: str, q
 
 
 def billing_reserve_at_once(
-    *, tenant: Tenant, api_key: ApiKey | None, reference: str, quote: Quote, rows: list[Model]
+    *,
+    tenant: Tenant,
+    api_key: ApiKey | None,
+    reference: str,
+    quote: Quote,
+    rows: list[Model],
+    also: list[tuple[str, list[Any]]] = (),
 ) -> bool:
     """Hold the estimate and insert the caller's `rows` (which must exist only if the money is held) in one
     statement: the wallet's conditional UPDATE, the hold and the rows, chained so that nothing is written unless
-    the UPDATE changed the wallet. One round trip, and the wallet row is locked for that statement only.
+    the UPDATE changed the wallet. One round trip, and the wallet row is locked for that statement only. The SQL
+    expressions in `also` (the caller's `pg_notify`) run in that statement, only when it held the money.
 
     PostgreSQL only, and not when a key budget has to be aggregated. Returns False when it did nothing (either of
     those, or a refusal): the caller then runs `billing_reserve` in a transaction, which says which limit refused.
@@ -115,7 +122,7 @@ def billing_reserve_at_once(
     hold = _hold_entry(tenant=tenant, api_key=api_key, reference=reference, quote=quote, now=now)
     wallet_update = quota_hold_update_sql(tenant=tenant, limits=limits, quote=quote, periods=BillingPeriods.at(now))
     inserts = [insert_from_sql(row, source=CHAIN_SOURCE) for row in [hold, *rows]]
-    tenant_id, *pks = execute_chained(wallet_update, inserts)
+    tenant_id, *pks = execute_chained(wallet_update, inserts, also=also)
     if tenant_id is None:
         return False
     for row, pk in zip([hold, *rows], pks, strict=True):

@@ -6,7 +6,6 @@ from generations.catalog.registry import (
     catalog_entries,
     catalog_seed_data,
     catalog_seed_specs,
-    catalog_version,
 )
 from generations.catalog.specs import (
     PARAM_TYPES,
@@ -56,7 +55,6 @@ __all__ = [
     "catalog_list",
     "catalog_seed_data",
     "catalog_seed_specs",
-    "catalog_version",
     "generation_request_validate",
     "model_catalog",
     "model_get",

@@ -1,26 +1,23 @@
-"""The living catalog: CatalogModel rows read into specs, cached per process under the table's version and
-reloaded as soon as any process saves a row, so staff edits are served at once without a restart.
+"""The living catalog: CatalogModel rows read into specs, cached per process in `project.readcache` and reloaded
+as soon as any process saves or deletes a row (the save bumps the shared version token), so staff edits are served
+at once without a restart. Code that writes rows around `save()` (a `QuerySet.update`, raw SQL) calls
+`readcache_bump()`.
 """
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Count, Max
-
 from generations.catalog.specs import CatalogRuleError, ModelSpec, spec_from_dict
 from generations.models import CatalogModel
-from project.readcache import request_memo
+from project.readcache import readcache_get
 
 SEED_FILE = Path(__file__).parent / "data" / "models.json"
 logger = logging.getLogger(__name__)
-_lock = threading.Lock()
-_loaded: dict[str, Any] = {"version": None, "entries": ()}
 
 
 @dataclass(frozen=True)
@@ -102,24 +99,10 @@ def _spec_parsed(data: str) -> ModelSpec:
     return spec_from_dict(json.loads(data))
 
 
-def catalog_version() -> str:
-    """The catalog's version: every save moves the newest `updated_at`, every delete the count. One small query
-    per lookup keeps every process (web, workers) in step with staff edits without a shared cache to keep true."""
-    state = CatalogModel.objects.aggregate(newest=Max("updated_at"), rows=Count("id"))
-    newest = state["newest"].isoformat() if state["newest"] else "-"
-    return f"{state['rows']}:{newest}"
-
-
 def catalog_entries() -> tuple[CatalogEntry, ...]:
-    """Every catalog row (retired ones too), reloaded when another save changed the version (checked once per
-    request: a submit looks the catalog up several times)."""
-    version = request_memo("catalog_version", catalog_version)
-    if _loaded["version"] == version:
-        return _loaded["entries"]
-    with _lock:
-        entries = _entries_from_rows()
-        _loaded.update(version=version, entries=entries)
-    return entries
+    """Every catalog row (retired ones too). A warm lookup costs no query: the request's one read of the shared
+    version token (which every catalog save or delete replaces) says whether this process's copy is current."""
+    return readcache_get("catalog:entries", _entries_from_rows)
 
 
 @lru_cache(maxsize=1)

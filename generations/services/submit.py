@@ -15,7 +15,7 @@ from billing.services.prices import Quote, price_quote
 from generations.catalog import ValidatedRequest, generation_request_validate, operation_check
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
-from generations.notifications import notify_work_available
+from generations.notifications import notify_work_available, work_available_notice_sql
 from generations.services.idempotency import StoredResponse, idempotency_begin, idempotency_complete
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.moderation import prompt_screen
@@ -239,10 +239,17 @@ def generation_submit(
     )
     if idempotency is None and not inputs:
         generation = _generation_new(tenant=tenant, api_key=api_key, prepared=prepared, public_id=public_id)
+        notice = work_available_notice_sql()  # on PostgreSQL, sent by the same statement: no round trip of its own
         if billing_reserve_at_once(
-            tenant=tenant, api_key=api_key, reference=public_id, quote=prepared.quote, rows=[generation]
+            tenant=tenant,
+            api_key=api_key,
+            reference=public_id,
+            quote=prepared.quote,
+            rows=[generation],
+            also=[notice] if notice else [],
         ):
-            _forwarder_wake_after_commit()
+            if notice is None:
+                _forwarder_wake_after_commit()
             return SubmitResult(generation=generation)
         # Not possible in one statement, or refused: the transaction below re-checks and says which limit.
     try:
