@@ -204,6 +204,15 @@ class QuotaLine:
 
 
 @dataclass(frozen=True)
+class TenantActivity:
+    """The tenant's work in progress, counted by the caller (generations; billing does not read generations)."""
+
+    running: int
+    queued: int
+    waits: int
+
+
+@dataclass(frozen=True)
 class QuotaStatus:
     limits: Limits
     wallet: Wallet
@@ -211,8 +220,16 @@ class QuotaStatus:
 
 
 def quota_status(
-    *, tenant: Tenant, api_key: ApiKey, requests_this_minute: int, now: datetime | None = None
+    *,
+    tenant: Tenant,
+    api_key: ApiKey,
+    requests_this_minute: int,
+    activity: TenantActivity,
+    now: datetime | None = None,
 ) -> QuotaStatus:
+    """Each limit with its use. The plan's `max_concurrent` bounds running generations (the forwarder claims no
+    more), `max_queued` the ones waiting their turn and `max_concurrent_waits` the requests waiting for a result:
+    one line each. (A submit is refused with `queue_full` once running + queued reach the two limits' sum.)"""
     now = now or timezone.now()
     limits = tenant_limits(tenant=tenant, api_key=api_key)
     wallet = Wallet.objects.filter(tenant=tenant).first() or Wallet(tenant=tenant)
@@ -222,7 +239,9 @@ def quota_status(
     tomorrow = day_start(now) + timedelta(days=1)
     next_month = next_month_start(now)
     lines = [
-        QuotaLine("concurrent_generations", "generations", limits.max_concurrent, wallet.open_holds, None),
+        QuotaLine("concurrent_generations", "generations", limits.max_concurrent, activity.running, None),
+        QuotaLine("queued_generations", "generations", limits.max_queued, activity.queued, None),
+        QuotaLine("concurrent_waits", "requests", limits.max_concurrent_waits, activity.waits, None),
         QuotaLine(
             "images_per_day",
             "images",

@@ -333,3 +333,18 @@ class CatalogModel(models.Model):
 
     def __str__(self) -> str:
         return self.model_id
+
+
+class OpenWait(models.Model):
+    """A client waiting on a result (`Prefer: wait`, `/v1/images/*`): the wait-slot store when Redis is not
+    configured or is down (generations.services.waits). A row past `expires_at` is a slot free to take again."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    token = models.CharField(max_length=32, unique=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "expires_at"], name="openwait_tenant_expiry")]
+
+    def __str__(self) -> str:
+        return f"wait {self.token} of tenant {self.tenant_id} until {self.expires_at:%H:%M:%S}"

@@ -59,6 +59,15 @@ def generation_is_final(*, generation_id: int) -> bool:
     return Generation.objects.filter(pk=generation_id, status__in=Generation.FINAL_STATUSES).exists()
 
 
+def generations_in_progress(*, tenant: Tenant) -> tuple[int, int]:
+    """(running, queued) for the tenant: two counts, each on its partial index."""
+    mine = Generation.objects.filter(tenant=tenant)
+    return (
+        mine.filter(status=Generation.Status.RUNNING).count(),
+        mine.filter(status=Generation.Status.QUEUED).count(),
+    )
+
+
 def image_get(*, generation: Generation, index: int) -> GenerationImage | None:
     return generation.images.filter(index=index).first()
 

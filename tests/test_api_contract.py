@@ -103,7 +103,7 @@ def test_an_unexpected_exception_is_json_500_internal_error_without_internals(cu
     def explode(**_: object) -> None:
         raise RuntimeError("secret internals at 0xdeadbeef")
 
-    monkeypatch.setattr("billing.api.views.quota_status", explode)
+    monkeypatch.setattr("generations.api.quota_views.quota_status", explode)
     response = _crashing_client(customer).get("/v1/quota")
     assert response.status_code == 500
     error = _error(response)
@@ -115,7 +115,7 @@ def test_a_database_error_inside_a_view_is_503_with_retry_after(customer, monkey
     def down(**_: object) -> None:
         raise OperationalError("connection to server at 10.0.0.5 failed")
 
-    monkeypatch.setattr("billing.api.views.quota_status", down)
+    monkeypatch.setattr("generations.api.quota_views.quota_status", down)
     response = _crashing_client(customer).get("/v1/quota")
     assert response.status_code == 503
     assert _error(response)["code"] == "service_unavailable"

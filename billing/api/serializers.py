@@ -78,7 +78,13 @@ class UsageSerializer(serializers.Serializer):
 
 
 class QuotaLineSerializer(serializers.Serializer):
-    name = serializers.CharField()
+    name = serializers.CharField(
+        help_text="`concurrent_generations` (running now; `max_concurrent`), `queued_generations` (accepted, waiting "
+        "their turn; `max_queued`), `concurrent_waits` (requests waiting for a result: `Prefer: wait`, "
+        "`/v1/images/*`; `max_concurrent_waits`), `images_per_day`, `images_per_month`, `monthly_spend`, "
+        "`key_monthly_budget`, `requests_per_minute`. A submit is refused with `queue_full` once running + queued "
+        "reach the sum of the first two limits."
+    )
     unit = serializers.SerializerMethodField(help_text="images, generations, requests or usd.")
     limit = serializers.SerializerMethodField(help_text="null: unlimited. USD limits are decimal strings.")
     used = serializers.SerializerMethodField()

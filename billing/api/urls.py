@@ -1,7 +1,6 @@
 from django.urls import path
 
 from billing.api.views import (
-    QuotaView,
     StatementCsvView,
     StatementDetailView,
     StatementHtmlView,
@@ -10,7 +9,6 @@ from billing.api.views import (
 )
 
 urlpatterns = [
-    path("quota", QuotaView.as_view(), name="quota"),
     path("usage", UsageView.as_view(), name="usage"),
     path("statements", StatementListView.as_view(), name="statements"),
     path("statements/<int:statement_id>", StatementDetailView.as_view(), name="statement-detail"),

@@ -8,7 +8,6 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView, TenantListAPIView
 from billing.api.serializers import (
-    QuotaSerializer,
     StatementDetailSerializer,
     StatementSerializer,
     UsageQuerySerializer,
@@ -17,23 +16,7 @@ from billing.api.serializers import (
 from billing.models import Statement
 from billing.periods import as_utc_start
 from billing.reports import statement_csv_response, statement_html
-from billing.selectors import quota_status, usage_rows, usage_totals
-from billing.throttles import tenant_requests_this_minute
-
-
-class QuotaView(TenantGenericAPIView):
-    serializer_class = QuotaSerializer
-
-    @extend_schema(
-        operation_id="quota_retrieve", summary="Each limit of your plan with its use and reset time"
-    )
-    def get(self, request: Request) -> Response:
-        status = quota_status(
-            tenant=self.tenant,
-            api_key=self.api_key,
-            requests_this_minute=tenant_requests_this_minute(tenant_id=self.tenant.pk),
-        )
-        return Response(QuotaSerializer(status).data)
+from billing.selectors import usage_rows, usage_totals
 
 
 class UsageView(TenantGenericAPIView):

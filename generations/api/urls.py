@@ -4,6 +4,7 @@ import project.api.converters  # noqa: F401  (registers the `id` converter)
 from generations.api.catalog import ModelDetailView, ModelListView
 from generations.api.moderation_views import ImageReportView
 from generations.api.openai_views import OpenAIImageEditsView, OpenAIImageGenerationsView
+from generations.api.quota_views import QuotaView
 from generations.api.views import (
     GenerationCancelView,
     GenerationDetailView,
@@ -14,6 +15,7 @@ from generations.api.views import (
 from generations.api.waiting import waiting_view
 
 urlpatterns = [
+    path("quota", QuotaView.as_view(), name="quota"),
     path("models", ModelListView.as_view(), name="models"),
     path("models/<idpath:model>", ModelDetailView.as_view(), name="model-detail"),
     path("generations", waiting_view(GenerationListCreateView.as_view()), name="generations"),

@@ -43,12 +43,22 @@ def test_quota_lists_each_limit_with_use_and_reset(member_client: APIClient, act
     body = member_client.get("/v1/quota").json()
     limits = {item["name"]: item for item in body["limits"]}
     assert body["plan"] == "default" and body["max_n"] == 10 and body["allowed_models"] is None
+    # Running and queued are counts of generations (tests/generations/test_quota.py); gen_e is a hold alone.
     assert limits["concurrent_generations"] == {
         "name": "concurrent_generations",
         "unit": "generations",
         "limit": 8,
-        "used": 1,
-        "remaining": 7,
+        "used": 0,
+        "remaining": 8,
+        "resets_at": None,
+    }
+    assert limits["queued_generations"]["limit"] == 100 and limits["queued_generations"]["used"] == 0
+    assert limits["concurrent_waits"] == {
+        "name": "concurrent_waits",
+        "unit": "requests",
+        "limit": 8,
+        "used": 0,
+        "remaining": 8,
         "resets_at": None,
     }
     assert limits["images_per_day"]["used"] == 5 + 1 and limits["images_per_day"]["resets_at"]

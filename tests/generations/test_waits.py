@@ -9,11 +9,12 @@ import time
 import httpx
 import pytest
 import redis
+from django.db import connections
 
 from billing.models import Plan
 from generations.models import Generation
 from generations.services import waits
-from generations.services.waits import wait_slot_acquire, wait_slot_release
+from generations.services.waits import wait_slot_acquire, wait_slot_release, wait_slots_in_use
 from tests.generations.processes import (
     forwarder,
     free_port,
@@ -106,7 +107,7 @@ def test_a_tenant_at_its_wait_cap_does_not_slow_another_tenant(make_customer, ai
         assert again.status_code == 200 and again.headers["Preference-Applied"] == "wait=30"
 
 
-@pytest.fixture(params=["cache", "redis"])
+@pytest.fixture(params=["database", "redis"])
 def slot_store(request, settings):
     if request.param == "redis":
         try:
@@ -131,6 +132,7 @@ def test_wait_slots_are_capped_per_tenant_given_back_and_expire_by_themselves(sl
     second = wait_slot_acquire(tenant=capped.tenant, seconds=60)
     assert first is not None and second is not None and first.store == second.store == slot_store
     assert wait_slot_acquire(tenant=capped.tenant, seconds=60) is None
+    assert wait_slots_in_use(tenant=capped.tenant) == 2
     others = wait_slot_acquire(tenant=other.tenant, seconds=60)
     assert others is not None  # per tenant
     wait_slot_release(slot=others)
@@ -145,8 +147,17 @@ def test_wait_slots_are_capped_per_tenant_given_back_and_expire_by_themselves(sl
     assert wait_slot_acquire(tenant=capped.tenant, seconds=0) is not None
     assert wait_slot_acquire(tenant=capped.tenant, seconds=0) is not None
     assert wait_slot_acquire(tenant=capped.tenant, seconds=0) is None
-    time.sleep(3.1)  # the database cache keeps whole seconds: expired means a second past the expiry
+    time.sleep(2.2)
+    assert wait_slots_in_use(tenant=capped.tenant) == 0
     assert wait_slot_acquire(tenant=capped.tenant, seconds=0) is not None
+
+    # A plan without a cap never refuses a wait, and its waits are counted all the same.
+    unlimited = make_customer("unlimited", plan=Plan.objects.create(name="any-waits", max_concurrent_waits=None))
+    slots = [wait_slot_acquire(tenant=unlimited.tenant, seconds=60) for _ in range(12)]
+    assert all(slot is not None for slot in slots) and wait_slots_in_use(tenant=unlimited.tenant) == 12
+    for slot in slots:
+        wait_slot_release(slot=slot)  # type: ignore[arg-type]
+    assert wait_slots_in_use(tenant=unlimited.tenant) == 0
 
 
 def test_a_plan_without_waits_never_waits(make_customer) -> None:
@@ -161,3 +172,58 @@ def test_a_plan_without_waits_never_waits(make_customer) -> None:
     error = openai.json()["error"]
     assert (error["type"], error["param"], error["code"]) == ("rate_limit_error", None, "too_many_waits")
     assert Generation.objects.filter(tenant=customer.tenant).count() == 1  # the native one only
+
+
+RACE_CAP = 3
+RACE_THREADS = 8
+RACE_ROUNDS = 40
+
+
+@pytest.mark.postgres
+def test_concurrent_acquirers_never_exceed_the_cap_while_slots_expire(make_customer, settings, monkeypatch) -> None:
+    """Without Redis: every round starts with the tenant's slots all taken but just expired (a crashed waiter's),
+    then 8 threads ask for a slot at once. Exactly the cap is granted, never more (an expired slot is handed out
+    once)."""
+    settings.Q_BROKER = "orm"
+    tenant = make_customer("racy", plan=Plan.objects.create(name="three-waits", max_concurrent_waits=RACE_CAP)).tenant
+    start = threading.Barrier(RACE_THREADS + 1)
+    done = threading.Barrier(RACE_THREADS + 1)
+    granted: list[list[waits.WaitSlot]] = [[] for _ in range(RACE_ROUNDS)]
+    failures: list[BaseException] = []
+
+    def acquirer() -> None:
+        try:
+            for number in range(RACE_ROUNDS):
+                start.wait()
+                slot = wait_slot_acquire(tenant=tenant, seconds=60)
+                if slot is not None:
+                    granted[number].append(slot)
+                done.wait()
+        except BaseException as error:
+            failures.append(error)
+            start.abort()
+            done.abort()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=acquirer, daemon=True) for _ in range(RACE_THREADS)]
+    for thread in threads:
+        thread.start()
+    try:
+        for number in range(RACE_ROUNDS):
+            monkeypatch.setattr(waits, "SLOT_MARGIN_SECONDS", 0)  # a wait of 0 s: expired as soon as taken
+            crashed = [wait_slot_acquire(tenant=tenant, seconds=0) for _ in range(RACE_CAP)]
+            assert all(slot is not None for slot in crashed)
+            monkeypatch.setattr(waits, "SLOT_MARGIN_SECONDS", 30)
+            time.sleep(0.01)
+            start.wait(timeout=30)
+            done.wait(timeout=30)
+            for slot in granted[number]:
+                wait_slot_release(slot=slot)
+    finally:
+        start.abort()
+        done.abort()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not failures, failures
+    assert [len(slots) for slots in granted] == [RACE_CAP] * RACE_ROUNDS
