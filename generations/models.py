@@ -105,7 +105,10 @@ class Generation(models.Model):
 
     def images_known_empty(self) -> None:
         """Mark a generation that cannot have images yet (just submitted), so rendering it reads none."""
-        self._prefetched_objects_cache = {"images": GenerationImage.objects.none()}
+        empty = GenerationImage.objects.none()
+        # Evaluated already, as prefetch_related leaves it: iterating even a none() queryset compiles its SQL.
+        empty._result_cache, empty._prefetch_done = [], True
+        self._prefetched_objects_cache = {"images": empty}
 
     @property
     def is_final(self) -> bool:

@@ -296,6 +296,7 @@ structlog.configure(
 # One line per request (request_finished, which also carries the user agent: project.middleware); the start line
 # only at DEBUG. 10 is logging.DEBUG.
 DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = 10
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # project.request_id binds REMOTE_ADDR instead
 
 # --- Webhooks -------------------------------------------------------------------------------------------
 # Loopback, private and link-local targets are refused unless this is on (tests, local development only).

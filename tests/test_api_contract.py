@@ -58,7 +58,7 @@ def test_a_sane_incoming_request_id_is_echoed_in_header_body_and_logs(customer, 
     # One line per request at INFO (request_started is DEBUG), carrying the id and the user agent.
     assert [entry["event"] for entry in logged] == ["request_finished"]
     assert {entry["request_id"] for entry in logged} == {incoming}
-    assert "user_agent" in logged[0]
+    assert "user_agent" in logged[0] and logged[0]["ip"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("incoming", ["x" * 129, "short", "has space in it", "<script>alert(1)</script>", "é" * 12])

@@ -91,6 +91,14 @@ class GenerationImageSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(url) if request is not None else urljoin(settings.PUBLIC_BASE_URL, url)
 
 
+def _datetime(field: serializers.Field, value: Any) -> Any:
+    return None if value is None else field.to_representation(value)
+
+
+def _strings(values: list | None) -> list | None:
+    return None if values is None else [None if value is None else str(value) for value in values]
+
+
 class GenerationErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
@@ -125,6 +133,43 @@ class GenerationSerializer(serializers.ModelSerializer):
                   "quality", "seed", "params", "api_key", "cancel_requested", "attempts", "error", "images",
                   "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage", "webhook",
                   "webhook_events_filter", "created_at", "started_at", "finished_at", "files_deleted_at"]
+
+    def to_representation(self, generation: Generation) -> dict[str, Any]:
+        """Written out instead of DRF's loop over 29 field objects (an attribute lookup and a conversion each), which
+        was about a tenth of a submit's CPU. The declared fields stay the schema, and values that need converting go
+        through them; tests/generations/test_serializers.py pins this to DRF's own rendering."""
+        fields = self.fields
+        return {
+            "id": generation.public_id,
+            "object": "generation",
+            "status": generation.status,
+            "model": generation.model_id,
+            "requested_model": self.get_requested_model(generation),
+            "operation": generation.operation,
+            "prompt": generation.prompt,
+            "negative_prompt": generation.negative_prompt,
+            "n": generation.n,
+            "size": generation.size,
+            "quality": generation.quality,
+            "seed": generation.seed,
+            "params": generation.params,
+            "api_key": self.get_api_key(generation),
+            "cancel_requested": generation.cancel_requested,
+            "attempts": generation.attempts,
+            "error": self.get_error(generation),
+            "images": fields["images"].to_representation(generation.images),
+            "images_returned": generation.images_returned,
+            "unit_price_usd": self.get_unit_price_usd(generation),
+            "estimated_usd": self.get_estimated_usd(generation),
+            "charged_usd": self.get_charged_usd(generation),
+            "usage": generation.usage,
+            "webhook": self.get_webhook(generation),
+            "webhook_events_filter": _strings(generation.webhook_events_filter),
+            "created_at": _datetime(fields["created_at"], generation.created_at),
+            "started_at": _datetime(fields["started_at"], generation.started_at),
+            "finished_at": _datetime(fields["finished_at"], generation.finished_at),
+            "files_deleted_at": _datetime(fields["files_deleted_at"], generation.files_deleted_at),
+        }
 
     def get_object(self, generation: Generation) -> str:
         return "generation"
