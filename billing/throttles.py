@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_TH
 
 from billing.models import RequestCount
 from billing.selectors import tenant_limits
+from project.sqlcompose import prepared_cursor
 
 WINDOW_SECONDS = 60
 
@@ -51,7 +52,7 @@ def tenant_request_count(*, tenant_id: int, minute: int) -> int:
         with client.pipeline(transaction=True) as pipe:
             count, _ = pipe.incr(key).expire(key, WINDOW_SECONDS * 2).execute()
         return int(count)
-    with connection.cursor() as cursor:
+    with prepared_cursor() if connection.vendor == "postgresql" else connection.cursor() as cursor:
         cursor.execute(_UPSERT, [tenant_id, minute])
         return cursor.fetchone()[0]
 

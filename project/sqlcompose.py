@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 import psycopg._queries
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 from django.db.models.sql import InsertQuery
 
@@ -40,7 +40,8 @@ def insert_from_sql(obj: Model, *, source: str) -> tuple[str, list[Any]]:
     none when `source` (a CTE) produced none. Values are prepared as `save()` prepares them (`pre_save` fills
     `auto_now` fields on `obj`); the SQL text is compiled once per model."""
     template, fields = _insert_template(type(obj), obj.pk is not None)
-    params = [field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection) for field in fields]
+    db = connections[DEFAULT_DB_ALIAS]  # not the `connection` proxy: each attribute read through it costs a lookup
+    params = [field.get_db_prep_save(field.pre_save(obj, add=True), connection=db) for field in fields]
     return template.format(source=source), params
 
 
@@ -59,6 +60,20 @@ def execute_chained(
     for expression, values in also:
         selects.append(f"(SELECT {expression} FROM {CHAIN_SOURCE} LIMIT 1)")
         params += values
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(selects)}", params)
         return list(cursor.fetchone())[: len(names)]
+
+
+def prepared_cursor() -> Any:
+    """A cursor whose statements PostgreSQL keeps prepared on the connection (psycopg binds the parameters on the
+    server and prepares a text it has run `prepare_threshold` times), for the few fixed statements every request
+    runs. Planning a chained statement cost PostgreSQL three times what running it did (0.9 of 1.2 ms CPU per
+    submit), the rate counter's upsert half its cost; prepared, each is planned once per connection. PostgreSQL only.
+    Django's own cursors bind on the client, which cannot prepare; the pool keeps connections, and so their
+    prepared statements, across requests. Wrapped like any Django cursor (query logging, error translation)."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    raw = ServerBindingCursor(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
