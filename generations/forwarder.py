@@ -54,6 +54,7 @@ from generations.services.lifecycle import (
     ClaimedGeneration,
     Failure,
     StoredOutput,
+    Success,
     generation_cancel_requested,
     generation_claim_batch,
     generation_fail,
@@ -64,6 +65,7 @@ from generations.services.lifecycle import (
     generation_succeed,
     generation_task_id_record,
     generations_reap,
+    generations_succeed,
 )
 from generations.storage import blob_read, blob_save_file, output_key_for
 from generations.upstream import aihubmix_client_from_settings
@@ -76,6 +78,13 @@ DB_ERRORS = (OperationalError, InterfaceError)
 
 class LeaseExpired(Exception):
     """The database stayed unreachable until this generation's lease ran out: another worker may take it."""
+
+
+@dataclass
+class PendingSuccess:
+    entry: "InFlight"
+    success: Success
+    settled: asyncio.Future  # the Generation (None: lease lost), or LeaseExpired / the member's own error
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,8 @@ class Forwarder:
         self.max_in_flight = 0
         self.last_claim = 0.0
         self.db_down_since: float | None = None
+        self.successes: list[PendingSuccess] = []
+        self.successes_waiting = asyncio.Event()
 
     # --- plumbing ---------------------------------------------------------------------------------------
 
@@ -174,6 +185,7 @@ class Forwarder:
             ):
                 self.client = client
                 self.downloads = downloads
+                background.append(asyncio.create_task(self._succeed_loop()))
                 background.append(asyncio.create_task(self._renew_loop()))
                 background.append(asyncio.create_task(self._cancel_poll_loop()))
                 if not self.until_idle:
@@ -317,6 +329,67 @@ class Forwarder:
             return
         entry.cancel_reason = reason
         entry.task.cancel()
+
+    async def _succeed_loop(self) -> None:
+        """Settle successes in batches: whatever finished within FORWARD_SETTLE_BATCH_SECONDS of the first one (and
+        whatever finishes while a batch is being written) goes into one transaction of a few statements, instead
+        of a dozen statements and a round trip through the database pool per generation."""
+        while True:
+            await self.successes_waiting.wait()
+            await asyncio.sleep(settings.FORWARD_SETTLE_BATCH_SECONDS)
+            size = settings.FORWARD_SETTLE_BATCH_MAX
+            batch, self.successes = self.successes[:size], self.successes[size:]
+            if not self.successes:
+                self.successes_waiting.clear()
+            await self._succeed_batch(batch)
+
+    async def _succeed_batch(self, batch: list[PendingSuccess]) -> None:
+        while batch:
+            try:
+                # Retried through database errors (the batch is one transaction: nothing is captured twice) until
+                # the first member's lease runs out; that member then gives up and the others go on.
+                results = await self.db(
+                    generations_succeed, until=min(p.entry.lease_deadline for p in batch),
+                    successes=[p.success for p in batch],
+                )
+            except DB_ERRORS:
+                first = min(batch, key=lambda p: p.entry.lease_deadline)
+                soon = time.monotonic() + settings.FORWARD_DB_RETRY_MAX_SECONDS
+                expired = [p for p in batch if p is first or p.entry.lease_deadline <= soon]
+                for pending in expired:
+                    pending.settled.set_exception(LeaseExpired())
+                batch = [p for p in batch if p not in expired]
+                continue
+            except Exception:
+                # One member's problem (a bug, a missing hold) must not hold back the others: settle each alone,
+                # so only that one fails.
+                logger.exception("forwarder.batch_settle_failed", size=len(batch))
+                await asyncio.gather(*(self._succeed_alone(pending) for pending in batch))
+                return
+            for pending in batch:
+                pending.settled.set_result(results[pending.success.claim.id])
+            return
+
+    async def _succeed_alone(self, pending: PendingSuccess) -> None:
+        try:
+            success = pending.success
+            result = await self.db(
+                generation_succeed, until=pending.entry.lease_deadline, claim=success.claim, outputs=success.outputs,
+                usage=success.usage,
+            )
+        except DB_ERRORS:
+            pending.settled.set_exception(LeaseExpired())
+        except Exception as error:
+            pending.settled.set_exception(error)
+        else:
+            pending.settled.set_result(result)
+
+    async def _succeed(self, entry: InFlight, success: Success) -> Generation | None:
+        pending = PendingSuccess(entry=entry, success=success, settled=asyncio.get_running_loop().create_future())
+        self.successes.append(pending)
+        self.successes_waiting.set()
+        # Shielded like every settling write: a cancel or shutdown never abandons a settlement half way.
+        return await asyncio.shield(pending.settled)
 
     async def _renew_loop(self) -> None:
         interval = max(self.lease_seconds / 3, 0.2)
@@ -523,7 +596,7 @@ class Forwarder:
                 upstream_cost_micros=claim.unit_cost_micros * max(len(outputs), 1),
             )
             return
-        if await self._settle_db(entry, generation_succeed, claim=claim, outputs=stored, usage=result.usage) is None:
+        if await self._succeed(entry, Success(claim=claim, outputs=stored, usage=result.usage)) is None:
             log.warning("generation.lease_lost_before_settle")
         else:
             log.info("generation.succeeded", images=len(stored))
