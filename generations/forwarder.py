@@ -55,7 +55,6 @@ from generations.services.lifecycle import (
     Failure,
     StoredOutput,
     Success,
-    generation_cancel_requested,
     generation_claim_batch,
     generation_fail,
     generation_leases_renew,
@@ -67,7 +66,7 @@ from generations.services.lifecycle import (
     generations_reap,
     generations_succeed,
 )
-from generations.storage import blob_read, blob_save_file, output_key_for
+from generations.storage import blob_delete, blob_read, blob_save_file, output_key_for
 from generations.upstream import aihubmix_client_from_settings
 from project.safe_http import safe_get_client
 
@@ -140,6 +139,7 @@ class Forwarder:
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.claimed = 0
+        self.calling = 0  # entries still in the "upstream" phase: what FORWARD_CONCURRENCY bounds
         self.max_in_flight = 0
         self.last_claim = 0.0
         self.db_down_since: float | None = None
@@ -226,7 +226,10 @@ class Forwarder:
         min_batch = max(1, self.concurrency // 20)
         while not self.stopping.is_set():
             self.wake.clear()
-            free = self.concurrency - len(self.in_flight)
+            # A slot is an upstream call: one whose answer is being verified, stored and settled no longer holds
+            # one, so the next call starts while it settles. Settling ones are bounded too (by the concurrency
+            # again), which bounds the spooled outputs held at once.
+            free = min(self.concurrency - self.calling, 2 * self.concurrency - len(self.in_flight))
             # Coalesce refills: claim a batch rather than one row per finished call, unless the loop is idle
             # or the last claim was a while ago (slots stay ≥ 95 % full).
             due_for_claim = free >= min_batch or not self.in_flight or time.monotonic() - self.last_claim > 0.1
@@ -280,10 +283,20 @@ class Forwarder:
         entry.task.add_done_callback(lambda _task, gid=claim.id: self._done(gid))
         self.in_flight[claim.id] = entry
         self.claimed += 1
-        self.max_in_flight = max(self.max_in_flight, len(self.in_flight))
+        self.calling += 1
+        self.max_in_flight = max(self.max_in_flight, self.calling)
+
+    def _settling(self, entry: InFlight) -> None:
+        """The upstream call is over (answered, failed or abandoned): its slot is free for the next claim."""
+        if entry.phase == "upstream":
+            entry.phase = "settling"
+            self.calling -= 1
+            self.wake.set()
 
     def _done(self, generation_id: int) -> None:
-        self.in_flight.pop(generation_id, None)
+        entry = self.in_flight.pop(generation_id, None)
+        if entry is not None:
+            self._settling(entry)
         self.wake.set()
 
     # --- background duties ------------------------------------------------------------------------------
@@ -437,7 +450,7 @@ class Forwarder:
                 if entry.cancel_reason is None:
                     raise  # shutting down: the lease runs out and the reaper requeues it
                 asyncio.current_task().uncancel()  # our own cancel, handled here: the task goes on to settle
-                entry.phase = "settling"
+                self._settling(entry)
                 if entry.cancel_reason == "canceled":
                     await self._settle_db(
                         entry, generation_settle_canceled, claim=claim, images_returned=0,
@@ -447,7 +460,7 @@ class Forwarder:
                 else:
                     log.warning("generation.lease_lost_in_flight")
                 return
-            entry.phase = "settling"
+            self._settling(entry)
             try:
                 await self._settle(entry, result, log)
             except LeaseExpired:
@@ -458,13 +471,13 @@ class Forwarder:
                 log.exception("generation.settle_crashed")
                 await self._retry_after_crash(entry, unknown_outcome=True)
         except ContentPolicyError as error:
-            entry.phase = "settling"
+            self._settling(entry)
             await self._settle_db(entry, generation_fail, claim=claim, failure=_failure(error, "content_policy_violation"))
             log.info("generation.content_policy", code=error.code)
         except MalformedResponse as error:
             # Delivered and probably charged, but unreadable: failing it (refunding the tenant, recording our
             # loss) is cheaper than paying again for the same misunderstanding. The body is kept for staff.
-            entry.phase = "settling"
+            self._settling(entry)
             failure = Failure(
                 code=error.code,
                 message=error.message,
@@ -478,11 +491,11 @@ class Forwarder:
             )
             log.error("generation.unrecognized_response", code=error.code)
         except PermanentProviderError as error:
-            entry.phase = "settling"
+            self._settling(entry)
             await self._settle_db(entry, generation_fail, claim=claim, failure=_failure(error, error.code))
             log.warning("generation.permanent_error", code=error.code, status=error.status, detail=error.detail)
         except UnknownOutcomeError as error:
-            entry.phase = "settling"
+            self._settling(entry)
             delay = retry_delay_seconds(attempt=claim.attempts, retry_after=None)
             await self._settle_db(
                 entry, generation_retry_later, claim=claim, failure=_failure(error, error.code), delay_seconds=delay,
@@ -490,7 +503,7 @@ class Forwarder:
             )
             log.warning("generation.unknown_outcome", code=error.code, detail=error.detail)
         except ProviderError as error:
-            entry.phase = "settling"
+            self._settling(entry)
             retry_after = error.retry_after if isinstance(error, TransientProviderError) else None
             delay = retry_delay_seconds(attempt=claim.attempts, retry_after=retry_after)
             await self._settle_db(
@@ -550,10 +563,8 @@ class Forwarder:
     async def _settle(self, entry: InFlight, result: ProviderResult, log: Any) -> None:
         claim = entry.claim
         outputs = result.outputs[: claim.n]
-        if await self._settle_db(entry, generation_cancel_requested, claim=claim):
-            await self._settle_db(entry, generation_settle_canceled, claim=claim, images_returned=len(outputs))
-            log.info("generation.canceled_while_running", images=len(outputs))
-            return
+        # A cancel that arrived since the last check is found under the settlement's row lock (no extra round trip
+        # per generation here); the files stored meanwhile are then deleted.
         verified = await asyncio.gather(
             *(
                 output_materialize(
@@ -596,8 +607,14 @@ class Forwarder:
                 upstream_cost_micros=claim.unit_cost_micros * max(len(outputs), 1),
             )
             return
-        if await self._succeed(entry, Success(claim=claim, outputs=stored, usage=result.usage)) is None:
+        settled = await self._succeed(entry, Success(claim=claim, outputs=stored, usage=result.usage))
+        if settled is None:
             log.warning("generation.lease_lost_before_settle")
+        elif settled.status == Generation.Status.CANCELED:
+            for output in stored:
+                with contextlib.suppress(Exception):
+                    await self.io(blob_delete, key=output.storage_key)
+            log.info("generation.canceled_while_running", images=len(stored))
         else:
             log.info("generation.succeeded", images=len(stored))
 

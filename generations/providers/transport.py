@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-POOL_SIZE = 32
+POOL_SIZE = 16
 
 
 class _CountedStream(httpx.AsyncByteStream):

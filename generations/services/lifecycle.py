@@ -179,10 +179,6 @@ def generation_task_id_record(*, claim: ClaimedGeneration, upstream_task_id: str
     Generation.objects.filter(pk=claim.id, lease_token=claim.lease_token).update(upstream_task_id=upstream_task_id)
 
 
-def generation_cancel_requested(*, claim: ClaimedGeneration) -> bool:
-    return Generation.objects.filter(pk=claim.id, cancel_requested=True).exists()
-
-
 def _finish(generation: Generation, status: str) -> None:
     generation.status = status
     generation.finished_at = timezone.now()
