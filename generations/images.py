@@ -10,7 +10,9 @@ import struct
 import tempfile
 import warnings
 import zlib
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 
 import httpx
@@ -180,6 +182,11 @@ def _spooled_verify(spool: BinaryIO, *, max_pixels: int) -> VerifiedImage:
     )
 
 
+def _decoded_verify(b64_json: str, spool: BinaryIO, *, max_bytes: int, max_pixels: int) -> VerifiedImage:
+    spool.write(_b64_decode(b64_json, max_bytes=max_bytes))
+    return _spooled_verify(spool, max_pixels=max_pixels)
+
+
 def _b64_decode(b64_json: str, *, max_bytes: int) -> bytes:
     payload = b64_json.split(",", 1)[1] if b64_json.startswith("data:") else b64_json
     if len(payload) > (max_bytes + 2) // 3 * 4 + 4:
@@ -195,15 +202,18 @@ def _b64_decode(b64_json: str, *, max_bytes: int) -> bytes:
 
 async def output_materialize(
     raw: RawOutput, *, max_bytes: int, max_pixels: int, allow_private: bool, deadline_seconds: float,
-    spool_bytes: int = 512 * 1024, client: httpx.AsyncClient | None = None,
+    spool_bytes: int = 512 * 1024, client: httpx.AsyncClient | None = None, executor: Executor | None = None,
 ) -> VerifiedImage:
     """Fetch or decode one output into a temporary file and verify it. The caller stores `file` and then calls
     `discard()`."""
     spool = tempfile.SpooledTemporaryFile(max_size=spool_bytes)
     try:
         if raw.b64_json:
-            spool.write(_b64_decode(raw.b64_json, max_bytes=max_bytes))
-        elif raw.url:
+            # Decoding and verifying take CPU time; keep the event loop serving the other generations meanwhile.
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, partial(_decoded_verify, raw.b64_json, spool, max_bytes=max_bytes, max_pixels=max_pixels)
+            )
+        if raw.url:
             try:
                 response = await safe_get(
                     raw.url, max_bytes=max_bytes, deadline_seconds=deadline_seconds, allow_private=allow_private,
@@ -226,7 +236,9 @@ async def output_materialize(
         else:
             raise InvalidOutput("output_missing", "the output has neither a URL nor base64 data")
         # Decoding a large image takes CPU time; keep the event loop serving the other generations meanwhile.
-        return await asyncio.to_thread(_spooled_verify, spool, max_pixels=max_pixels)
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, partial(_spooled_verify, spool, max_pixels=max_pixels)
+        )
     except BaseException:
         spool.close()
         raise
