@@ -110,10 +110,14 @@ def direct_child(*, base_url: str, count: int, concurrency: int) -> None:
     """The baseline: N calls at `concurrency`, each downloading its output, on one httpx.AsyncClient."""
     import httpx
 
+    from generations.providers.transport import PooledTransport
+
     async def main() -> dict:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         semaphore = asyncio.Semaphore(concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=120, headers={"Authorization": "Bearer bench"}) as client:
+        # The forwarder's transport (several small connection pools): the baseline isolates everything else.
+        transport = PooledTransport(max_connections=concurrency)
+        headers = {"Authorization": "Bearer bench"}
+        async with httpx.AsyncClient(transport=transport, timeout=120, headers=headers) as client:
 
             async def one(index: int) -> int:
                 async with semaphore:

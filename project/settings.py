@@ -329,8 +329,14 @@ FORWARD_MAX_ATTEMPTS = env.int("FORWARD_MAX_ATTEMPTS", default=4)
 FORWARD_BACKOFF_BASE_SECONDS = env.float("FORWARD_BACKOFF_BASE_SECONDS", default=2.0)
 FORWARD_BACKOFF_MAX_SECONDS = env.float("FORWARD_BACKOFF_MAX_SECONDS", default=120.0)
 FORWARD_STORAGE_THREADS = env.int("FORWARD_STORAGE_THREADS", default=8)
+# Output verification (decoding, checksums) of one forwarder runs on this many threads.
+FORWARD_VERIFY_THREADS = env.int("FORWARD_VERIFY_THREADS", default=2)
 # Database work of one forwarder runs on this many threads (each with its own connection).
 FORWARD_DB_THREADS = env.int("FORWARD_DB_THREADS", default=4)
+# Successes are settled in batches: what finishes within this many seconds of the first (at most ..._MAX) is one
+# transaction of a few statements.
+FORWARD_SETTLE_BATCH_SECONDS = env.float("FORWARD_SETTLE_BATCH_SECONDS", default=0.02)
+FORWARD_SETTLE_BATCH_MAX = env.int("FORWARD_SETTLE_BATCH_MAX", default=100)
 # A database error is retried with backoff up to this interval, for as long as the generation's lease holds.
 FORWARD_DB_RETRY_MAX_SECONDS = env.float("FORWARD_DB_RETRY_MAX_SECONDS", default=2.0)
 # Without a notification the forwarder still re-checks for claimable work this often (lost wake-ups, SQLite).

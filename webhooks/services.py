@@ -246,6 +246,14 @@ def webhook_endpoint_disable(
     return locked
 
 
+@dataclass(frozen=True)
+class EventToPublish:
+    tenant: Tenant
+    event_type: str
+    data: dict[str, Any]
+    request_webhook: RequestWebhook | None = None
+
+
 def webhook_event_publish(
     *, tenant: Tenant, event_type: str, data: dict[str, Any], request_webhook: RequestWebhook | None = None
 ) -> WebhookEvent:
@@ -255,30 +263,47 @@ def webhook_event_publish(
     Call it inside the transaction that made the change: the rows commit or vanish with it, and the delivery
     tasks are only queued once the commit has happened.
     """
-    if event_type not in EVENT_TYPES:
-        raise UnknownEventType(f"unknown event type {event_type!r}")
+    (event,) = webhook_events_publish(
+        events=[EventToPublish(tenant=tenant, event_type=event_type, data=data, request_webhook=request_webhook)]
+    )
+    return event
+
+
+def webhook_events_publish(*, events: list[EventToPublish]) -> list[WebhookEvent]:
+    """`webhook_event_publish` for many events at once (a batch of settled generations): one INSERT of the events,
+    one SELECT of their tenants' endpoints and one INSERT of the deliveries, whatever the number of events."""
+    for spec in events:
+        if spec.event_type not in EVENT_TYPES:
+            raise UnknownEventType(f"unknown event type {spec.event_type!r}")
+    if not events:
+        return []
     now = timezone.now()
     with transaction.atomic():
-        event = WebhookEvent.objects.create(tenant=tenant, type=event_type, payload=data, created_at=now)
-        endpoints = [
-            endpoint
-            for endpoint in WebhookEndpoint.objects.filter(tenant=tenant, enabled=True)
-            if endpoint.wants(event_type)
-        ]
-        pending = [
-            WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now, created_at=now)
-            for endpoint in endpoints
-        ]
-        if request_webhook is not None and event_type in request_webhook.events:
-            pending.append(WebhookDelivery(url=request_webhook.url, event=event, next_attempt_at=now, created_at=now))
-        deliveries = WebhookDelivery.objects.bulk_create(pending)
+        created = WebhookEvent.objects.bulk_create(
+            [WebhookEvent(tenant=spec.tenant, type=spec.event_type, payload=spec.data, created_at=now) for spec in events]
+        )
+        endpoints: dict[int, list[WebhookEndpoint]] = {}
+        for endpoint in WebhookEndpoint.objects.filter(tenant_id__in={spec.tenant.pk for spec in events}, enabled=True):
+            endpoints.setdefault(endpoint.tenant_id, []).append(endpoint)
+        pending = []
+        for spec, event in zip(events, created, strict=True):
+            pending += [
+                WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now, created_at=now)
+                for endpoint in endpoints.get(spec.tenant.pk, [])
+                if endpoint.wants(spec.event_type)
+            ]
+            if spec.request_webhook is not None and spec.event_type in spec.request_webhook.events:
+                pending.append(
+                    WebhookDelivery(url=spec.request_webhook.url, event=event, next_attempt_at=now, created_at=now)
+                )
+        deliveries = WebhookDelivery.objects.bulk_create(pending) if pending else []
     for delivery in deliveries:
         # robust: the event and its deliveries are committed (the due-delivery sweep sends them if this enqueue is
         # lost, e.g. the broker is down); a broker error must not turn the settled generation into an error.
         transaction.on_commit(
             lambda delivery_id=delivery.id: async_task("webhooks.tasks.deliver_webhook", delivery_id), robust=True
         )
-    return event
+    return created
 
 
 def _due_deliveries(now: datetime) -> QuerySet[WebhookDelivery]:

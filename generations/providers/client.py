@@ -21,6 +21,7 @@ from generations.providers.base import (
     error_from_response,
     retry_after_seconds,
 )
+from generations.providers.transport import PooledTransport
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ class AIHubMixClient:
         self.poll_deadline_seconds = poll_deadline_seconds
         self.poll_interval_seconds = poll_interval_seconds
         self.poll_max_interval_seconds = poll_max_interval_seconds
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         # httpx retries only failed connection attempts here, never a request that reached the upstream.
         self._http = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
@@ -67,7 +67,7 @@ class AIHubMixClient:
                 write=write_timeout_seconds,
                 pool=pool_timeout_seconds,
             ),
-            transport=transport or httpx.AsyncHTTPTransport(retries=connect_retries, limits=limits),
+            transport=transport or PooledTransport(max_connections=max_connections, retries=connect_retries),
             follow_redirects=False,
         )
 

@@ -7,7 +7,7 @@ call. Rendering is the API serializer's job; it is used here on purpose so the t
 from generations.api.serializers import GenerationSerializer
 from generations.models import Generation
 from webhooks.events import GENERATION_CANCELED, GENERATION_FAILED, GENERATION_SUCCEEDED
-from webhooks.services import RequestWebhook, webhook_event_publish
+from webhooks.services import EventToPublish, RequestWebhook, webhook_events_publish
 
 EVENT_BY_STATUS = {
     Generation.Status.SUCCEEDED: GENERATION_SUCCEEDED,
@@ -17,12 +17,26 @@ EVENT_BY_STATUS = {
 
 
 def generation_final_event_publish(generation: Generation) -> None:
-    request_webhook = None
-    if generation.webhook_url:
-        request_webhook = RequestWebhook(url=generation.webhook_url, events=tuple(generation.webhook_events_filter))
-    webhook_event_publish(
-        tenant=generation.tenant,
-        event_type=EVENT_BY_STATUS[generation.status],
-        data=GenerationSerializer(generation).data,
-        request_webhook=request_webhook,
+    generation_final_events_publish([generation])
+
+
+def generation_final_events_publish(generations: list[Generation]) -> None:
+    # One serializer for the batch: DRF builds its fields once instead of once per generation.
+    rendered = GenerationSerializer(generations, many=True).data
+    webhook_events_publish(
+        events=[
+            EventToPublish(
+                tenant=generation.tenant,
+                event_type=EVENT_BY_STATUS[generation.status],
+                data=data,
+                request_webhook=_request_webhook(generation),
+            )
+            for generation, data in zip(generations, rendered, strict=True)
+        ]
     )
+
+
+def _request_webhook(generation: Generation) -> RequestWebhook | None:
+    if not generation.webhook_url:
+        return None
+    return RequestWebhook(url=generation.webhook_url, events=tuple(generation.webhook_events_filter))

@@ -5,6 +5,7 @@ forwarder calls them between upstream steps. Worker-side writes are guarded by t
 lease was taken over (reaped, re-claimed elsewhere) cannot settle a generation a second time.
 """
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,17 +15,19 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.services.ledger import billing_capture, billing_release
+from billing.models import LedgerEntry
+from billing.services.ledger import Capture, billing_capture, billing_capture_many, billing_release
 from generations.catalog import stored_interface
 from generations.models import Generation, GenerationImage
 from generations.notifications import (
     notify_generation_cancel,
     notify_generation_finished,
+    notify_generations_finished,
     notify_work_available,
 )
 from generations.services.claims import claim_candidates
-from generations.services.events import generation_final_event_publish
-from generations.services.moderation import initial_review
+from generations.services.events import generation_final_event_publish, generation_final_events_publish
+from generations.services.moderation import ReviewDecision, initial_reviews
 from project import errors
 
 
@@ -176,10 +179,6 @@ def generation_task_id_record(*, claim: ClaimedGeneration, upstream_task_id: str
     Generation.objects.filter(pk=claim.id, lease_token=claim.lease_token).update(upstream_task_id=upstream_task_id)
 
 
-def generation_cancel_requested(*, claim: ClaimedGeneration) -> bool:
-    return Generation.objects.filter(pk=claim.id, cancel_requested=True).exists()
-
-
 def _finish(generation: Generation, status: str) -> None:
     generation.status = status
     generation.finished_at = timezone.now()
@@ -220,22 +219,9 @@ def generation_succeed(
         if generation.cancel_requested:
             _settle_canceled_while_running(generation, images_returned=len(outputs))
             return generation
+        reviews = initial_reviews(tenant=generation.tenant, images=len(outputs))
         GenerationImage.objects.bulk_create(
-            [
-                GenerationImage(
-                    generation=generation,
-                    index=output.index,
-                    storage_key=output.storage_key,
-                    content_type=output.content_type,
-                    width=output.width,
-                    height=output.height,
-                    byte_size=output.byte_size,
-                    sha256=output.sha256,
-                    revised_prompt=output.revised_prompt,
-                    **initial_review(tenant=generation.tenant).image_fields(),
-                )
-                for output in outputs
-            ]
+            [_image_row(generation, output, review) for output, review in zip(outputs, reviews, strict=True)]
         )
         images = len(outputs)
         capture = billing_capture(
@@ -244,16 +230,132 @@ def generation_succeed(
             # Earlier attempts that were lost after sending may each have been charged too: our cost, not theirs.
             upstream_cost_micros=generation.unit_cost_micros * images + _unknown_outcome_cost(generation),
         )
-        # The ledger is the truth (it caps at the hold); the generation row mirrors it.
-        if capture is not None:
-            generation.charged_micros = capture.amount_micros if capture.kind == "capture" else 0
-            generation.upstream_cost_micros = capture.cost_micros
-        generation.images_returned = images
-        generation.usage = usage_from_upstream(usage)
-        generation.error_code = ""
-        generation.error_message = ""
+        _record_success(generation, Success(claim=claim, outputs=outputs, usage=usage), capture)
         _finish(generation, Generation.Status.SUCCEEDED)
     return generation
+
+
+@dataclass(frozen=True)
+class Success:
+    """One generation of a `generations_succeed` batch."""
+
+    claim: ClaimedGeneration
+    outputs: list[StoredOutput]
+    usage: dict | None = None
+
+
+def generations_succeed(*, successes: list[Success]) -> dict[int, Generation | None]:
+    """`generation_succeed` for many generations in ONE transaction and a fixed number of statements (the forwarder
+    settles what finished in the last few milliseconds together): the claimed rows locked in one SELECT, every
+    image row in one INSERT, the money in `billing_capture_many`, the rows in one UPDATE, every webhook event in
+    `webhook_events_publish` and the finished notices in one statement. Same results per generation as
+    `generation_succeed` (None: the lease was lost). Any error rolls the whole batch back, so retrying it captures
+    nothing twice; the caller settles the members one by one if the batch keeps failing for other reasons than
+    the database."""
+    if not successes:
+        return {}
+    results: dict[int, Generation | None] = dict.fromkeys(success.claim.id for success in successes)
+    with transaction.atomic():
+        locked = {
+            row.pk: row
+            for row in Generation.objects.select_for_update(of=("self",))
+            .select_related("tenant", "api_key")
+            .filter(pk__in=list(results), status=Generation.Status.RUNNING)
+            .order_by("pk")
+        }
+        settling: list[tuple[Success, Generation]] = []
+        for success in successes:
+            generation = locked.get(success.claim.id)
+            if generation is None or generation.lease_token != success.claim.lease_token:
+                continue
+            results[generation.pk] = generation
+            if generation.cancel_requested:
+                _settle_canceled_while_running(generation, images_returned=len(success.outputs))
+            else:
+                settling.append((success, generation))
+        if not settling:
+            return results
+        # One read of each tenant's review setting; sampling still draws per image.
+        by_tenant: dict[int, list[tuple[Generation, StoredOutput]]] = {}
+        for success, generation in settling:
+            by_tenant.setdefault(generation.tenant_id, []).extend((generation, output) for output in success.outputs)
+        rows = []
+        for pairs in by_tenant.values():
+            reviews = initial_reviews(tenant=pairs[0][0].tenant, images=len(pairs))
+            rows += [_image_row(generation, output, review) for (generation, output), review in zip(pairs, reviews, strict=True)]
+        images_of: dict[int, list[GenerationImage]] = {}
+        for image in GenerationImage.objects.bulk_create(rows):
+            images_of.setdefault(image.generation_id, []).append(image)
+        captured = billing_capture_many(
+            captures=[
+                Capture(
+                    reference=generation.public_id,
+                    images=len(success.outputs),
+                    upstream_cost_micros=generation.unit_cost_micros * len(success.outputs)
+                    + _unknown_outcome_cost(generation),
+                )
+                for success, generation in settling
+            ]
+        )
+        now = timezone.now()
+        for success, generation in settling:
+            _record_success(generation, success, captured[generation.public_id])
+            generation.status = Generation.Status.SUCCEEDED
+            generation.finished_at = now
+            generation.lease_token = None
+            generation.lease_expires_at = None
+            generation.not_before = None
+            generation.updated_at = now
+            # The event renders the images just written: hand them over instead of reading them back.
+            generation._prefetched_objects_cache = {"images": sorted(images_of.get(generation.pk, []), key=lambda i: i.index)}
+        _succeeded_rows_update([generation for _success, generation in settling], now=now)
+        generation_final_events_publish([generation for _success, generation in settling])
+        notify_generations_finished(generation_ids=[generation.pk for _success, generation in settling])
+    return results
+
+
+def _succeeded_rows_update(generations: list[Generation], *, now) -> None:
+    """Write the settled rows with one UPDATE per distinct outcome (usually one: same price, same n) rather than
+    `bulk_update`'s CASE per field and row."""
+    groups: dict[tuple, list[int]] = {}
+    for generation in generations:
+        outcome = (
+            generation.charged_micros, generation.upstream_cost_micros, generation.images_returned,
+            json.dumps(generation.usage, sort_keys=True),
+        )
+        groups.setdefault(outcome, []).append(generation.pk)
+    for (charged, cost, images, usage), ids in groups.items():
+        Generation.objects.filter(pk__in=ids).update(
+            status=Generation.Status.SUCCEEDED, finished_at=now, lease_token=None, lease_expires_at=None,
+            not_before=None, charged_micros=charged, upstream_cost_micros=cost, images_returned=images,
+            usage=json.loads(usage), error_code="", error_message="", updated_at=now,
+        )
+
+
+def _image_row(generation: Generation, output: StoredOutput, review: ReviewDecision) -> GenerationImage:
+    return GenerationImage(
+        generation=generation,
+        index=output.index,
+        storage_key=output.storage_key,
+        content_type=output.content_type,
+        width=output.width,
+        height=output.height,
+        byte_size=output.byte_size,
+        sha256=output.sha256,
+        revised_prompt=output.revised_prompt,
+        **review.image_fields(),
+    )
+
+
+def _record_success(generation: Generation, success: Success, capture: LedgerEntry | None) -> None:
+    # The ledger is the truth (it caps at the hold); the generation row mirrors it.
+    if capture is not None:
+        generation.charged_micros = capture.amount_micros if capture.kind == "capture" else 0
+        generation.upstream_cost_micros = capture.cost_micros
+    generation.images_returned = len(success.outputs)
+    generation.usage = usage_from_upstream(success.usage)
+    generation.error_code = ""
+    generation.error_message = ""
 
 
 def _settle_canceled_while_running(generation: Generation, *, images_returned: int) -> None:

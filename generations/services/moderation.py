@@ -182,16 +182,20 @@ def _draw_percent() -> int:
     return random.randrange(100)
 
 
-def initial_review(*, tenant: Tenant) -> ReviewDecision:
-    """Decide, per image, whether it enters the moderation queue and whether the tenant may see it meanwhile."""
+def initial_reviews(*, tenant: Tenant, images: int) -> list[ReviewDecision]:
+    """Decide, per image, whether it enters the moderation queue and whether the tenant may see it meanwhile (one
+    read of the tenant's setting for all of them; sampling draws for each image)."""
     setting = TenantReviewSetting.objects.filter(tenant=tenant).first()
     if setting is None or setting.mode == TenantReviewSetting.Mode.OFF:
-        return NOT_REVIEWED
+        return [NOT_REVIEWED] * images
     if setting.mode == TenantReviewSetting.Mode.HOLD:
-        return ReviewDecision(status=ReviewStatus.PENDING, withheld=True)
-    if _draw_percent() < setting.sample_percent:
-        return ReviewDecision(status=ReviewStatus.PENDING, withheld=False)
-    return NOT_REVIEWED
+        return [ReviewDecision(status=ReviewStatus.PENDING, withheld=True)] * images
+    return [
+        ReviewDecision(status=ReviewStatus.PENDING, withheld=False)
+        if _draw_percent() < setting.sample_percent
+        else NOT_REVIEWED
+        for _ in range(images)
+    ]
 
 
 def _snapshot_review_setting(setting: TenantReviewSetting) -> dict[str, Any]:
