@@ -114,9 +114,9 @@ if DATABASE_IS_SQLITE:
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Statements run through a server-binding cursor (project.sqlcompose: the submit's chained money statement)
-    # are prepared once they ran this often on a connection; Django's other cursors bind on the client and never
-    # are. Empty turns it off (a transaction-mode pgbouncer older than 1.21 cannot keep prepared statements).
+    # Statements run through a server-binding cursor (project.sqlcompose.prepared_cursor: the submit's money
+    # statement, the rate counter) are prepared once they ran this often on a connection; Django's other cursors
+    # bind on the client and never are. Empty turns it off (a transaction-mode pgbouncer older than 1.21 cannot keep prepared statements).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = env.int(
         "DATABASE_PREPARE_THRESHOLD", default=2
     ) if env.str("DATABASE_PREPARE_THRESHOLD", default="2") else None
