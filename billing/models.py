@@ -199,11 +199,15 @@ class LedgerEntry(models.Model):
         RELEASE = "release", "Release"
         ADJUST = "adjust", "Adjustment"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="ledger_entries")
+    # No single-column indexes: ledger_tenant_kind_created and ledger_key_kind_created lead with these columns,
+    # and every index is one more write on each submit's hold.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     reference = models.CharField(max_length=100, help_text="e.g. a generation id; unique per kind.")
     amount_micros = models.BigIntegerField()
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     price = models.ForeignKey(Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     model_id = models.CharField(max_length=100, blank=True)
     quality = models.CharField(max_length=32, blank=True)

@@ -23,7 +23,8 @@ class Generation(models.Model):
     FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
 
     public_id = models.CharField(max_length=40, unique=True, default=generation_public_id, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="generations")
+    # gen_tenant_created leads with the tenant: no index of its own (one write less per submit).
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="generations", db_index=False)
     api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="generations")
 
     model_id = models.CharField(max_length=120)
