@@ -10,10 +10,11 @@ request (workers, shells) reads it on every lookup. A token that vanished (a cac
 database) counts as a change, so losing it can only cost a reload, never serve stale rows.
 """
 
+import contextlib
 import contextvars
 import threading
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -141,19 +142,20 @@ class ReadCacheMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self._acall(request)
-        in_request = _in_request.set(True)
-        version = _request_version.set(None)
-        try:
+        with _request_scope():
             return self.get_response(request)
-        finally:
-            _request_version.reset(version)
-            _in_request.reset(in_request)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
-        in_request = _in_request.set(True)
-        version = _request_version.set(None)
-        try:
+        with _request_scope():
             return await self.get_response(request)
-        finally:
-            _request_version.reset(version)
-            _in_request.reset(in_request)
+
+
+@contextlib.contextmanager
+def _request_scope() -> Iterator[None]:
+    in_request = _in_request.set(True)
+    version = _request_version.set(None)
+    try:
+        yield
+    finally:
+        _request_version.reset(version)
+        _in_request.reset(in_request)

@@ -5,9 +5,10 @@ followed from the client's logs into ours; anything else is replaced by a fresh 
 own id before the view runs; `request_id_bind` (connected to its signal) rebinds ours so the logs say the same.
 """
 
+import contextlib
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -51,26 +52,27 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self._acall(request)
-        request_id = request_id_choose(request.META.get("HTTP_X_REQUEST_ID"))
-        request.request_id = request_id  # type: ignore[attr-defined]
-        token = _current.set(request_id)
-        try:
+        with _request_id_scope(request) as request_id:
             response = self.get_response(request)
-        finally:
-            _current.reset(token)
         response[HEADER] = request_id
         return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
-        request_id = request_id_choose(request.META.get("HTTP_X_REQUEST_ID"))
-        request.request_id = request_id  # type: ignore[attr-defined]
-        token = _current.set(request_id)
-        try:
+        with _request_id_scope(request) as request_id:
             response = await self.get_response(request)
-        finally:
-            _current.reset(token)
         response[HEADER] = request_id
         return response
+
+
+@contextlib.contextmanager
+def _request_id_scope(request: HttpRequest) -> Iterator[str]:
+    request_id = request_id_choose(request.META.get("HTTP_X_REQUEST_ID"))
+    request.request_id = request_id  # type: ignore[attr-defined]
+    token = _current.set(request_id)
+    try:
+        yield request_id
+    finally:
+        _current.reset(token)
 
 
 def request_id_bind(sender: Any, request: HttpRequest, **_: Any) -> None:
