@@ -110,12 +110,12 @@ def direct_child(*, base_url: str, count: int, concurrency: int) -> None:
     """The baseline: N calls at `concurrency`, each downloading its output, on one httpx.AsyncClient."""
     import httpx
 
-    from generations.providers.transport import PooledTransport
+    from generations.providers.transport import AiohttpTransport
 
     async def main() -> dict:
         semaphore = asyncio.Semaphore(concurrency)
-        # The forwarder's transport (several small connection pools): the baseline isolates everything else.
-        transport = PooledTransport(max_connections=concurrency)
+        # The forwarder's transport (httpx over aiohttp): the baseline isolates everything else.
+        transport = AiohttpTransport(max_connections=concurrency)
         headers = {"Authorization": "Bearer bench"}
         async with httpx.AsyncClient(transport=transport, timeout=120, headers=headers) as client:
 

@@ -21,7 +21,7 @@ from generations.providers.base import (
     error_from_response,
     retry_after_seconds,
 )
-from generations.providers.transport import PooledTransport
+from generations.providers.transport import AiohttpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class AIHubMixClient:
                 write=write_timeout_seconds,
                 pool=pool_timeout_seconds,
             ),
-            transport=transport or PooledTransport(max_connections=max_connections, retries=connect_retries),
+            transport=transport or AiohttpTransport(max_connections=max_connections, retries=connect_retries),
             follow_redirects=False,
         )
 

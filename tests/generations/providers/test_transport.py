@@ -1,60 +1,213 @@
-"""The upstream transport spreads calls over several small connection pools and still allows `max_connections`
-calls at once."""
+"""The upstream transport (httpx over aiohttp) against real servers on loopback: `max_connections` calls really are
+open at once and no more, connections are reused, encoded bodies are decoded, and every failure says whether the
+request could have reached the upstream — which decides whether a retry may cost us twice."""
 
 import asyncio
+import gzip
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from generations.providers.transport import POOL_SIZE, PooledTransport
+from generations.providers import AIHubMixClient, ProviderCall, TransientProviderError, UnknownOutcomeError
+from generations.providers.transport import AiohttpTransport
 
-CALLS = POOL_SIZE * 2 + 6  # three pools
+CALLS = 40
 
 
-class _AllAtOnce(BaseHTTPRequestHandler):
-    """Answers only once CALLS requests are open together; a request that never gets there waits in vain."""
-
+class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    barrier = threading.Barrier(CALLS, timeout=10)
 
     def do_GET(self) -> None:
-        try:
-            self.barrier.wait()
-            status = 200
-        except threading.BrokenBarrierError:
-            status = 503
+        self.server.record(self)
+        if self.path.startswith("/together"):
+            try:
+                self.server.barrier.wait()
+                self._reply(200, b"ok")
+            except threading.BrokenBarrierError:
+                self._reply(503, b"not all at once")
+        elif self.path == "/gzip":
+            self._reply(200, gzip.compress(b'{"hello": "world"}'), {"Content-Encoding": "gzip"})
+        elif self.path == "/slow":
+            with self.server.lock:
+                self.server.open_now += 1
+                self.server.most_open = max(self.server.most_open, self.server.open_now)
+            threading.Event().wait(0.2)
+            with self.server.lock:
+                self.server.open_now -= 1
+            self._reply(200, b"ok")
+        else:
+            self._reply(200, b"x" * 100_000)
+
+    def do_POST(self) -> None:
+        self.server.record(self)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path.startswith("/drop"):
+            self.close_connection = True  # read the request, then hang up without answering
+            return
+        if self.path.startswith("/hang"):
+            threading.Event().wait(2)
+            return
+        self._reply(200, b'{"echo": %d, "type": "%s"}' % (len(body), self.headers["Content-Type"].encode()))
+
+    def _reply(self, status: int, body: bytes, headers: dict | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Length", "2")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(b"ok")
+        self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(CALLS, timeout=10)
+        self.connections: set[int] = set()
+        self.requests: list[tuple[str, str]] = []
+        self.open_now = self.most_open = 0
+
+    def record(self, handler: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.connections.add(handler.client_address[1])
+            self.requests.append((handler.command, handler.path))
+
+
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _AllAtOnce)
-    httpd.daemon_threads = True
+    httpd = _Server()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield httpd
     httpd.shutdown()
     httpd.server_close()
 
 
-def test_max_connections_calls_are_open_at_once_across_the_pools(server: str) -> None:
-    transport = PooledTransport(max_connections=CALLS)
+def _url(server: _Server, path: str) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}{path}"
 
-    async def main() -> tuple[list[int], list[int]]:
-        async with httpx.AsyncClient(transport=transport, timeout=30) as client:
-            responses = await asyncio.gather(*(client.get(f"{server}/{i}") for i in range(CALLS)))
-            return [r.status_code for r in responses], list(transport._busy)
 
-    statuses, busy_after = asyncio.run(main())
+def _run(coroutine_function, *, max_connections: int = CALLS, retries: int = 0, timeout: float = 30):
+    async def main():
+        transport = AiohttpTransport(max_connections=max_connections, retries=retries)
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            return await coroutine_function(client)
 
-    assert statuses == [200] * CALLS
-    assert len(transport._pools) == 3
-    assert busy_after == [0, 0, 0]  # every body was read and closed: no pool counts a call still open
+    return asyncio.run(main())
+
+
+def test_max_connections_calls_are_open_at_once(server: _Server) -> None:
+    async def calls(client):
+        return await asyncio.gather(*(client.get(_url(server, f"/together/{i}")) for i in range(CALLS)))
+
+    responses = _run(calls)
+
+    assert [r.status_code for r in responses] == [200] * CALLS
+    assert len(server.connections) == CALLS
+
+
+def test_no_more_than_max_connections_are_open_and_the_rest_wait_their_turn(server: _Server) -> None:
+    async def calls(client):
+        return await asyncio.gather(*(client.get(_url(server, "/slow")) for _ in range(12)))
+
+    responses = _run(calls, max_connections=4)
+
+    assert [r.status_code for r in responses] == [200] * 12
+    assert server.most_open == 4
+    assert len(server.connections) == 4  # each connection was reused once its body was read
+
+
+def test_a_connection_is_reused_once_its_body_is_read(server: _Server) -> None:
+    async def calls(client):
+        sizes = []
+        for _ in range(10):
+            response = await client.get(_url(server, "/big"))
+            sizes.append(len(response.content))
+        return sizes
+
+    assert _run(calls) == [100_000] * 10
+    assert len(server.connections) == 1
+
+
+def test_a_body_left_unread_does_not_leak_its_connection(server: _Server) -> None:
+    async def calls(client):
+        for _ in range(5):
+            async with client.stream("GET", _url(server, "/big")) as response:
+                assert response.status_code == 200  # closed without reading the 100 kB body
+        return (await client.get(_url(server, "/big"))).status_code
+
+    assert _run(calls, max_connections=1) == 200  # one connection allowed: each one was given back
+
+
+def test_an_encoded_body_is_decoded_and_json_and_multipart_bodies_are_sent_whole(server: _Server) -> None:
+    async def calls(client):
+        decoded = (await client.get(_url(server, "/gzip"))).json()
+        as_json = (await client.post(_url(server, "/echo"), json={"prompt": "a" * 1000})).json()
+        form = (await client.post(_url(server, "/echo"), data={"prompt": "a"},
+                                  files=[("image", ("a.png", b"\x89PNG" + b"0" * 5000, "image/png"))])).json()
+        return decoded, as_json, form
+
+    decoded, as_json, form = _run(calls)
+
+    assert decoded == {"hello": "world"}
+    assert as_json == {"echo": len('{"prompt":"' + "a" * 1000 + '"}'), "type": "application/json"}
+    assert form["echo"] > 5000 and form["type"].startswith("multipart/form-data; boundary=")
+
+
+def _client(base_url: str, *, read_timeout: float = 30.0) -> AIHubMixClient:
+    return AIHubMixClient(api_key="k", base_url=base_url, tasks_url=base_url, read_timeout_seconds=read_timeout,
+                          connect_retries=2)
+
+
+def _call() -> ProviderCall:
+    return ProviderCall(model_id="openai/gpt-image-1", family="openai_compat", operation="generate",
+                        body={"model": "gpt-image-1", "prompt": "a lighthouse"})
+
+
+def test_a_refused_connection_is_transient_and_retried_before_giving_up() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, never listening: connections are refused
+
+    async def main():
+        async with _client(f"http://127.0.0.1:{port}/v1") as client:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(TransientProviderError) as caught:
+                await client.run(_call())
+            return caught.value, loop.time() - started
+
+    error, seconds = asyncio.run(main())
+
+    assert error.code == "upstream_unreachable"
+    assert seconds >= 0.5  # two retries: at once, then after 0.5 s
+
+
+def test_a_connection_dropped_after_the_request_is_an_unknown_outcome_sent_once(server: _Server) -> None:
+    async def main():
+        async with _client(_url(server, "/drop")) as client:
+            with pytest.raises(UnknownOutcomeError) as caught:
+                await client.run(_call())
+            return caught.value
+
+    assert asyncio.run(main()).code == "upstream_connection_lost"
+    assert server.requests == [("POST", "/drop/images/generations")]  # never resent: it may have been charged
+
+
+def test_no_answer_within_the_read_timeout_is_an_unknown_outcome(server: _Server) -> None:
+    async def main():
+        async with _client(_url(server, "/hang"), read_timeout=0.3) as client:
+            with pytest.raises(UnknownOutcomeError) as caught:
+                await client.run(_call())
+            return caught.value
+
+    assert asyncio.run(main()).code == "upstream_timeout"
+    assert server.requests == [("POST", "/hang/images/generations")]
