@@ -61,7 +61,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     connection attempts are retried `retries` times, never a request that reached the upstream. httpx's write
     timeout has no aiohttp counterpart: a stalled upload ends at the read timeout."""
 
-    def __init__(self, *, max_connections: int, retries: int = 0, keepalive_seconds: float = 15.0) -> None:
+    # Idle connections are dropped after httpx's own default (5 s): a server that closes an idle connection just as
+    # we reuse it makes that call an unknown outcome, so we keep them no longer than before.
+    def __init__(self, *, max_connections: int, retries: int = 0, keepalive_seconds: float = 5.0) -> None:
         self._max_connections = max_connections
         self._retries = retries
         self._keepalive_seconds = keepalive_seconds
