@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import structlog
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.urls import get_resolver
 
 from generations.catalog import provider_call_from_stored
 from generations.images import InvalidOutput, VerifiedImage, output_materialize
@@ -667,6 +668,8 @@ def forward_forever(
     """The `manage.py forwarder` process: forward until SIGTERM/SIGINT, then finish what is in flight (up to
     FORWARD_SHUTDOWN_GRACE_SECONDS) and exit."""
 
+    _url_resolver_load()
+
     async def main() -> DrainStats:
         forwarder = Forwarder(concurrency=concurrency or settings.FORWARD_CONCURRENCY)
         loop = asyncio.get_running_loop()
@@ -680,6 +683,13 @@ def forward_forever(
     # in bench/drain.py, where the loop handles hundreds of answers arriving together.
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(main())
+
+
+def _url_resolver_load() -> None:
+    """Webhook payloads carry image URLs, so the first settlement reverses one, and Django then builds its reverse
+    index of the whole URLconf (~150 ms holding the GIL, py-spy) just as the first answers settle and the next calls
+    go out. Built at start-up instead."""
+    get_resolver().reverse_dict  # noqa: B018 - reading the property builds it
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
