@@ -20,7 +20,7 @@ import asyncio
 from typing import Any
 
 import structlog
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
@@ -33,6 +33,8 @@ from django_structlog import signals as django_structlog_signals
 from django_structlog.app_settings import app_settings
 from django_structlog.middlewares import RequestMiddleware as StructlogRequestMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
+
+from project.hybrid_middleware import HybridMiddleware
 
 API_PREFIXES = ("/v1/", "/healthz")
 logger = structlog.get_logger("django_structlog.middlewares.request")
@@ -108,22 +110,15 @@ class CsrfViewMiddleware(_BrowserOnly, DjangoCsrfViewMiddleware):
         )
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
+class StaticFilesMiddleware(HybridMiddleware, WhiteNoiseMiddleware):
     """WhiteNoise is sync-only, which forced Django to switch the chain's mode around it; here it is both."""
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response: Any = None, **kwargs: Any) -> None:
-        super().__init__(get_response, **kwargs)
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
+        WhiteNoiseMiddleware.__init__(self, get_response, **kwargs)
+        self._mode_adopt(get_response)
 
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.async_mode:
-            return self._acall(request)
-        return super().__call__(request)
+    def _call(self, request: HttpRequest) -> HttpResponse:
+        return WhiteNoiseMiddleware.__call__(self, request)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         if not is_api_request(request):

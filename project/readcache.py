@@ -17,12 +17,13 @@ import uuid
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, HttpResponse
+
+from project.hybrid_middleware import HybridMiddleware
 
 VERSION_KEY = "readcache:version"
 MAX_ENTRIES = 50_000  # a process holding more than this starts over rather than growing without bound
@@ -124,24 +125,13 @@ def readcache_invalidate_on_change(*models: type[Model], skip_creation: bool = F
         post_delete.connect(_on_change, sender=model, weak=False, dispatch_uid=f"readcache-delete-{model._meta.label}")
 
 
-class ReadCacheMiddleware:
+class ReadCacheMiddleware(HybridMiddleware):
     """Scopes the version read to one request: the first cached lookup reads it, later ones reuse it.
 
-    Both sync and async, so under ASGI it costs no thread hop (project.middleware says why that matters). The
-    context variables set here reach the view's thread: asgiref runs it in a copy of this context."""
+    Both sync and async (no thread hop). The context variables set here reach the view's thread: asgiref runs it
+    in a copy of this context."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.async_mode:
-            return self._acall(request)
+    def _call(self, request: HttpRequest) -> HttpResponse:
         with _request_scope():
             return self.get_response(request)
 

@@ -13,9 +13,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django_structlog import signals as django_structlog_signals
+
+from project.hybrid_middleware import HybridMiddleware
 
 HEADER = "X-Request-Id"
 # Letters, digits and a few separators: safe in a header, a log line and a JSON string without escaping.
@@ -34,24 +35,16 @@ def request_id_choose(incoming: str | None) -> str:
     return str(uuid.uuid4())
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HybridMiddleware):
     """Outermost middleware: every response leaving the application, errors included, carries the id.
 
-    Both sync and async, so under ASGI it costs no thread hop (project.middleware says why that matters)."""
-
-    sync_capable = True
-    async_capable = True
+    Both sync and async (no thread hop)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
+        super().__init__(get_response)
         django_structlog_signals.bind_extra_request_metadata.connect(request_id_bind, dispatch_uid=__name__)
 
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.async_mode:
-            return self._acall(request)
+    def _call(self, request: HttpRequest) -> HttpResponse:
         with _request_id_scope(request) as request_id:
             response = self.get_response(request)
         response[HEADER] = request_id
