@@ -361,10 +361,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 
 OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
 
 # Wake-ups between processes (generations/notifications.py): Redis pub/sub with the Redis broker, else PostgreSQL
-# LISTEN/NOTIFY, else (SQLite) a poll. Subscribers re-read the database at least this often even when notified
-# nothing, so a lost notification costs at most this much latency.
+# LISTEN/NOTIFY, else (SQLite) datagram sockets between the processes of this machine. Subscribers re-read the
+# database at least this often even when notified nothing, so a lost notification costs at most this much latency;
+# while no notification can arrive (the listener reconnecting, no socket directory) they re-read every
+# NOTIFY_POLL_SECONDS.
 NOTIFY_RECHECK_SECONDS = env.float("NOTIFY_RECHECK_SECONDS", default=1.0)
 NOTIFY_POLL_SECONDS = env.float("NOTIFY_POLL_SECONDS", default=0.25)
+# SQLite: where the processes of this machine bind their wake-up sockets (a subdirectory per database file);
+# NOTIFY_LOCAL_SOCKETS=false falls back to the poll (bench/queue_wait.py compares the two).
+NOTIFY_LOCAL_SOCKETS = env.bool("NOTIFY_LOCAL_SOCKETS", default=True)
+NOTIFY_SOCKET_DIR = env.path("NOTIFY_SOCKET_DIR", default=str(VAR_DIR / "notify"))
 NOTIFY_CONNECT_WAIT_SECONDS = env.float("NOTIFY_CONNECT_WAIT_SECONDS", default=1.0)
 NOTIFY_LISTENER_LINGER_SECONDS = env.float("NOTIFY_LISTENER_LINGER_SECONDS", default=30.0)
 
