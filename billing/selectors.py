@@ -563,3 +563,12 @@ def tenant_price_list(*, tenant: Tenant) -> dict[str, list[TenantPrice]]:
             TenantPrice(price.model_id, price.quality, price.size, apply_markup(price.cost_micros, markup_bps))
         )
     return prices
+
+
+def tenant_plan_names(*, tenant_ids: set[int]) -> dict[int, str]:
+    """Tenant id → the name of its plan (its assignment, else the default plan), in one query."""
+    assigned = dict(
+        TenantPlan.objects.filter(tenant_id__in=tenant_ids).values_list("tenant_id", "plan__name")
+    )
+    default = plan_get_default().name if len(assigned) < len(tenant_ids) else ""
+    return {tenant_id: assigned.get(tenant_id, default) for tenant_id in tenant_ids}

@@ -63,6 +63,7 @@ MIDDLEWARE = [
     # Outermost, so every response (errors from the other middleware included) carries X-Request-Id.
     "project.request_id.RequestIdMiddleware",
     "project.readcache.ReadCacheMiddleware",
+    "project.metrics.MetricsMiddleware",
     # project.middleware: Django's and the libraries' own, minus the thread hops and the browser-only layers for
     # API requests (see that module).
     "project.middleware.SecurityMiddleware",
@@ -255,6 +256,14 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- Metrics (project/metrics.py) -------------------------------------------------------------------------
+# /metrics answers `Authorization: Bearer <METRICS_TOKEN>`; with no token, requests from loopback only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A forwarder on a host without a web process serves its own metrics here (0: not at all). Bind an internal
+# address: this port has no token.
+FORWARD_METRICS_PORT = env.int("FORWARD_METRICS_PORT", default=0)
+FORWARD_METRICS_HOST = env.str("FORWARD_METRICS_HOST", default="127.0.0.1")
 
 # --- Logging: structlog JSON lines with request id and tenant ------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from project.health import health_view
+from project.metrics import metrics_view
 
 # Staff pages: our name on them, and no "View site" link (there is no public site; it would be a 404).
 admin.site.site_header = "Image generation — staff"
@@ -24,6 +25,7 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health_view, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("v1/", include(api_v1)),
 ]
 
