@@ -62,6 +62,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so every response (errors from the other middleware included) carries X-Request-Id.
     "project.request_id.RequestIdMiddleware",
+    # Right after the id: during a database outage API requests answer 503 at once (project/db_outage.py).
+    "project.db_outage.DatabaseOutageMiddleware",
     "project.readcache.ReadCacheMiddleware",
     "project.metrics.MetricsMiddleware",
     # project.middleware: Django's and the libraries' own, minus the thread hops and the browser-only layers for
@@ -129,8 +131,13 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 2,
             "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
-            "timeout": 10,
+            # A request waits this long for a connection: past it the pool is exhausted or the server is down,
+            # and a fast 503 with Retry-After serves the client better than a slow one (project/db_outage.py).
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=1.0),
         }
+# While the database is unreachable, one probe per process tries to connect this often; until it succeeds, API
+# requests answer 503 at once (project/db_outage.py).
+DATABASE_OUTAGE_PROBE_SECONDS = env.float("DATABASE_OUTAGE_PROBE_SECONDS", default=0.25)
 
 # --- Cache (rate limits shared by every process) --------------------------------------------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://imagegen_cache")}
