@@ -8,8 +8,8 @@ that picture with its prompt added as a metadata chunk (PNG `tEXt`, JPEG comment
 a complete, decodable file whose bytes differ from prompt to prompt, for about 0.1 ms."""
 
 import hashlib
-import os
 import io
+import os
 import struct
 import threading
 import zlib
