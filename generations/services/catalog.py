@@ -13,8 +13,9 @@ from billing.models import Price
 from billing.money import usd_to_micros
 from billing.selectors import price_list_current
 from billing.services.prices import price_set
-from generations.catalog import CatalogRuleError, ModelSpec, catalog_list, catalog_seed_data, spec_from_dict
-from generations.catalog.registry import catalog_row_spec_data
+from generations.catalog.lookup import catalog_list
+from generations.catalog.registry import catalog_row_spec_data, catalog_seed_data
+from generations.catalog.specs import CatalogRuleError, ModelSpec, spec_from_dict
 from generations.models import CatalogModel
 from project import errors
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Tenant
 from billing.services.ledger import billing_reserve, billing_reserve_at_once
 from billing.services.prices import Quote, price_quote
-from generations.catalog import ValidatedRequest, generation_request_validate, operation_check
+from generations.catalog.validation import ValidatedRequest, generation_request_validate, operation_check
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
 from generations.notifications import notify_work_available, work_available_notice_sql
