@@ -23,7 +23,7 @@ from billing.model_ids import price_model_id_resolve
 from billing.models import LedgerEntry, Plan, Price, Statement, StatementLine, TenantPlan, Wallet
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.reports import statement_html
-from billing.selectors import tenant_list_with_billing
+from billing.selectors.tenants import tenant_list_with_billing
 from billing.services.plans import plan_save, tenant_plan_save
 from billing.services.prices import price_end, price_set
 from billing.services.statements import statements_close_month

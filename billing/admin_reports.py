@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from billing.periods import as_utc_start
 from billing.reports import daily_chart_svg, report_csv_rows
-from billing.selectors import REPORT_GROUPS, ReportRow, billing_report
+from billing.selectors.reports import REPORT_GROUPS, ReportRow, billing_report
 from project.streaming_csv import csv_streaming_response
 
 REPORT_MAX_DAYS = 400

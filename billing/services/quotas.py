@@ -12,7 +12,8 @@ from accounts.models import ApiKey, Tenant
 from billing.models import Wallet
 from billing.money import micros_to_usd
 from billing.periods import day_start, month_start, next_month_start
-from billing.selectors import Limits, api_key_spend_since
+from billing.selectors.ledger import api_key_spend_since
+from billing.selectors.limits import Limits
 from billing.services.prices import Quote
 from project import errors
 

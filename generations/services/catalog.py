@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.services import Actor, audit_record
 from billing.models import Price
 from billing.money import usd_to_micros
-from billing.selectors import price_list_current
+from billing.selectors.prices import price_list_current
 from billing.services.prices import price_set
 from generations.catalog import CatalogRuleError, ModelSpec, catalog_list, catalog_seed_data, spec_from_dict
 from generations.catalog.registry import catalog_row_spec_data
