@@ -3,8 +3,8 @@
 The plan rule is written once, as the ORM expression `tenant_plan_value`: the tenant's override, else its
 plan's value, else the default plan's, else the value in `billing.defaults` (no default plan row, e.g. a test
 flushed the database). An empty override inherits; an empty plan value means unlimited. Every reader of a
-tenant's limits uses it: `tenant_limits` (one tenant, through the read cache), `tenants_retention_days`, the staff
-tenant list (`selectors.tenants`) and the forwarder's claim query (`tenants_limit_sql`, the rule as SQL).
+tenant's limits uses it: `tenant_limits` (one tenant, through the read cache), `tenants_retention_days`, the
+staff tenant list (`selectors.tenants`) and the claim query (`tenants_limit_sql`: the rule as SQL).
 """
 
 import dataclasses
@@ -47,8 +47,8 @@ def _fallback_plan() -> Plan:
 
 
 def tenant_plan_value(field: str) -> Case:
-    """For a `Tenant` query: the effective value of a `Plan` field (a limit, or `name`). A field a tenant cannot
-    override (`name`) is its plan's."""
+    """For a `Tenant` query: the effective value of a `Plan` field (a limit, or `name`). A field a tenant
+    cannot override (`name`) is its plan's."""
     output_field: Field = Plan._meta.get_field(field)
     assigned: Any = F(f"billing_plan__plan__{field}")
     if field in LIMIT_FIELDS:
@@ -64,14 +64,14 @@ def tenant_plan_value(field: str) -> Case:
 
 @cache
 def tenants_limit_sql(*, field: str) -> tuple[str, tuple[Any, ...]]:
-    """SQL and parameters of a relation with one row per tenant, (tenant id, effective value of the limit), for a
-    raw query that needs the rule (the forwarder's claim). Alias its columns where it is used:
-    `FROM (<sql>) AS c (tenant_id, cap)`. Compiled once per process: compiling costs about as much as the claim
-    query itself, and its text never changes."""
+    """SQL and parameters of a relation with one row per tenant, (tenant id, effective value of the limit),
+    for a raw query that needs the rule (the forwarder's claim). Alias its columns where it is used:
+    `FROM (<sql>) AS c (tenant_id, cap)`. Compiled once per process: compiling costs about as much as the
+    claim query itself, and its text never changes."""
     if field not in LIMIT_FIELDS:
         raise ValueError(f"{field!r} is not a plan limit")
-    rows = Tenant.objects.annotate(effective=tenant_plan_value(field)).order_by().values_list("pk", "effective")
-    return rows.query.sql_with_params()
+    rows = Tenant.objects.annotate(effective=tenant_plan_value(field)).values_list("pk", "effective")
+    return rows.order_by().query.sql_with_params()
 
 
 @dataclass(frozen=True)

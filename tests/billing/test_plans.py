@@ -50,7 +50,7 @@ def _limits_in_sql(field: str) -> dict[int, int | None]:
 
 
 def test_the_plan_rule_reads_the_same_in_python_and_in_the_claim_querys_sql() -> None:
-    """Override, else the plan's value (empty: unlimited), else the default plan's, else billing/defaults.py."""
+    """Override, else the plan's (empty: unlimited), else the default plan's, else billing/defaults.py."""
     pro = Plan.objects.create(name="pro", max_concurrent=50, retention_days=30)
     unlimited = Plan.objects.create(name="unlimited", max_concurrent=None)
     names = ("override", "pro", "unlimited", "none")
