@@ -1,6 +1,6 @@
 """The staff billing report: its form, the page (table, daily chart) and the CSV export.
 
-A view rather than a ModelAdmin, so `billing.admin` stays the model pages; `LedgerEntryAdmin` wires it in.
+A view rather than a ModelAdmin; `billing.admin.ledger.LedgerEntryAdmin` wires it in (`admin:billing_report`).
 """
 
 from datetime import date, timedelta
