@@ -1,5 +1,7 @@
 """Plans and a tenant's plan with its overrides: saved through the audited services, never deleted."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
@@ -26,16 +28,16 @@ class PlanForm(forms.ModelForm):
 
 
 class TenantPlanForm(PlanForm):
-    monthly_spend_limit_micros = UsdFormField(
-        required=False, label="Monthly spend limit (USD)", help_text="Empty: the plan's."
-    )
-    key_monthly_budget_micros = UsdFormField(
-        required=False, label="Default monthly budget per key (USD)", help_text="Empty: the plan's."
-    )
+    """A tenant's overrides: the plan's form, where an empty money limit inherits the plan's."""
 
     class Meta:
         model = TenantPlan
         fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("monthly_spend_limit_micros", "key_monthly_budget_micros"):
+            self.fields[name].help_text = "Empty: the plan's."
 
 
 @admin.register(Plan)
