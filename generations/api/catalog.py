@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.money import micros_to_usd
-from billing.selectors import Limits, TenantPrice, tenant_limits, tenant_price_list
+from billing.selectors.limits import Limits, tenant_limits
+from billing.selectors.prices import TenantPrice, tenant_price_list
 from generations.catalog.lookup import UnknownModel, catalog_entry_get, catalog_list
 from generations.catalog.registry import CatalogEntry
 from generations.catalog.specs import PARAM_TYPES, ModelSpec, ParamSpec

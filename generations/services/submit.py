@@ -21,7 +21,7 @@ from generations.services.inputs import input_image_load, input_images_load
 from generations.services.moderation import prompt_screen
 from generations.storage import blob_delete, blob_save, input_key
 from project import errors
-from webhooks.services import RequestWebhook, request_webhook_check
+from webhooks.services.request_webhooks import RequestWebhook, request_webhook_check
 
 logger = structlog.get_logger(__name__)
 
