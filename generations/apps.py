@@ -7,7 +7,7 @@ class GenerationsConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.model_ids import model_id_resolver_register
-        from generations.catalog import model_id_resolve
+        from generations.catalog.lookup import model_id_resolve
         from generations.models import CatalogModel, PromptBlockRule
         from project.readcache import readcache_invalidate_on_change
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from billing.selectors import tenant_plan_names
+from billing.selectors.limits import tenant_plan_names
 from generations.models import Generation
 from project.health import REAPER_LAST_RUN_KEY
 
