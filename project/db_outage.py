@@ -21,6 +21,7 @@ import structlog
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 
 from project.hybrid_middleware import HybridMiddleware
 
@@ -122,7 +123,13 @@ class DatabaseOutageMiddleware(HybridMiddleware):
     """While the breaker is open, API requests get their 503 at once. Sync and async alike (no thread hop)."""
 
     def _refuse(self, request: HttpRequest) -> bool:
-        return _open_since is not None and request.path_info.startswith(_GUARDED_PREFIX)
+        if _open_since is None or not request.path_info.startswith(_GUARDED_PREFIX):
+            return False
+        try:
+            resolve(request.path_info)
+        except Resolver404:
+            return False  # an unknown path is a 404 whatever the database does
+        return True
 
     def _call(self, request: HttpRequest) -> HttpResponse:
         if self._refuse(request):
