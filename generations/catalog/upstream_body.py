@@ -9,7 +9,7 @@ from typing import Any
 
 from generations.catalog.lookup import UnknownModel, catalog_entry_find
 from generations.catalog.specs import ModelSpec
-from generations.providers import InputImage, ProviderCall, predictions
+from generations.providers import InputImage, ProviderCall, gemini, predictions
 
 
 def _put(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -59,6 +59,8 @@ def upstream_body_build(
             _put(fields, param.upstream_path, extras[param.name])
         elif param.send_default and operation in param.operations:
             _put(fields, param.upstream_path, param.default)
+    if interface == "gemini":
+        return gemini.generate_content_body(fields)  # Google's own shape: contents and generationConfig
     return fields if interface == "openai_compat" else {"input": fields}
 
 

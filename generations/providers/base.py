@@ -287,13 +287,15 @@ def result_from_payload(
 
 @dataclass
 class UpstreamRequest:
-    """What a family module asks the shared HTTP layer to send (`path` is relative to the base URL)."""
+    """What a family module asks the shared HTTP layer to send. `path` is relative to the endpoint's base URL:
+    "aihubmix" (the base URL, Bearer key) or "gemini" (the Gemini-native route, `x-goog-api-key`)."""
 
     method: str
     path: str
     json: dict[str, Any] | None = None
     data: dict[str, str] | None = None
     files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    endpoint: str = "aihubmix"
 
 
 def parse_json_success(response: httpx.Response) -> tuple[Any, str | None]:
