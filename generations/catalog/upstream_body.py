@@ -2,7 +2,8 @@
 
 Nothing here refuses: `validation.py` has checked every value and chosen the interface before the body is built.
 How a vendor spells a value on its native interface is the provider module's (`providers/predictions.py`); this
-module passes it plain values and puts the answer where the catalog rules say.
+module passes it plain values and puts the answer where the catalog rules say. Gemini's body has a shape of its
+own (`contents`, `generationConfig`): `providers/gemini.py` builds it from the same fields.
 """
 
 from typing import Any

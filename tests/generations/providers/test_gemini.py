@@ -11,8 +11,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from generations.catalog import InvalidGenerationRequest, generation_request_validate
 from generations.catalog.specs import CatalogRuleError, spec_from_dict
+from generations.catalog.upstream_body import provider_call_from_stored
+from generations.catalog.validation import InvalidGenerationRequest, generation_request_validate
 from generations.providers import (
     AIHubMixClient,
     ContentPolicyError,
@@ -44,7 +45,10 @@ def call_for(model: str, *, images: list[InputImage] = (), size: str | None = No
         params={},
         input_image_count=len(images),
     )
-    return request.provider_call(list(images))
+    return provider_call_from_stored(
+        model_id=request.model_id, interface=request.interface, operation=request.operation,
+        body=request.upstream_body, images=list(images),
+    )
 
 
 def run(

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from aihubmix_sandbox.server import SandboxHandle
-from generations.catalog import generation_request_validate
+from generations.catalog.upstream_body import provider_call_from_stored
+from generations.catalog.validation import generation_request_validate
 from generations.providers import AIHubMixClient, ProviderCall, ProviderResult, UnknownOutcomeError
 from generations.upstream import aihubmix_client_from_settings
 
@@ -14,10 +15,14 @@ pytestmark = pytest.mark.django_db
 
 
 def call_for(model: str) -> ProviderCall:
-    return generation_request_validate(
+    request = generation_request_validate(
         model=model, operation="generate", prompt="a lighthouse", n=None, size=None, quality=None,
         negative_prompt=None, seed=None, params={}, input_image_count=0,
-    ).provider_call([])
+    )
+    return provider_call_from_stored(
+        model_id=request.model_id, interface=request.interface, operation=request.operation,
+        body=request.upstream_body, images=[],
+    )
 
 
 def test_the_model_timeout_goes_on_that_models_requests_only() -> None:
