@@ -177,7 +177,10 @@ def message_in(value: Any, depth: int = 0) -> str | None:
 
 
 def _code_in(error: dict[str, Any]) -> str:
-    for key in ("code", "type"):
+    # Google's errors (the Gemini route) put the HTTP status in `code` and their own code in `status`.
+    keys = ("status", "code") if isinstance(error.get("code"), int) and isinstance(error.get("status"), str) else (
+        "code", "type")
+    for key in keys:
         value = error.get(key)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
             return _UNPRINTABLE.sub(" ", str(value)).strip()[:100]

@@ -19,8 +19,10 @@ from generations.providers import (
     ContentPolicyError,
     InputImage,
     MalformedResponse,
+    PermanentProviderError,
     ProviderCall,
     ProviderResult,
+    TransientProviderError,
 )
 from generations.providers.gemini import image_config_from_size
 
@@ -243,3 +245,20 @@ def test_an_answer_without_candidates_or_feedback_is_unrecognized() -> None:
         run(call_for("gemini-3.1-flash-image"), answered({"usageMetadata": {}}))
 
     assert caught.value.code == "upstream_unrecognized_response"
+
+
+def test_googles_error_shape_is_classified_with_its_own_code() -> None:
+    def google(status: int, code: str, message: str) -> Callable[[httpx.Request], httpx.Response]:
+        return lambda request: httpx.Response(
+            status, json={"error": {"code": status, "message": message, "status": code}}
+        )
+
+    with pytest.raises(PermanentProviderError) as refused:
+        run(call_for("gemini-3.1-flash-image"), google(400, "INVALID_ARGUMENT", "Unsupported aspect ratio"))
+    with pytest.raises(TransientProviderError) as exhausted:
+        run(call_for("gemini-3.1-flash-image"), google(429, "RESOURCE_EXHAUSTED", "Quota exceeded"))
+
+    assert (refused.value.code, refused.value.message) == (
+        "upstream_rejected", "INVALID_ARGUMENT: Unsupported aspect ratio"
+    )
+    assert exhausted.value.code == "upstream_rate_limited"
