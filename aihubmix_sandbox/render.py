@@ -44,8 +44,8 @@ def answer_bytes_set(value: int) -> None:
 def size_parse(value: object) -> tuple[int, int]:
     """`1024x768`, `1024*768`, `2K`, an aspect ratio (`16:9`, or Ideogram's `16x9`), or nothing."""
     text = str(value or "").strip().lower().replace("*", "x").replace(":", "x")
-    if text in ("1k", "2k", "4k"):
-        side = {"1k": 1024, "2k": 2048, "4k": 4096}[text]
+    if text in ("1k", "2k", "3k", "4k"):
+        side = 1024 * int(text[0])
         return side, side
     parts = text.split("x")
     if len(parts) == 2 and all(part.isdigit() and int(part) > 0 for part in parts):

@@ -399,9 +399,23 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["billing.throttles.TenantRateThrot
 AIHUBMIX_API_KEY = env.str("AIHUBMIX_API_KEY", default="")
 AIHUBMIX_BASE_URL = env.str("AIHUBMIX_BASE_URL", default="https://aihubmix.com/v1")
 AIHUBMIX_TASKS_URL = env.str("AIHUBMIX_TASKS_URL", default="https://api.aihubmix.com/v1/tasks")
+# The Gemini image models' native route (generateContent, x-goog-api-key). Empty: the host of AIHUBMIX_BASE_URL
+# with /gemini (https://aihubmix.com/gemini), so pointing the base URL at the sandbox moves it too.
+AIHUBMIX_GEMINI_BASE_URL = env.str("AIHUBMIX_GEMINI_BASE_URL", default="")
 AIHUBMIX_CONNECT_TIMEOUT_SECONDS = env.float("AIHUBMIX_CONNECT_TIMEOUT_SECONDS", default=10.0)
 # Slow models (GLM hd, Wan thinking mode, 4K) take a minute or more before answering.
 AIHUBMIX_READ_TIMEOUT_SECONDS = env.float("AIHUBMIX_READ_TIMEOUT_SECONDS", default=180.0)
+# Per-model read timeouts (catalog id=seconds, comma-separated), beside the default above: gpt-image-2 at high
+# quality answers after 90-130 s, larger sizes later still.
+# (Parsed here: django-environ's float cast mangles values whose keys hold digits and dashes.)
+AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS = {
+    model_id.strip(): float(seconds)
+    for model_id, _, seconds in (
+        item.partition("=")
+        for item in env.list("AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS", default=["openai/gpt-image-2=300"])
+    )
+    if model_id.strip()
+}
 AIHUBMIX_POLL_DEADLINE_SECONDS = env.float("AIHUBMIX_POLL_DEADLINE_SECONDS", default=600.0)
 AIHUBMIX_POLL_INTERVAL_SECONDS = env.float("AIHUBMIX_POLL_INTERVAL_SECONDS", default=1.0)
 AIHUBMIX_MAX_CONNECTIONS = env.int("AIHUBMIX_MAX_CONNECTIONS", default=256)

@@ -5,7 +5,7 @@ from aihubmix_sandbox.server import sandbox_server_create
 
 
 class Command(BaseCommand):
-    help = "Run the local AIHubMix emulator (all three request families, tasks, image files, fault markers)."
+    help = "Run the local AIHubMix emulator (every request family, tasks, image files, fault markers)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
