@@ -139,7 +139,10 @@ else:
 # requests answer 503 at once (project/db_outage.py).
 DATABASE_OUTAGE_PROBE_SECONDS = env.float("DATABASE_OUTAGE_PROBE_SECONDS", default=0.25)
 
-# --- Cache (rate limits shared by every process) --------------------------------------------------------
+# --- Cache ---------------------------------------------------------------------------------------------
+# One cache for every process: by default a database table (`createcachetable` makes `imagegen_cache`), in
+# production Redis. It holds the read cache's version token, failed-authentication counts and the reaper's last
+# run; on Redis also the requests-per-minute counters (billing/throttles.py).
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://imagegen_cache")}
 
 # --- Static files and storage ---------------------------------------------------------------------------
@@ -391,7 +394,9 @@ NOTIFY_CONNECT_WAIT_SECONDS = env.float("NOTIFY_CONNECT_WAIT_SECONDS", default=1
 NOTIFY_LISTENER_LINGER_SECONDS = env.float("NOTIFY_LISTENER_LINGER_SECONDS", default=30.0)
 
 # --- Billing --------------------------------------------------------------------------------------------
-# Per-tenant requests-per-minute from the tenant's plan, counted in the shared cache (CACHES["default"]).
+# Per-tenant requests-per-minute from the tenant's plan: counted by Redis when the cache is Redis, otherwise by one
+# upsert on the `billing_requestcount` table, exact under concurrency where the database cache's get-then-set
+# `incr` is not (billing/throttles.py).
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["billing.throttles.TenantRateThrottle"]
 
 # --- AIHubMix upstream, model catalog and output fetching ----------------------------------------------

@@ -15,6 +15,7 @@ from tests.generations.processes import BIN, ROOT, free_port, gunicorn, wait_htt
 
 pytestmark = [
     pytest.mark.postgres,
+    pytest.mark.slow,
     # Under CI the binaries are there (the PostgreSQL package); missing ones must fail the run, never skip it.
     pytest.mark.skipif(not os.environ.get("CI") and not postgres_available(),
                        reason="PostgreSQL server binaries (initdb, pg_ctl) not installed"),

@@ -39,7 +39,6 @@ _STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
     domain.NotFound: 404,
     domain.Conflict: 409,
     domain.Gone: 410,
-    domain.TooLarge: 413,
     domain.Unprocessable: 422,
     domain.RateLimited: 429,
     domain.LegallyUnavailable: 451,

@@ -48,6 +48,7 @@ def _assert_counters_match_the_ledger(tenant: Tenant, now: datetime) -> None:
     assert day.images == _captured(tenant, today, today + timedelta(days=1))[0]
 
 
+@pytest.mark.slow  # 160 money moves per seed
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_period_counters_equal_the_ledger_after_a_random_mix(
     seed: int, tenant: Tenant, member_key: IssuedApiKey, flat_price: None

@@ -22,7 +22,7 @@ from tests.generations.processes import (
 )
 from tests.generations.support import LOW_SQUARE
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def redis_available() -> bool:
