@@ -239,7 +239,7 @@ class Forwarder:
                 if entry.claim.id in held:
                     entry.lease_deadline = renewed_at + self.lease_seconds - 1.0
                 elif entry.claim.id in self.in_flight:
-                    # Reaped or settled elsewhere: whatever this call returns can no longer be recorded.
+                    # Reaped meanwhile (requeued, perhaps claimed elsewhere): this call's result can no longer be recorded.
                     self._cancel(entry.claim.id, reason="lease_lost")
 
     async def _reap_loop(self) -> None:

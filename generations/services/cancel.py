@@ -1,9 +1,9 @@
 """Cancels: a tenant's request (`generation_cancel`), and the forwarder's settlement of a call it stopped because
 of one (`generation_settle_canceled`).
 
-Queued → canceled at once, the hold released, free. Running → cancel requested and the forwarder told; whatever
-settles the call next (this module, a success, a failure, the reaper) finishes it `canceled`, and the tenant pays
-what the upstream charged us for images it produced, no margin.
+Queued → canceled at once, the hold released, free. Running → cancel requested and the forwarder told; the call's
+settlement (whichever outcome the forwarder reports), or the reaper if the forwarder died, then finishes it
+`canceled`, and the tenant pays what the upstream charged us for images it produced, no margin.
 """
 
 from django.db import transaction
