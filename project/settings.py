@@ -341,7 +341,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
 }
 
 # --- Generations: forwarding, outputs ---------------------------------------------------------------------
-# The forwarder (`manage.py forwarder`, generations/forwarder.py): upstream calls in flight per process.
+# The forwarder (`manage.py forwarder`, generations/forwarder/): upstream calls in flight per process.
 FORWARD_CONCURRENCY = env.int("FORWARD_CONCURRENCY", default=64)
 FORWARD_LEASE_SECONDS = env.int("FORWARD_LEASE_SECONDS", default=90)
 FORWARD_MAX_ATTEMPTS = env.int("FORWARD_MAX_ATTEMPTS", default=4)

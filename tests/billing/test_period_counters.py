@@ -23,7 +23,7 @@ from billing.services.prices import price_quote
 from billing.services.quotas import QuotaExceeded
 from billing.services.wallets import wallet_grant
 from generations.models import Generation
-from generations.services.lifecycle import generation_cancel
+from generations.services.cancel import generation_cancel
 from generations.services.submit import GenerationRequest, generation_submit
 from tests.billing.conftest import MODEL
 from tests.generations.support import GPT_IMAGE, customer_create

@@ -129,9 +129,9 @@ def test_leases_are_renewed_while_a_slow_call_is_in_flight(make_customer, forwar
 def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_generation(
     make_customer, forwarding, monkeypatch
 ) -> None:
-    import generations.forwarder as forwarder
+    from generations.forwarder import pipeline
 
-    real_save = forwarder.blob_save_file
+    real_save = pipeline.blob_save_file
     failures = iter([OSError("disk full")])
 
     def flaky_save(**kwargs):
@@ -140,7 +140,7 @@ def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_gener
             raise error
         return real_save(**kwargs)
 
-    monkeypatch.setattr(forwarder, "blob_save_file", flaky_save)
+    monkeypatch.setattr(pipeline, "blob_save_file", flaky_save)
     customer = make_customer()
     created = generation_post(customer, prompt="saved on the second try")
     forward_drain()

@@ -19,7 +19,7 @@ from django_q.models import Schedule
 from billing.models import LedgerEntry, Plan
 from generations.forwarder import forward_drain
 from generations.models import Generation
-from generations.services.lifecycle import generation_claim_batch
+from generations.services.leases import generation_claim_batch
 from project.health import REAPER_LAST_RUN_KEY
 from tests.generations.outages import own_postgres, own_redis, postgres_available
 from tests.generations.processes import (

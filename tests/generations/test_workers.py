@@ -10,7 +10,7 @@ import redis
 
 from billing.models import LedgerEntry
 from generations.models import Generation
-from generations.services.lifecycle import generations_reap
+from generations.services.leases import generations_reap
 from tests.generations.processes import (
     forwarder,
     free_port,
