@@ -66,16 +66,3 @@ def test_a_new_generations_image_list_is_djangos_own_empty_prefetch(make_custome
     generation.refresh_from_db()
     assert generation.images.count() == 1
 
-
-def test_a_list_put_in_the_prefetch_cache_is_what_the_related_manager_serves(make_customer) -> None:
-    # generations/services/lifecycle.py hands a settled generation its just-written images this way.
-    generation = _submit(make_customer())
-    image = GenerationImage(generation=generation, index=0, storage_key="k", content_type="image/png", width=1,
-                            height=1, byte_size=1, sha256="0" * 64)
-    generation._prefetched_objects_cache = {"images": [image]}
-
-    with CaptureQueriesContext(connection) as queries:
-        served = list(generation.images.all())
-
-    assert served == [image] and served[0] is image
-    assert queries.captured_queries == []
