@@ -20,15 +20,19 @@ UPSTREAM_IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 UPSTREAM_SECONDS = Histogram(
-    "imagegen_upstream_call_duration_seconds", "One upstream call, request sent to answer read, by model family.",
-    ["family"],
+    "imagegen_upstream_call_duration_seconds",
+    "One upstream call, request sent to answer read (or failure), by request interface.",
+    ["interface"],
     buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300),
 )
 UPSTREAM_FAILURES = Counter(
     "imagegen_upstream_failures_total", "Upstream calls that did not answer an image, by our error code.", ["code"],
 )
 SETTLEMENTS = Counter(
-    "imagegen_settlements_total", "Generations brought to a final status by the forwarder, by status.", ["status"],
+    "imagegen_settlements_total",
+    "Calls the forwarder settled, by outcome: succeeded, canceled, or the failure's settlement (permanent_error,"
+    " content_policy, transient_error = requeued, unknown_outcome, unrecognized_response).",
+    ["outcome"],
 )
 
 

@@ -7,6 +7,7 @@ slot went to the next claim. What an outcome settles to (and what it costs) is d
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from generations.catalog.upstream_body import provider_call_from_stored
 from generations.forwarder.database import Database, LeaseExpired
 from generations.forwarder.settling import SuccessBatches
 from generations.images import VerifiedImage, output_materialize
+from generations.metrics import SETTLEMENTS, UPSTREAM_FAILURES, UPSTREAM_IN_FLIGHT, UPSTREAM_SECONDS
 from generations.models import Generation
 from generations.providers import AIHubMixClient, InputImage, ProviderError, ProviderResult, RawOutput
 from generations.services.cancel import generation_settle_canceled
@@ -56,6 +58,13 @@ class InFlight:
     calling: bool = True  # the upstream call is not over: it holds a slot and a cancel stops it
     cancel_reason: str | None = None  # "canceled" (tenant asked) or "lease_lost"
     upstream_sent: bool = False
+
+
+def _metric_code(code: str | None) -> str:
+    """An upstream's own codes are free text: keep the label set small and printable."""
+    if code and len(code) <= 40 and code.replace("_", "").isalnum() and code.isascii():
+        return code
+    return "other"
 
 
 class Pipeline:
@@ -111,8 +120,10 @@ class Pipeline:
                 await self._settle(entry, settlement_after_crash(claim=claim, answered=True))
         except ProviderError as error:
             self.call_over(entry)
+            UPSTREAM_FAILURES.labels(_metric_code(error.code)).inc()
             settlement = settlement_for_error(claim=claim, error=error)
             await self._settle(entry, settlement)
+            SETTLEMENTS.labels(settlement.reason).inc()
             retry_in = None if settlement.retry_in_seconds is None else round(settlement.retry_in_seconds, 1)
             getattr(log, _ERROR_LOG_LEVELS[settlement.reason])(
                 f"generation.{settlement.reason}", code=error.code, status=error.status, retry_in=retry_in,
@@ -153,7 +164,13 @@ class Pipeline:
             await self.database.leased_write(entry, generation_task_id_record, claim=claim, upstream_task_id=task_id)
 
         entry.upstream_sent = True
-        return await self.client.run(call, on_task_submitted=remember_task)
+        started = time.monotonic()
+        UPSTREAM_IN_FLIGHT.inc()
+        try:
+            return await self.client.run(call, on_task_submitted=remember_task)
+        finally:
+            UPSTREAM_IN_FLIGHT.dec()
+            UPSTREAM_SECONDS.labels(claim.interface).observe(time.monotonic() - started)
 
     async def _store_and_settle(self, entry: InFlight, result: ProviderResult, log: Any) -> None:
         claim = entry.claim
@@ -172,6 +189,8 @@ class Pipeline:
             )
             return
         settled = await self.successes.settle(entry, Success(claim=claim, outputs=stored, usage=result.usage))
+        if settled is not None:
+            SETTLEMENTS.labels(settled.status).inc()
         if settled is None:
             log.warning("generation.lease_lost_before_settle")
         elif settled.status == Generation.Status.CANCELED:
