@@ -84,6 +84,18 @@ class Plan(models.Model):
         help_text="Days a finished generation's image files are kept before they are deleted; empty or 0: kept "
         "until the tenant deletes them.",
     )
+    low_balance_threshold_micros = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="A capture that leaves the available money (balance + credit limit − held) at or below this "
+        "sends one wallet.low_balance webhook event; empty: no alert.",
+    )
+    spend_alert_percent = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="A capture that brings the month's spend to this percentage of the monthly spend limit sends one "
+        "spend_limit.near webhook event; empty: no alert.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -118,6 +130,8 @@ class TenantPlan(models.Model):
     retention_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Empty: the plan's retention. 0: keep files until the tenant deletes them."
     )
+    low_balance_threshold_micros = models.BigIntegerField(null=True, blank=True)
+    spend_alert_percent = models.PositiveSmallIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -149,6 +163,10 @@ class Wallet(models.Model):
     month_spend_micros = models.BigIntegerField(default=0, help_text="Amount captured in month_start's month.")
     day_start = models.DateField(null=True, blank=True, help_text="UTC day of day_images.")
     day_images = models.IntegerField(default=0, help_text="Images captured on day_start.")
+    # Alerts fire once per crossing (`billing.services.alerts`): set when the event is sent, cleared when the
+    # wallet is back above the threshold.
+    low_balance_alerted = models.BooleanField(default=False)
+    spend_alerted = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -28,6 +28,7 @@ from generations.notifications import (
 from generations.services.claims import claim_candidates
 from generations.services.events import generation_final_event_publish, generation_final_events_publish
 from generations.services.moderation import ReviewDecision, initial_reviews
+from generations.services.wallet_alerts import wallet_alerts_publish
 from project import errors
 
 
@@ -232,6 +233,7 @@ def generation_succeed(
         )
         _record_success(generation, Success(claim=claim, outputs=outputs, usage=usage), capture)
         _finish(generation, Generation.Status.SUCCEEDED)
+        wallet_alerts_publish(tenant_ids=[generation.tenant_id])
     return generation
 
 
@@ -309,6 +311,7 @@ def generations_succeed(*, successes: list[Success]) -> dict[int, Generation | N
             # The event renders the images just written: hand them over instead of reading them back.
             generation._prefetched_objects_cache = {"images": sorted(images_of.get(generation.pk, []), key=lambda i: i.index)}
         _succeeded_rows_update([generation for _success, generation in settling], now=now)
+        wallet_alerts_publish(tenant_ids={generation.tenant_id for _success, generation in settling})
         generation_final_events_publish([generation for _success, generation in settling])
         notify_generations_finished(generation_ids=[generation.pk for _success, generation in settling])
     return results
@@ -371,6 +374,7 @@ def _settle_canceled_while_running(generation: Generation, *, images_returned: i
             upstream_cost_micros=upstream_cost + _unknown_outcome_cost(generation),
             note=f"canceled while running; the upstream produced {images_returned} image(s)",
         )
+        wallet_alerts_publish(tenant_ids=[generation.tenant_id])
     else:
         entry = billing_release(
             reference=generation.public_id, upstream_cost_micros=_unknown_outcome_cost(generation), reason="canceled"
