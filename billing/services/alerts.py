@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Tenant
 from billing.models import Wallet
 from billing.money import micros_to_usd
-from billing.periods import month_start
-from billing.selectors.limits import tenant_plan_value
+from billing.selectors.alerts import WalletAlertState, wallet_alert_state, wallets_with_thresholds
 
 LOW_BALANCE = "low_balance"
 SPEND_LIMIT_NEAR = "spend_limit_near"
@@ -32,58 +31,12 @@ class WalletAlert:
     data: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class _State:
-    wallet: Wallet
-    low_balance: bool | None  # None: no threshold set
-    spend_near: bool | None
-    threshold_micros: int | None
-    spend_limit_micros: int | None
-    spend_percent: int | None
-    month_spend_micros: int
-
-
-def _wallets(tenants: QuerySet[Tenant]) -> list[Wallet]:
-    """The tenants' wallets, each with its effective thresholds as `alert_*` attributes (one query)."""
-    rows = tenants.select_related("wallet").annotate(
-        alert_threshold=tenant_plan_value("low_balance_threshold_micros"),
-        alert_percent=tenant_plan_value("spend_alert_percent"),
-        alert_spend_limit=tenant_plan_value("monthly_spend_limit_micros"),
-    )
-    wallets = []
-    for tenant in rows.order_by("pk"):
-        wallet = tenant.wallet
-        wallet.tenant = tenant
-        wallet.alert_threshold = tenant.alert_threshold
-        wallet.alert_percent = tenant.alert_percent
-        wallet.alert_spend_limit = tenant.alert_spend_limit
-        wallets.append(wallet)
-    return wallets
-
-
-def wallet_alert_state(*, wallet: Any, now: datetime) -> _State:
-    """Where a wallet stands against its thresholds; `wallet` carries the `alert_*` attributes of `_wallets`."""
-    threshold = wallet.alert_threshold
-    percent, limit = wallet.alert_percent, wallet.alert_spend_limit
-    # A counter of an earlier month is this month's zero (see Wallet).
-    spend = wallet.month_spend_micros if wallet.month_start == month_start(now).date() else 0
-    return _State(
-        wallet=wallet,
-        low_balance=None if threshold is None else wallet.available_micros <= threshold,
-        spend_near=None if not (percent and limit) else spend * 100 >= limit * percent,
-        threshold_micros=threshold,
-        spend_limit_micros=limit,
-        spend_percent=percent,
-        month_spend_micros=spend,
-    )
-
-
 def wallet_alerts_on_capture(*, tenant_ids: Iterable[int], now: datetime | None = None) -> list[WalletAlert]:
     """Call in the capture's transaction (the wallets are locked by it). The alerts of the wallets that crossed
     a threshold now, each flagged so it is sent once; wallets back above are re-armed."""
     now = now or timezone.now()
     alerts: list[WalletAlert] = []
-    for wallet in _wallets(Tenant.objects.filter(pk__in=list(tenant_ids), wallet__isnull=False)):
+    for wallet in wallets_with_thresholds(Tenant.objects.filter(pk__in=list(tenant_ids), wallet__isnull=False)):
         state = wallet_alert_state(wallet=wallet, now=now)
         changes: dict[str, bool] = {}
         if state.low_balance is not None and state.low_balance != wallet.low_balance_alerted:
@@ -103,7 +56,7 @@ def wallet_alerts_rearm(*, tenant: Tenant) -> None:
     """After money came in (grant, adjustment, credit limit): clear the flags of thresholds no longer crossed."""
     now = timezone.now()
     flagged = Q(wallet__low_balance_alerted=True) | Q(wallet__spend_alerted=True)
-    for wallet in _wallets(Tenant.objects.filter(flagged, pk=tenant.pk)):
+    for wallet in wallets_with_thresholds(Tenant.objects.filter(flagged, pk=tenant.pk)):
         state = wallet_alert_state(wallet=wallet, now=now)
         changes = {}
         if wallet.low_balance_alerted and not state.low_balance:
@@ -114,7 +67,7 @@ def wallet_alerts_rearm(*, tenant: Tenant) -> None:
             Wallet.objects.filter(pk=wallet.pk).update(**changes)
 
 
-def _low_balance_data(state: _State) -> dict[str, Any]:
+def _low_balance_data(state: WalletAlertState) -> dict[str, Any]:
     wallet = state.wallet
     return {
         "tenant": wallet.tenant.slug,
@@ -125,7 +78,7 @@ def _low_balance_data(state: _State) -> dict[str, Any]:
     }
 
 
-def _spend_data(state: _State, now: datetime) -> dict[str, Any]:
+def _spend_data(state: WalletAlertState, now: datetime) -> dict[str, Any]:
     return {
         "tenant": state.wallet.tenant.slug,
         "month": f"{now:%Y-%m}",
