@@ -17,7 +17,7 @@ from billing.selectors.balances import balance_effect, ledger_balance_after
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
-    # Fits a 1366 px screen; quality, size and key are on the entry's page and searchable.
+    # Fits a 1366 px screen; images, quality, size and key are on the entry's page and searchable.
     # `signed_amount`: what the row did to the wallet's balance (grants and credits +, charges −; holds and releases
     # move held money, shown in brackets); `balance_after`: the wallet's balance once the row was written.
     list_display = [
@@ -28,7 +28,6 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "signed_amount",
         "balance_after",
         "model_id",
-        "images",
         "cost_usd",
     ]
     list_filter = ["kind", ("created_at", admin.DateFieldListFilter), "tenant"]

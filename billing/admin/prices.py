@@ -68,7 +68,7 @@ class PriceAdmin(admin.ModelAdmin):
         default_markup = Plan.objects.filter(is_default=True).values("markup_bps")[:1]
         return super().get_queryset(request).annotate(default_markup_bps=Subquery(default_markup))
 
-    @admin.display(description="tenant price (default plan)")
+    @admin.display(description="tenant price")
     def tenant_price_usd(self, price: Price) -> str:
         """What a tenant on the default plan pays per image (plans and overrides may mark up differently)."""
         markup = getattr(price, "default_markup_bps", None)

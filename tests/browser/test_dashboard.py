@@ -3,10 +3,13 @@
 data set. Screenshots land in artifacts/dashboard*.png."""
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from billing.money import micros_to_dollars
 from generations.admin.dashboard import dashboard_figures
@@ -83,5 +86,73 @@ def test_dashboard_and_tenant_page_at_1366_px(live_server, settings, tmp_path, m
                 width = page.evaluate("document.documentElement.scrollWidth")
                 assert width <= WIDTH, (name, width)
                 assert "micros" not in page.inner_text("body").lower(), name
+        finally:
+            browser.close()
+
+
+def test_fixed_staff_pages_fit_1366_px(live_server, settings, tmp_path, monkeypatch) -> None:
+    """Each page issue 22 fixed, screenshotted: no sideways scroll (page or list box), money in dollars."""
+    from accounts.models import User
+    from accounts.services import SYSTEM, Actor
+    from generations.models import CatalogModel
+    from generations.services.catalog import catalog_model_save
+    from generations.services.moderation import images_reject
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    seeded = dashboard_seed()
+    generation = seeded.studio.tenant.generations.filter(status="succeeded", n=2).get()
+    images_reject(image_ids=[generation.images.get(index=1).pk], reason="test",
+                  actor=Actor(user=User.objects.get(email="root@example.com")))
+    overdue = CatalogModel.objects.order_by("model_id").first()
+    if overdue is not None:
+        overdue.status = "deprecated"
+        overdue.shutdown_at = timezone.now() - timedelta(days=3)
+        catalog_model_save(row=overdue, actor=SYSTEM)
+    pages = {
+        "admin-generations": "/admin/generations/generation/",
+        "admin-generation": f"/admin/generations/generation/{generation.pk}/change/",
+        "admin-catalog": "/admin/generations/catalogmodel/",
+        "admin-shutdowns": "/admin/generations/catalogmodel/shutdowns/",
+        "admin-ledger": "/admin/billing/ledgerentry/",
+        "admin-image-reviews": "/admin/generations/imagereview/",
+        "admin-prices": "/admin/billing/price/",
+        "admin-billing-report": "/admin/billing/ledgerentry/report/",
+    }
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+            page.goto(f"{live_server.url}/admin/login/?next=/admin/apps/")
+            page.fill("#id_username", "root@example.com")
+            page.fill("#id_password", "correct horse battery")
+            page.click("input[type=submit]")
+            for name, path in pages.items():
+                response = page.goto(f"{live_server.url}{path}")
+                assert response is not None and response.status == 200, name
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, name
+                overflow = page.evaluate(
+                    "[...document.querySelectorAll('.results')].map(box => box.scrollWidth - box.clientWidth)"
+                )
+                assert all(extra <= 0 for extra in overflow), (name, overflow)
+                text = page.inner_text("#content")
+                assert not re.search(r"\b\d+\.\d{6}\b", text), (name, re.findall(r"\b\d+\.\d{6}\b", text)[:3])
+                if name == "admin-generation":
+                    first_image = page.locator("img[src*='/thumbnail/']").first.bounding_box()
+                    assert first_image is not None and first_image["y"] < 900  # on the first screen
+                if name == "admin-ledger":
+                    assert "balance after" in text.lower() and "−$" in text and "+$" in text
+                if name == "admin-image-reviews":
+                    assert page.locator("#result_list img[src*='/thumbnail/']").count() >= 1
+                    assert "studio" in page.inner_text("#result_list")
+                if name == "admin-prices":
+                    assert "tenant price" in text.lower()
+                if name == "admin-shutdowns" and overdue is not None:
+                    row = page.locator("tr.overdue", has_text=overdue.model_id)
+                    assert "overdue by 3 days" in row.inner_text()
         finally:
             browser.close()
