@@ -332,3 +332,37 @@ class StatementLine(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise StatementImmutable("Statement lines are immutable")
+
+
+class DailyUsage(models.Model):
+    """The billing report's sums of one closed UTC day per tenant, key, model, quality and size: a rollup of the
+    CAPTURE and RELEASE rows, written once per day (`billing.selectors.rollup`) and never changed, so the report,
+    its CSV and the dashboard read a few thousand rows instead of a month of ledger rows. Days in `DailyUsageDay`
+    are complete; the current day and anything later are always read from the ledger itself."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    model_id = models.CharField(max_length=100, blank=True)
+    quality = models.CharField(max_length=32, blank=True)
+    size = models.CharField(max_length=32, blank=True)
+    requests = models.IntegerField(default=0)
+    images = models.IntegerField(default=0)
+    price_micros = models.BigIntegerField(default=0)
+    cost_micros = models.BigIntegerField(default=0)
+    refunded_cost_micros = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day"], name="dailyusage_day"),
+            models.Index(fields=["tenant", "day"], name="dailyusage_tenant_day"),
+        ]
+
+
+class DailyUsageDay(models.Model):
+    """A UTC day whose `DailyUsage` rows are written (inserted in the same transaction as them)."""
+
+    day = models.DateField(primary_key=True)
+    created_at = models.DateTimeField(default=timezone.now)

@@ -7,9 +7,11 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from accounts.models import Tenant
 from billing.models import LedgerEntry
+from billing.selectors.rollup import daily_usage_ensure, daily_usage_groups, rollup_span
 
 Kind = LedgerEntry.Kind
 
@@ -23,6 +25,9 @@ REPORT_GROUPS = {
     "day_model": ("day", "model_id"),
     "day_tenant": ("day", "tenant__slug"),
 }
+# Internal: one group for the whole period (`billing_totals`); not offered on the report page.
+_TOTAL = {"total": ()}
+
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,45 @@ def _row(group: tuple[Any, ...], sums: dict[str, Any]) -> ReportRow:
 
 
 def billing_report(
-    *, tenant: Tenant | None, start: datetime, end: datetime, group_by: str
+    *, tenant: Tenant | None, start: datetime, end: datetime, group_by: str, now: datetime | None = None
 ) -> Iterator[ReportRow]:
+    """Rows per group, ordered by the group columns (empty values last). Closed days come from the daily rollup
+    (`billing.selectors.rollup`), the rest of the period from the ledger; a group's sums add both."""
+    columns = {**REPORT_GROUPS, **_TOTAL}[group_by]
+    span = rollup_span(start=start, end=end, now=now or timezone.now())
+    if span is None:
+        yield from _live_rows(tenant=tenant, start=start, end=end, columns=columns)
+        return
+    daily_usage_ensure(first=span[0], last=span[1])
+    merged: dict[tuple[Any, ...], dict[str, int]] = {}
+    parts = [
+        _live_rows(tenant=tenant, start=start, end=span[0], columns=columns),
+        _rollup_rows(tenant=tenant, first=span[0], last=span[1], columns=columns),
+        _live_rows(tenant=tenant, start=span[1], end=end, columns=columns),
+    ]
+    for part in parts:
+        for row in part:
+            sums = merged.setdefault(row.group, dict.fromkeys(_SUM_NAMES, 0))
+            for name, value in zip(_SUM_NAMES, _values(row), strict=True):
+                sums[name] += value
+    for group in sorted(merged, key=lambda group: tuple((value is None, value) for value in group)):
+        yield _row(group, merged[group])
+
+
+_SUM_NAMES = ("requests", "images", "price", "cost", "refunded_cost")
+
+
+def _values(row: ReportRow) -> tuple[int, ...]:
+    return row.requests, row.images, row.price_micros, row.cost_micros, row.refunded_cost_micros
+
+
+def _live_rows(*, tenant: Tenant | None, start: datetime, end: datetime, columns: tuple[str, ...]) -> Iterator[ReportRow]:
+    if start >= end:
+        return
     entries = _settlements(tenant=tenant, start=start, end=end)
-    columns = REPORT_GROUPS[group_by]
+    if not columns:  # `values()` of nothing would group by every field
+        yield _row((), entries.aggregate(**_sums()))
+        return
     if "day" in columns:
         entries = entries.annotate(day=TruncDate("created_at", tzinfo=UTC))
     rows = entries.values(*columns).annotate(**_sums()).order_by(*columns)
@@ -91,6 +131,18 @@ def billing_report(
         yield _row(tuple(row[column] for column in columns), row)
 
 
-def billing_totals(*, tenant: Tenant | None, start: datetime, end: datetime) -> ReportRow:
+def _rollup_rows(*, tenant: Tenant | None, first: datetime, last: datetime, columns: tuple[str, ...]) -> Iterator[ReportRow]:
+    rows = daily_usage_groups(tenant_id=tenant.pk if tenant else None, first=first, last=last, columns=columns)
+    if not columns:
+        yield _row((), rows)  # the sums of the whole span
+        return
+    for row in rows.iterator(chunk_size=2000):
+        yield _row(tuple(row[column] for column in columns), row)
+
+
+def billing_totals(*, tenant: Tenant | None, start: datetime, end: datetime, now: datetime | None = None) -> ReportRow:
     """The report's figures summed over the whole period (the report's totals row, the dashboard's tiles)."""
-    return _row((), _settlements(tenant=tenant, start=start, end=end).aggregate(**_sums()))
+    totals = dict.fromkeys(_SUM_NAMES, 0)
+    for row in billing_report(tenant=tenant, start=start, end=end, group_by="total", now=now):
+        totals = {name: totals[name] + value for name, value in zip(_SUM_NAMES, _values(row), strict=True)}
+    return _row((), totals)
