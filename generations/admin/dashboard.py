@@ -36,8 +36,8 @@ def dashboard_figures(*, tenant: Tenant | None, days: int, now=None) -> dict[str
     now = now or timezone.now()
     periods = dashboard_periods(now=now)
     money = money_by_period(tenant=tenant, now=now)
-    stats = {name: generation_stats(tenant=tenant, start=start, end=end) for name, (start, end) in periods.items()}
-    failures = {name: failures_by_code(tenant=tenant, start=start, end=end) for name, (start, end) in periods.items()}
+    stats = generation_stats(tenant=tenant, periods=periods)
+    failures = failures_by_code(tenant=tenant, periods=periods)
     queued, running = queue_now(tenant=tenant)
     failure_days, failure_series = failures_series(tenant=tenant, now=now, days=days)
     month_start, _ = periods["month"]

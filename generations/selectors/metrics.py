@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 
 from accounts.models import Tenant
@@ -41,30 +41,53 @@ def _generations(*, tenant: Tenant | None, start: datetime, end: datetime) -> Qu
     return rows if tenant is None else rows.filter(tenant=tenant)
 
 
-_STATS_SQL = """
-SELECT count(*),
-       count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'canceled')),
-       count(*) FILTER (WHERE status = 'failed'),
-       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))
-           FILTER (WHERE started_at IS NOT NULL),
-       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))
-           FILTER (WHERE status = 'succeeded' AND finished_at IS NOT NULL)
-FROM generations_generation
-WHERE created_at >= %s AND created_at < %s {tenant}
-"""
+def _stats_sql(periods: int, tenant: bool) -> str:
+    """One scan of the union of the periods, each period's figures as FILTERed aggregates."""
+    columns = []
+    for i in range(periods):
+        within = f"created_at >= %(start{i})s AND created_at < %(end{i})s"
+        columns += [
+            f"count(*) FILTER (WHERE {within})",
+            f"count(*) FILTER (WHERE {within} AND status IN ('succeeded', 'failed', 'canceled'))",
+            f"count(*) FILTER (WHERE {within} AND status = 'failed')",
+            "percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))"
+            f" FILTER (WHERE {within} AND started_at IS NOT NULL)",
+            "percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))"
+            f" FILTER (WHERE {within} AND status = 'succeeded' AND finished_at IS NOT NULL)",
+        ]
+    return (
+        f"SELECT {', '.join(columns)} FROM generations_generation"
+        " WHERE created_at >= %(low)s AND created_at < %(high)s"
+        + (" AND tenant_id = %(tenant)s" if tenant else "")
+    )
 
 
-def generation_stats(*, tenant: Tenant | None, start: datetime, end: datetime) -> RequestStats:
-    """Requests created in the period and how they went."""
-    if connection.vendor == "postgresql":
-        params: list[object] = [start, end]
-        if tenant is not None:
-            params.append(tenant.pk)
-        with connection.cursor() as cursor:
-            cursor.execute(_STATS_SQL.format(tenant="AND tenant_id = %s" if tenant else ""), params)
-            requests, finished, failed, waits, latencies = cursor.fetchone()
+def generation_stats(
+    *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]]
+) -> dict[str, RequestStats]:
+    """Requests created in each period and how they went: one query on PostgreSQL whatever the number of
+    periods (they overlap: today, 7 days, month to date)."""
+    if connection.vendor != "postgresql":
+        return {name: _stats_in_python(tenant=tenant, start=start, end=end) for name, (start, end) in periods.items()}
+    params: dict[str, object] = {
+        "low": min(start for start, _end in periods.values()),
+        "high": max(end for _start, end in periods.values()),
+        "tenant": tenant.pk if tenant else None,
+    }
+    for i, (start, end) in enumerate(periods.values()):
+        params[f"start{i}"], params[f"end{i}"] = start, end
+    with connection.cursor() as cursor:
+        cursor.execute(_stats_sql(len(periods), tenant is not None), params)
+        values = cursor.fetchone()
+    stats = {}
+    for i, name in enumerate(periods):
+        requests, finished, failed, waits, latencies = values[5 * i : 5 * i + 5]
         waits, latencies = waits or [None, None], latencies or [None, None]
-        return RequestStats(requests, finished, failed, *_rounded(waits), *_rounded(latencies))
+        stats[name] = RequestStats(requests, finished, failed, *_rounded(waits), *_rounded(latencies))
+    return stats
+
+
+def _stats_in_python(*, tenant: Tenant | None, start: datetime, end: datetime) -> RequestStats:
     rows = list(
         _generations(tenant=tenant, start=start, end=end).values_list("status", "created_at", "started_at", "finished_at")
     )
@@ -99,16 +122,28 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return round(values[low] + (values[high] - values[low]) * (position - low), 3)
 
 
-def failures_by_code(*, tenant: Tenant | None, start: datetime, end: datetime) -> list[tuple[str, int]]:
-    """Failed generations of the period per error code, most frequent first."""
-    rows = (
-        _generations(tenant=tenant, start=start, end=end)
+def failures_by_code(
+    *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]]
+) -> dict[str, list[tuple[str, int]]]:
+    """Failed generations of each period per error code, most frequent first (one query for all periods)."""
+    low = min(start for start, _end in periods.values())
+    high = max(end for _start, end in periods.values())
+    counts = {
+        f"in_{i}": Count("id", filter=Q(created_at__gte=start, created_at__lt=end))
+        for i, (start, end) in enumerate(periods.values())
+    }
+    rows = list(
+        _generations(tenant=tenant, start=low, end=high)
         .filter(status=Status.FAILED)
         .values("error_code")
-        .annotate(count=Count("id"))
-        .order_by("-count", "error_code")
+        .annotate(**counts)
+        .order_by("error_code")
     )
-    return [(row["error_code"] or "unknown", row["count"]) for row in rows]
+    result = {}
+    for i, name in enumerate(periods):
+        codes = [(row["error_code"] or "unknown", row[f"in_{i}"]) for row in rows if row[f"in_{i}"]]
+        result[name] = sorted(codes, key=lambda item: (-item[1], item[0]))
+    return result
 
 
 def failures_series(*, tenant: Tenant | None, now: datetime, days: int) -> tuple[list[str], dict[str, list[int]]]:
