@@ -51,3 +51,17 @@ def test_report_over_rollup_and_ledger_equals_the_ledger_alone() -> None:
     totals = billing_totals(tenant=None, start=start, end=now)
     assert totals.requests == sum(row.requests for row in _live_rows(tenant=None, start=start, end=now, columns=("day",)))
     assert DailyUsage.objects.count() == written  # a closed day is rolled up once
+
+
+def test_dashboard_periods_equal_the_report_totals() -> None:
+    from billing.selectors.dashboard import dashboard_periods, money_by_period
+
+    now = timezone.now()
+    tenant = tenant_create(slug="t", name="T")
+    for n, days_ago in enumerate((40, 20, 8, 6, 2, 0)):
+        _settle(tenant, None, kind="capture", at=now - timedelta(days=days_ago, minutes=1), model="m", amount=1000 + n,
+                cost=700, images=1, ref=f"c{n}")
+    money = money_by_period(tenant=None, now=now)
+    for name, (start, end) in dashboard_periods(now=now).items():
+        assert money[name] == billing_totals(tenant=None, start=start, end=end, now=now), name
+    assert money["7d"].requests == 3  # 6, 2 and 0 days ago
