@@ -173,8 +173,8 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--reuse", action="store_true", help="keep the database seeded by an earlier run")
-    parser.add_argument("--fresh-rollup", action="store_true", help="drop the daily rollup first (timed below as the "
-                        "first load, which writes it)")
+    parser.add_argument("--fresh-rollup", action="store_true", help="drop the daily rollup before the "
+                        "rollup pass (its first load then writes it)")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
@@ -199,26 +199,39 @@ def main() -> None:
         call_command("migrate", verbosity=0)  # the rollup tables of a newer checkout
     else:
         seed(args.generations)
-    if args.fresh_rollup:
-        from billing.models import DailyUsage, DailyUsageDay
-
-        DailyUsage.objects.all().delete()
-        DailyUsageDay.objects.all().delete()
     user = User.objects.filter(email="bench@example.com").first() or User.objects.create_superuser(
         "bench@example.com", "bench"
     )
     client = Client()
     client.force_login(user)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    thirty_days_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 29 * 86400))
+    month_by_model = f"start={thirty_days_ago}&end={today}&group_by=model"
     pages = [
         ("billing report (baseline: month to date by day)", "/admin/billing/ledgerentry/report/"),
+        ("billing report, 30 days by model", "/admin/billing/ledgerentry/report/?" + month_by_model),
         ("dashboard, 30-day charts", "/admin/"),
         ("dashboard, 90-day charts", "/admin/?days=90"),
         ("tenant page (busiest tenant)", "/admin/dashboard/tenants/tenant-00/"),
     ]
     print(f"{'page':52} {'first s':>8} {'median s':>9} {'queries':>8} {'KB':>6}")
+    from unittest import mock
+
+    import billing.selectors.reports
+
+    # Ledger only: every figure summed from the ledger rows, as before the daily rollup (the baseline's own path).
+    with mock.patch.object(billing.selectors.reports, "rollup_span", lambda **_kwargs: None):
+        for name, path in pages:
+            first, seconds, queries, size = time_page(client, path, args.runs)
+            print(f"{'[ledger only] ' + name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)
+    if args.fresh_rollup:
+        from billing.models import DailyUsage, DailyUsageDay
+
+        DailyUsage.objects.all().delete()
+        DailyUsageDay.objects.all().delete()
     for name, path in pages:
         first, seconds, queries, size = time_page(client, path, args.runs)
-        print(f"{name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)
+        print(f"{'[rollup] ' + name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)
 
 
 if __name__ == "__main__":
