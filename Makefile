@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-dev migrate run test lint clean manage
+.PHONY: install install-dev migrate run test test-fast lint clean manage
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,17 @@ migrate: install
 run: migrate
 	@bash scripts/run.sh
 
+DATABASE_BANNER = @$(BIN)/python -c "import environ; u = environ.Env().str('DATABASE_URL', default=''); print('make $@: database =', 'PostgreSQL' if u.startswith(('postgres', 'pgsql')) else 'SQLite (set DATABASE_URL=postgres://... for PostgreSQL)')"
+
+# Every test (CI runs this).
 test: install-dev
-	@$(BIN)/python -c "import environ; u = environ.Env().str('DATABASE_URL', default=''); print('make test: database =', 'PostgreSQL' if u.startswith(('postgres', 'pgsql')) else 'SQLite (set DATABASE_URL=postgres://... for PostgreSQL)')"
+	$(DATABASE_BANNER)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Every test but those marked `slow` (they start a process or a server, or take seconds): the quick check while working.
+test-fast: install-dev
+	$(DATABASE_BANNER)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 # Any management command with the virtualenv's Python: make manage ARGS="create_tenant acme --name Acme"
 manage: install

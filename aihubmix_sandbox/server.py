@@ -1,6 +1,7 @@
-"""The sandbox's HTTP side: routing, replies, bearer-token check, the shared state (call counters, tasks, latency)
-and the server with its start/stop handle. What each route answers lives in `families/`, `outputs` and `faults`.
-A threaded stdlib server: every request gets its own thread, so hundreds of slow calls overlap.
+"""The sandbox's HTTP side: routing, replies, key checks (Bearer, or x-goog-api-key on the Gemini route), the
+shared state (call counters, tasks, latency) and the server with its start/stop handle. What each route answers
+lives in `families/`, `outputs` and `faults`. A threaded stdlib server: every request gets its own thread, so
+hundreds of slow calls overlap.
 """
 
 import json
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from aihubmix_sandbox.families.gemini import GEMINI_PREFIX, GEMINI_SUFFIX, generate_content
 from aihubmix_sandbox.families.openai_compat import images_edit, images_generate
 from aihubmix_sandbox.families.predictions import predictions
 from aihubmix_sandbox.families.tasks import Task, task_poll
@@ -30,6 +32,7 @@ class RecordedRequest:
     form: dict[str, Any] | None = None
     files: tuple[str, ...] = ()  # multipart file field names, in order
     content_type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
 
 
 @dataclass
@@ -110,12 +113,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """Where clients reach this server, for the URLs it hands out."""
         return f"http://{self.headers.get('Host') or self.server.authority}"
 
-    def _authorized(self) -> bool:
-        token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    def _authorized(self, *, gemini: bool = False) -> bool:
+        """A Bearer token; on the Gemini route Google's `x-goog-api-key` header instead (a Bearer token there is
+        refused, as Google refuses it)."""
+        if gemini:
+            token = self.headers.get("x-goog-api-key", "").strip()
+        else:
+            token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if token and (self.state.api_key is None or token == self.state.api_key):
             return True
         self.state.count("unauthorized")
-        self.reply_error(401, "invalid_api_key", "Invalid or missing bearer token")
+        missing = "x-goog-api-key header" if gemini else "bearer token"
+        self.reply_error(401, "invalid_api_key", f"Invalid or missing {missing}")
         return False
 
     def _body(self) -> bytes:
@@ -130,15 +139,20 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _record(self, method: str, path: str, body: bytes = b"") -> None:
         content_type = self.headers.get("Content-Type", "")
+        headers = {name.lower(): value for name, value in self.headers.items()}
         if content_type.startswith("multipart/"):
             form, files = multipart_parse(content_type, body)
-            self.state.record(RecordedRequest(method, path, form=form, files=tuple(files), content_type=content_type))
+            self.state.record(
+                RecordedRequest(
+                    method, path, form=form, files=tuple(files), content_type=content_type, headers=headers
+                )
+            )
             return
         try:
             payload = json.loads(body) if body else None
         except ValueError:
             payload = None
-        self.state.record(RecordedRequest(method, path, json=payload, content_type=content_type))
+        self.state.record(RecordedRequest(method, path, json=payload, content_type=content_type, headers=headers))
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -170,6 +184,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         body = self._body()
         self._record("POST", path, body)
+        if path.startswith(GEMINI_PREFIX) and path.endswith(GEMINI_SUFFIX):
+            if self._authorized(gemini=True):
+                self._dispatch(generate_content, path.removeprefix(GEMINI_PREFIX).removesuffix(GEMINI_SUFFIX), body)
+            return
         if not self._authorized():
             return
         if path == "/v1/images/generations":

@@ -13,3 +13,8 @@ class GenerationsConfig(AppConfig):
 
         readcache_invalidate_on_change(PromptBlockRule, CatalogModel)
         model_id_resolver_register(model_id_resolve)
+
+        from generations.metrics import GenerationsCollector
+        from project.metrics import metrics_collector_register
+
+        metrics_collector_register(GenerationsCollector())

@@ -38,7 +38,7 @@ class Generation(models.Model):
     params = models.JSONField(default=dict, blank=True)
     upstream_body = models.JSONField(default=dict, help_text="The exact upstream request body, images excluded.")
     upstream_interface = models.CharField(
-        max_length=16, blank=True, default="", help_text="openai_compat, predictions or async_task, chosen at submit."
+        max_length=16, blank=True, default="", help_text="openai_compat, predictions, async_task or gemini, chosen at submit."
     )
     requested_model_id = models.CharField(
         max_length=120, blank=True, default="",
@@ -288,6 +288,7 @@ class CatalogModel(models.Model):
         OPENAI_COMPAT = "openai_compat", "OpenAI-compatible (/images/generations, /images/edits)"
         PREDICTIONS = "predictions", "Predictions (/models/<vendor>/<model>/predictions)"
         ASYNC_TASK = "async_task", "Async task (predictions, then /tasks/<id> polling)"
+        GEMINI = "gemini", "Gemini (/gemini/v1beta/models/<model>:generateContent, x-goog-api-key)"
 
     model_id = models.CharField(
         max_length=100, unique=True, help_text="<vendor>/<model> exactly as in the upstream path, e.g. bfl/flux-2-pro."

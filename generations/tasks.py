@@ -4,7 +4,7 @@ Forwarding is not here: it runs in its own long-running processes (`manage.py fo
 
 from generations.services.files import generation_files_purge_expired
 from generations.services.idempotency import idempotency_records_purge
-from generations.services.lifecycle import generations_reap
+from generations.services.leases import generations_reap
 from project.health import reaper_run_record
 
 

@@ -78,11 +78,6 @@ class LegallyUnavailable(DomainError):
     code = "unavailable_for_legal_reasons"
 
 
-class TooLarge(DomainError):
-    code = "request_too_large"
-    message = "The request is too large."
-
-
 class UpstreamFailed(DomainError):
     """The upstream refused or failed in a way the caller cannot fix by changing the request."""
 

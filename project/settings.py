@@ -62,7 +62,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so every response (errors from the other middleware included) carries X-Request-Id.
     "project.request_id.RequestIdMiddleware",
+    # Right after the id: during a database outage API requests answer 503 at once (project/db_outage.py).
+    "project.db_outage.DatabaseOutageMiddleware",
     "project.readcache.ReadCacheMiddleware",
+    "project.metrics.MetricsMiddleware",
     # project.middleware: Django's and the libraries' own, minus the thread hops and the browser-only layers for
     # API requests (see that module).
     "project.middleware.SecurityMiddleware",
@@ -128,10 +131,18 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 2,
             "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
-            "timeout": 10,
+            # A request waits this long for a connection: past it the pool is exhausted or the server is down,
+            # and a fast 503 with Retry-After serves the client better than a slow one (project/db_outage.py).
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=1.0),
         }
+# While the database is unreachable, one probe per process tries to connect this often; until it succeeds, API
+# requests answer 503 at once (project/db_outage.py).
+DATABASE_OUTAGE_PROBE_SECONDS = env.float("DATABASE_OUTAGE_PROBE_SECONDS", default=0.25)
 
-# --- Cache (rate limits shared by every process) --------------------------------------------------------
+# --- Cache ---------------------------------------------------------------------------------------------
+# One cache for every process: by default a database table (`createcachetable` makes `imagegen_cache`), in
+# production Redis. It holds the read cache's version token, failed-authentication counts and the reaper's last
+# run; on Redis also the requests-per-minute counters (billing/throttles.py).
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://imagegen_cache")}
 
 # --- Static files and storage ---------------------------------------------------------------------------
@@ -258,6 +269,14 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Metrics (project/metrics.py) -------------------------------------------------------------------------
+# /metrics answers `Authorization: Bearer <METRICS_TOKEN>`; with no token, requests from loopback only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A forwarder on a host without a web process serves its own metrics here (0: not at all). Bind an internal
+# address: this port has no token.
+FORWARD_METRICS_PORT = env.int("FORWARD_METRICS_PORT", default=0)
+FORWARD_METRICS_HOST = env.str("FORWARD_METRICS_HOST", default="127.0.0.1")
+
 # --- Logging: structlog JSON lines with request id and tenant ------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)
@@ -324,7 +343,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
 }
 
 # --- Generations: forwarding, outputs ---------------------------------------------------------------------
-# The forwarder (`manage.py forwarder`, generations/forwarder.py): upstream calls in flight per process.
+# The forwarder (`manage.py forwarder`, generations/forwarder/): upstream calls in flight per process.
 FORWARD_CONCURRENCY = env.int("FORWARD_CONCURRENCY", default=64)
 FORWARD_LEASE_SECONDS = env.int("FORWARD_LEASE_SECONDS", default=90)
 FORWARD_MAX_ATTEMPTS = env.int("FORWARD_MAX_ATTEMPTS", default=4)
@@ -377,7 +396,9 @@ NOTIFY_CONNECT_WAIT_SECONDS = env.float("NOTIFY_CONNECT_WAIT_SECONDS", default=1
 NOTIFY_LISTENER_LINGER_SECONDS = env.float("NOTIFY_LISTENER_LINGER_SECONDS", default=30.0)
 
 # --- Billing --------------------------------------------------------------------------------------------
-# Per-tenant requests-per-minute from the tenant's plan, counted in the shared cache (CACHES["default"]).
+# Per-tenant requests-per-minute from the tenant's plan: counted by Redis when the cache is Redis, otherwise by one
+# upsert on the `billing_requestcount` table, exact under concurrency where the database cache's get-then-set
+# `incr` is not (billing/throttles.py).
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["billing.throttles.TenantRateThrottle"]
 
 # --- AIHubMix upstream, model catalog and output fetching ----------------------------------------------
@@ -385,9 +406,23 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["billing.throttles.TenantRateThrot
 AIHUBMIX_API_KEY = env.str("AIHUBMIX_API_KEY", default="")
 AIHUBMIX_BASE_URL = env.str("AIHUBMIX_BASE_URL", default="https://aihubmix.com/v1")
 AIHUBMIX_TASKS_URL = env.str("AIHUBMIX_TASKS_URL", default="https://api.aihubmix.com/v1/tasks")
+# The Gemini image models' native route (generateContent, x-goog-api-key). Empty: the host of AIHUBMIX_BASE_URL
+# with /gemini (https://aihubmix.com/gemini), so pointing the base URL at the sandbox moves it too.
+AIHUBMIX_GEMINI_BASE_URL = env.str("AIHUBMIX_GEMINI_BASE_URL", default="")
 AIHUBMIX_CONNECT_TIMEOUT_SECONDS = env.float("AIHUBMIX_CONNECT_TIMEOUT_SECONDS", default=10.0)
 # Slow models (GLM hd, Wan thinking mode, 4K) take a minute or more before answering.
 AIHUBMIX_READ_TIMEOUT_SECONDS = env.float("AIHUBMIX_READ_TIMEOUT_SECONDS", default=180.0)
+# Per-model read timeouts (catalog id=seconds, comma-separated), beside the default above: gpt-image-2 at high
+# quality answers after 90-130 s, larger sizes later still.
+# (Parsed here: django-environ's float cast mangles values whose keys hold digits and dashes.)
+AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS = {
+    model_id.strip(): float(seconds)
+    for model_id, _, seconds in (
+        item.partition("=")
+        for item in env.list("AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS", default=["openai/gpt-image-2=300"])
+    )
+    if model_id.strip()
+}
 AIHUBMIX_POLL_DEADLINE_SECONDS = env.float("AIHUBMIX_POLL_DEADLINE_SECONDS", default=600.0)
 AIHUBMIX_POLL_INTERVAL_SECONDS = env.float("AIHUBMIX_POLL_INTERVAL_SECONDS", default=1.0)
 AIHUBMIX_MAX_CONNECTIONS = env.int("AIHUBMIX_MAX_CONNECTIONS", default=256)

@@ -5,7 +5,6 @@ column lists, defaults (`auto_now`, callables) and value adaptation stay exactly
 import functools
 from typing import Any
 
-import psycopg._queries
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 from django.db.models.sql import InsertQuery
@@ -14,10 +13,33 @@ CHAIN_SOURCE = "chain_head"  # the name `execute_chained` gives its first statem
 
 # psycopg keeps the parsed form of a query's placeholders only for queries of at most 50 parameters (and 4 KiB); a
 # chained submit has about 60, so psycopg re-parsed its text on every execution (~6 % of a submit's CPU). Chained
-# texts are few and fixed (one per chain shape), so keeping them cached is safe. A psycopg without these names
-# simply ignores them.
-psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = max(psycopg._queries.MAX_CACHED_STATEMENT_PARAMS, 256)
-psycopg._queries.MAX_CACHED_STATEMENT_LENGTH = max(psycopg._queries.MAX_CACHED_STATEMENT_LENGTH, 16384)
+# texts are few and fixed (one per chain shape), so keeping them cached is safe.
+_PSYCOPG_CACHE_LIMITS = {"MAX_CACHED_STATEMENT_PARAMS": 256, "MAX_CACHED_STATEMENT_LENGTH": 16384}
+
+
+def _psycopg_query_cache_widen() -> bool:
+    """Raise psycopg's cache limits, which are private names of `psycopg._queries` read by its query converters
+    on each execution. They are touched only when they exist with the shape this relies on (module-level ints
+    that both converters read); otherwise nothing is changed and long statements are parsed per execution as in
+    plain psycopg: slower, never wrong. `tests/test_sqlcompose.py` fails when a psycopg release moves them, so
+    an upgrade cannot silently drop the gain."""
+    try:
+        from psycopg import _queries
+    except ImportError:
+        return False
+    converters = [getattr(getattr(_queries, name, None), "convert", None)
+                  for name in ("PostgresQuery", "PostgresClientQuery")]
+    for name in _PSYCOPG_CACHE_LIMITS:
+        if not isinstance(getattr(_queries, name, None), int):
+            return False
+        if not all(name in getattr(getattr(convert, "__code__", None), "co_names", ()) for convert in converters):
+            return False
+    for name, limit in _PSYCOPG_CACHE_LIMITS.items():
+        setattr(_queries, name, max(getattr(_queries, name), limit))
+    return True
+
+
+PSYCOPG_QUERY_CACHE_WIDENED = _psycopg_query_cache_widen()
 
 
 @functools.cache

@@ -9,6 +9,11 @@ HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 export HOST PORT
 
+# Every process of this host counts into one directory; /metrics adds them up (project/metrics.py). Stale files
+# of an earlier run would count twice.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-var/metrics}
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+
 PROCESSES=(web forwarder maintenance)
 UPSTREAM="AIHubMix at ${AIHUBMIX_BASE_URL:-https://aihubmix.com/v1}"
 if [[ -z "${AIHUBMIX_API_KEY:-}" ]] && ! grep -qs '^AIHUBMIX_API_KEY=..*' .env; then

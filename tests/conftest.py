@@ -1,5 +1,8 @@
-"""Shared fixtures. Tests marked `postgres` need real row locks and concurrency and are skipped on SQLite."""
+"""Shared fixtures. Tests marked `postgres` need real row locks and concurrency and are skipped on SQLite; tests
+marked `slow` start a process or a server, or take seconds, and `make test-fast` leaves them out."""
 
+import os
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -15,13 +18,36 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {engine} ({settings.DATABASES['default']['ENGINE']})"
 
 
+# Fixtures that start a server for the tests using them: those tests are `slow` without having to say so.
+SLOW_FIXTURES = {"moto_s3_url", "live_server"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     if not settings.DATABASE_IS_SQLITE:
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test does in CI)")
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_in_slow_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts a process (a server, a forwarder, a probe, a linter, a browser) must be marked `slow`, or
+    `make test-fast` would run it: unmarked, it fails at its first process instead of slowing the fast suite."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        pytest.fail(f"{request.node.nodeid} starts a process: mark it @pytest.mark.slow", pytrace=False)
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(os, "fork", refuse)
+    monkeypatch.setattr(os, "posix_spawn", refuse)
+    monkeypatch.setattr(os, "posix_spawnp", refuse)
 
 
 @pytest.fixture(autouse=True)

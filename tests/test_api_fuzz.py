@@ -17,6 +17,8 @@ from schemathesis.specs.openapi.checks import (
 
 from project.wsgi import application
 
+pytestmark = pytest.mark.slow  # hundreds of generated requests
+
 schema = schemathesis.openapi.from_wsgi("/v1/schema/?format=json", application)
 # `not_a_server_error` is asserted by hand below: the OpenAI-compatible endpoints answer their documented 504
 # here, since no worker runs.

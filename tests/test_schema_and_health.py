@@ -5,6 +5,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
+import project.health
 from project.health import REAPER_LAST_RUN_KEY, reaper_run_record
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,12 @@ def test_healthz_reports_database_cache_storage_and_maintenance_lane(client, set
     }
 
 
-@pytest.mark.usefixtures("shared_cache")
+@pytest.fixture
+def process_started_long_ago(monkeypatch):
+    monkeypatch.setattr(project.health, "_PROCESS_STARTED", -1e9)
+
+
+@pytest.mark.usefixtures("shared_cache", "process_started_long_ago")
 def test_healthz_fails_when_the_reaper_missed_three_periods(client, settings, tmp_path) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
     settings.REAPER_PERIOD_SECONDS = 60
@@ -59,9 +65,32 @@ def test_healthz_fails_when_the_reaper_missed_three_periods(client, settings, tm
     assert response["Retry-After"]
     body = response.json()
     assert body["status"] == "unavailable" and body["error"]["code"] == "service_unavailable"
-    assert body["checks"]["database"] == "ok" and "reaper" in body["checks"]["maintenance"]
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["maintenance"].startswith("the maintenance lane last ran the reaper 18")
+    assert "is `manage.py qcluster` running" in body["checks"]["maintenance"]
     cache.delete(REAPER_LAST_RUN_KEY)
-    assert client.get("/healthz").status_code == 503
+    response = client.get("/healthz/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["maintenance"].startswith("the maintenance lane has never run the reaper")
+
+
+@pytest.mark.usefixtures("shared_cache")
+def test_a_fresh_process_is_ready_before_the_lane_had_its_first_period(client, settings, tmp_path, monkeypatch) -> None:
+    """A restart on an existing database: the last reaper run is old, but this process only just started."""
+    monkeypatch.setattr(project.health, "_PROCESS_STARTED", __import__("time").monotonic())
+    settings.MEDIA_ROOT = str(tmp_path)
+    cache.set(REAPER_LAST_RUN_KEY, (timezone.now() - timedelta(hours=2)).isoformat())
+    response = client.get("/healthz/ready")
+    assert response.status_code == 200, response.json()
+    assert client.get("/healthz").status_code == 200
+
+
+def test_liveness_asks_nothing_of_the_dependencies(client, settings) -> None:
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                                   "LOCATION": "no_such_cache_table"}}
+    assert client.get("/healthz/ready").status_code == 503
+    response = client.get("/healthz/live")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
 @pytest.mark.usefixtures("shared_cache")

@@ -1,1 +1,2 @@
-"""AIHubMix's three request families, one module each: OpenAI-compatible images, predictions, async tasks."""
+"""AIHubMix's request families, one module each: OpenAI-compatible images, predictions, async tasks and the
+Gemini-native route."""

@@ -4,6 +4,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from aihubmix_sandbox.families.predictions import gpt_image_usage
 from aihubmix_sandbox.faults import fault_answer
 from aihubmix_sandbox.multipart import multipart_parse
 from aihubmix_sandbox.outputs import output_items
@@ -19,7 +20,7 @@ def images_generate(http: "SandboxHandler", body: bytes) -> None:
     except ValueError:
         http.reply_error(400, "invalid_json", "the body is not JSON")
         return
-    _answer(http, fields, "images.generations")
+    _answer(http, fields, "images.generations", input_images=0)
 
 
 def images_edit(http: "SandboxHandler", body: bytes) -> None:
@@ -28,10 +29,10 @@ def images_edit(http: "SandboxHandler", body: bytes) -> None:
         http.state.count("images.edits")
         http.reply_error(400, "image_missing", "at least one image file is required")
         return
-    _answer(http, fields, "images.edits")
+    _answer(http, fields, "images.edits", input_images=sum(name in ("image", "image[]") for name in files))
 
 
-def _answer(http: "SandboxHandler", fields: dict[str, Any], endpoint: str) -> None:
+def _answer(http: "SandboxHandler", fields: dict[str, Any], endpoint: str, *, input_images: int) -> None:
     model = str(fields.get("model") or "")
     prompt = str(fields.get("prompt") or "")
     http.state.count(endpoint, "family:openai_compat", f"model:{model}")
@@ -56,11 +57,5 @@ def _answer(http: "SandboxHandler", fields: dict[str, Any], endpoint: str) -> No
     )
     payload: dict[str, Any] = {"created": int(time.time()), "data": outputs}
     if is_gpt_image:
-        tokens = max(1, len(prompt) // 4)
-        payload["usage"] = {
-            "input_tokens": tokens,
-            "output_tokens": 4160,
-            "total_tokens": tokens + 4160,
-            "input_tokens_details": {"text_tokens": tokens, "image_tokens": 0},
-        }
+        payload["usage"] = gpt_image_usage(model, prompt, n=len(outputs), input_images=input_images)
     http.reply_json(200, payload)

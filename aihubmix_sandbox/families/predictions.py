@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 # Synchronous BFL models answer OpenAI-style: one base64 image, JPEG unless told otherwise (NOTES.md).
 _OPENAI_STYLE_MODELS = frozenset({"FLUX-1.1-pro"})
+# Seedream 5.0 lite takes 2K, 3K or WxH; 1K and 4K are refused (NOTES.md, "What the upstream serves now").
+_SEEDREAM_5_REFUSED_SIZES = frozenset({"1k", "4k"})
 
 
 def predictions(http: "SandboxHandler", model_path: str, body: bytes) -> None:
@@ -35,6 +37,9 @@ def predictions(http: "SandboxHandler", model_path: str, body: bytes) -> None:
     if fault_answer(http, fault, is_async=is_async):
         return
     size = fields.get("size") or fields.get("aspectRatio") or fields.get("aspect_ratio")
+    if model.startswith("doubao-seedream-5") and str(size or "").lower() in _SEEDREAM_5_REFUSED_SIZES:
+        http.reply_error(400, "size_not_supported", f"size {size} is not supported by {model}: use 2K, 3K or WxH")
+        return
     if is_async:
         task_submit(
             http, model_path=model_path, prompt=prompt, size=size, output_format=fields.get("output_format"),
@@ -78,19 +83,31 @@ def _gpt_image_answer(
         fault=fault,
     )
     _pillow, content_type, _ext = format_for(fields.get("output_format"))
-    tokens = max(1, len(prompt) // 4)
+    # gpt-image-2 names the type without `image/` ("png"), as a recorded call shows; older models the full type.
+    mime_type = content_type.removeprefix("image/") if model == "gpt-image-2" else content_type
     return {
         "output": {
-            "b64_json": [{"bytesBase64": item["b64_json"], "mimeType": content_type} for item in items if "b64_json" in item],
+            "b64_json": [{"bytesBase64": item["b64_json"], "mimeType": mime_type} for item in items if "b64_json" in item],
             "urls": [item["url"] for item in items if "url" in item],
         },
-        "usage": {
-            "input_tokens": tokens,
-            "output_tokens": 4160,
-            "total_tokens": tokens + 4160,
-            "input_tokens_details": {"text_tokens": tokens, "image_tokens": 0},
-        },
+        "usage": gpt_image_usage(model, prompt, n=n),
     }
+
+
+def gpt_image_usage(model: str, prompt: str, *, n: int, input_images: int = 0) -> dict[str, Any]:
+    """OpenAI's token usage; gpt-image-2 splits output tokens by kind too (NOTES.md)."""
+    text = max(1, len(prompt) // 4)
+    image_in = 1024 * input_images
+    image_out = 4160 * n
+    usage: dict[str, Any] = {
+        "input_tokens": text + image_in,
+        "output_tokens": image_out,
+        "total_tokens": text + image_in + image_out,
+        "input_tokens_details": {"text_tokens": text, "image_tokens": image_in},
+    }
+    if model == "gpt-image-2":
+        usage["output_tokens_details"] = {"image_tokens": image_out, "text_tokens": 0}
+    return usage
 
 
 def _image_count(vendor: str, fields: dict[str, Any]) -> int:

@@ -126,3 +126,9 @@ def tenants_retention_days() -> dict[int, int]:
     (0 or empty keeps files)."""
     rows = Tenant.objects.annotate(days=tenant_plan_value("retention_days")).filter(days__gt=0)
     return dict(rows.values_list("pk", "days"))
+
+
+def tenant_plan_names(*, tenant_ids: set[int]) -> dict[int, str]:
+    """Tenant id → the name of its plan (by the one plan rule), in one query."""
+    rows = Tenant.objects.filter(pk__in=tenant_ids).annotate(plan_name=tenant_plan_value("name"))
+    return dict(rows.values_list("pk", "plan_name"))

@@ -26,6 +26,7 @@ class CatalogCustomSizeSerializer(serializers.Serializer):
         allow_null=True, help_text="Longest side / shortest side, at most."
     )
     max_pixels = serializers.IntegerField(allow_null=True)
+    min_pixels = serializers.IntegerField(allow_null=True)
     multiple_of = serializers.IntegerField(allow_null=True, help_text="Both sides must be divisible by this.")
 
 
@@ -84,7 +85,7 @@ class CatalogLifecycleSerializer(serializers.Serializer):
     replacement = serializers.CharField(allow_null=True, help_text="The model to move to.")
 
 
-_FAMILIES = ["openai_compat", "predictions", "async_task"]
+_FAMILIES = ["openai_compat", "predictions", "async_task", "gemini"]
 
 
 class CatalogModelSerializer(serializers.Serializer):

@@ -1,15 +1,19 @@
 from typing import Any
-from urllib.parse import urljoin
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import micros_to_usd
 from generations.catalog.lookup import UnknownModel, model_id_resolve
 from generations.models import Generation, GenerationImage
-from generations.selectors import image_is_serveable
-from generations.storage import signed_download_url
+from generations.rendering import (
+    AbsoluteUrl,
+    api_key_render,
+    charged_usd_render,
+    error_render,
+    generation_render,
+    image_url_render,
+)
 from project.api.serializers import StrictFieldsMixin
 
 
@@ -81,22 +85,14 @@ class GenerationImageSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_url(self, image: GenerationImage) -> str | None:
-        if not image_is_serveable(image=image):
-            return None
-        url = signed_download_url(image=image)
-        if not url.startswith("/"):
-            return url
-        request = self.context.get("request")
-        # Webhook bodies are rendered by a worker, without a request to take the host from.
-        return request.build_absolute_uri(url) if request is not None else urljoin(settings.PUBLIC_BASE_URL, url)
+        return image_url_render(image, absolute_url=_absolute_url(self))
 
 
-def _datetime(field: serializers.Field, value: Any) -> Any:
-    return None if value is None else field.to_representation(value)
-
-
-def _strings(values: list | None) -> list | None:
-    return None if values is None else [None if value is None else str(value) for value in values]
+def _absolute_url(serializer: serializers.Serializer) -> AbsoluteUrl | None:
+    request = serializer.context.get("request")
+    # Webhook bodies are rendered by a worker, without a request to take the host from (rendering falls back to
+    # PUBLIC_BASE_URL).
+    return request.build_absolute_uri if request is not None else None
 
 
 class GenerationErrorSerializer(serializers.Serializer):
@@ -135,41 +131,9 @@ class GenerationSerializer(serializers.ModelSerializer):
                   "webhook_events_filter", "created_at", "started_at", "finished_at", "files_deleted_at"]
 
     def to_representation(self, generation: Generation) -> dict[str, Any]:
-        """Written out instead of DRF's loop over 29 field objects (an attribute lookup and a conversion each), which
-        was about a tenth of a submit's CPU. The declared fields stay the schema, and values that need converting go
-        through them; tests/generations/test_serializers.py pins this to DRF's own rendering."""
-        fields = self.fields
-        return {
-            "id": generation.public_id,
-            "object": "generation",
-            "status": generation.status,
-            "model": generation.model_id,
-            "requested_model": self.get_requested_model(generation),
-            "operation": generation.operation,
-            "prompt": generation.prompt,
-            "negative_prompt": generation.negative_prompt,
-            "n": generation.n,
-            "size": generation.size,
-            "quality": generation.quality,
-            "seed": generation.seed,
-            "params": generation.params,
-            "api_key": self.get_api_key(generation),
-            "cancel_requested": generation.cancel_requested,
-            "attempts": generation.attempts,
-            "error": self.get_error(generation),
-            "images": fields["images"].to_representation(generation.images),
-            "images_returned": generation.images_returned,
-            "unit_price_usd": self.get_unit_price_usd(generation),
-            "estimated_usd": self.get_estimated_usd(generation),
-            "charged_usd": self.get_charged_usd(generation),
-            "usage": generation.usage,
-            "webhook": self.get_webhook(generation),
-            "webhook_events_filter": _strings(generation.webhook_events_filter),
-            "created_at": _datetime(fields["created_at"], generation.created_at),
-            "started_at": _datetime(fields["started_at"], generation.started_at),
-            "finished_at": _datetime(fields["finished_at"], generation.finished_at),
-            "files_deleted_at": _datetime(fields["files_deleted_at"], generation.files_deleted_at),
-        }
+        """`generations.rendering` (shared with webhook payloads), instead of DRF's field loop: the declared fields
+        stay the schema; tests/generations/test_serializers.py pins the two renderings to each other."""
+        return generation_render(generation, absolute_url=_absolute_url(self))
 
     def get_object(self, generation: Generation) -> str:
         return "generation"
@@ -180,13 +144,11 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_api_key(self, generation: Generation) -> str | None:
-        return generation.api_key.prefix if generation.api_key else None
+        return api_key_render(generation)
 
     @extend_schema_field(GenerationErrorSerializer(allow_null=True))
     def get_error(self, generation: Generation) -> dict[str, Any] | None:
-        if generation.status not in (Generation.Status.FAILED, Generation.Status.CANCELED) or not generation.error_code:
-            return None
-        return {"code": generation.error_code, "message": generation.error_message}
+        return error_render(generation)
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_webhook(self, generation: Generation) -> str | None:
@@ -200,5 +162,5 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_charged_usd(self, generation: Generation) -> str | None:
-        return None if generation.charged_micros is None else micros_to_usd(generation.charged_micros)
+        return charged_usd_render(generation)
 

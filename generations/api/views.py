@@ -26,6 +26,7 @@ from generations.selectors import (
     image_get,
     image_serveable_get,
 )
+from generations.services.cancel import generation_cancel
 from generations.services.files import generation_files_delete
 from generations.services.idempotency import (
     StoredResponse,
@@ -34,7 +35,6 @@ from generations.services.idempotency import (
     idempotency_response_keep,
     request_fingerprint,
 )
-from generations.services.lifecycle import generation_cancel
 from generations.services.submit import Idempotency, generation_request_build, generation_submit
 from generations.services.waits import wait_slot_acquire
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3

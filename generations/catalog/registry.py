@@ -34,27 +34,18 @@ class CatalogEntry:
         return self.spec.id
 
 
-def catalog_row_spec_data(
-    *,
-    model_id: str,
-    alias: str,
-    display_name: str,
-    description: str,
-    family: str,
-    edit_family: str,
-    operations: Any,
-    rules: Any,
-) -> dict[str, Any]:
+def catalog_row_spec_data(row: CatalogModel) -> dict[str, Any]:
     """The dict `spec_from_dict` reads, from a row's columns and its `rules`."""
     columns = {
-        "id": model_id,
-        "alias": alias,
-        "display_name": display_name,
-        "description": description,
-        "family": family,
-        "edit_family": edit_family,
-        "operations": operations,
+        "id": row.model_id,
+        "alias": row.alias,
+        "display_name": row.display_name,
+        "description": row.description,
+        "family": row.family,
+        "edit_family": row.edit_family,
+        "operations": row.operations,
     }
+    rules = row.rules
     overlap = set(columns) & set(rules if isinstance(rules, dict) else {})
     if overlap:
         raise CatalogRuleError(f"rules.{min(overlap)}", "is a column of its own; remove it from the rules.")
@@ -65,16 +56,7 @@ def _entries_from_rows() -> tuple[CatalogEntry, ...]:
     entries = []
     for row in CatalogModel.objects.select_related("replacement").order_by("model_id"):
         try:
-            data = catalog_row_spec_data(
-                model_id=row.model_id,
-                alias=row.alias,
-                display_name=row.display_name,
-                description=row.description,
-                family=row.family,
-                edit_family=row.edit_family,
-                operations=row.operations,
-                rules=row.rules,
-            )
+            data = catalog_row_spec_data(row)
             spec = _spec_parsed(json.dumps(data, sort_keys=True))
         except CatalogRuleError as exc:
             # Saves are validated; a row written around them (raw SQL) must not take the whole catalog down.

@@ -9,8 +9,10 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-# The three request interfaces the provider adapters speak (generations/providers/).
-FAMILIES = ("openai_compat", "predictions", "async_task")
+from generations.providers import gemini
+
+# The request interfaces the provider adapters speak (generations/providers/).
+FAMILIES = ("openai_compat", "predictions", "async_task", "gemini")
 OPERATIONS = frozenset({"generate", "edit"})
 BOTH = frozenset({"generate", "edit"})
 PARAM_TYPES = ("boolean", "integer", "number", "string", "color_palette")
@@ -37,6 +39,7 @@ class CustomSize:
     max_aspect_ratio: float | None = None
     max_pixels: int | None = None
     multiple_of: int | None = None
+    min_pixels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -212,13 +215,18 @@ def _sizes_from(data: Any) -> SizeRule:
         aspect = _typed(raw.get("max_aspect_ratio"), (int, float), "sizes.custom.max_aspect_ratio", allow_none=True)
         pixels = _typed(raw.get("max_pixels"), int, "sizes.custom.max_pixels", allow_none=True)
         step = _typed(raw.get("multiple_of"), int, "sizes.custom.multiple_of", allow_none=True)
+        least = _typed(raw.get("min_pixels"), int, "sizes.custom.min_pixels", allow_none=True)
         if aspect is not None and aspect < 1:
             raise CatalogRuleError("sizes.custom.max_aspect_ratio", "must be at least 1.")
         if pixels is not None and pixels < min_side * min_side:
             raise CatalogRuleError("sizes.custom.max_pixels", "is below the smallest allowed image.")
         if step is not None and step < 1:
             raise CatalogRuleError("sizes.custom.multiple_of", "must be at least 1.")
-        custom = CustomSize(min_side, max_side, float(aspect) if aspect is not None else None, pixels, step)
+        if least is not None and (least > max_side * max_side or (pixels is not None and least > pixels)):
+            raise CatalogRuleError("sizes.custom.min_pixels", "is above the largest allowed image.")
+        custom = CustomSize(
+            min_side, max_side, float(aspect) if aspect is not None else None, pixels, step, least
+        )
     if not presets and custom is None:
         raise CatalogRuleError("sizes", "needs presets, a custom rule, or both.")
     upstream_field = _typed(data.get("field", "size"), str, "sizes.field", allow_none=True)
@@ -242,6 +250,7 @@ def size_allowed(rule: SizeRule, size: str) -> bool:
         and custom.min_side <= height <= custom.max_side
         and not (custom.max_aspect_ratio and max(width, height) / min(width, height) > custom.max_aspect_ratio)
         and not (custom.max_pixels and width * height > custom.max_pixels)
+        and not (custom.min_pixels and width * height < custom.min_pixels)
         and not (custom.multiple_of and (width % custom.multiple_of or height % custom.multiple_of))
     )
 
@@ -382,4 +391,19 @@ def spec_from_dict(data: Any) -> ModelSpec:
             raise CatalogRuleError("extras", f"{param.name} needs the {param.interface} interface, which the model does not use.")
     if "async_task" in spec.interfaces and spec.n_style != "none":
         raise CatalogRuleError("n_style", "an async-task model makes one image per task: use 'none'.")
+    if "gemini" in spec.interfaces:
+        _gemini_rules_check(spec)
     return spec
+
+
+def _gemini_rules_check(spec: ModelSpec) -> None:
+    """generateContent makes one image per call and takes sizes only as the presets its adapter can map."""
+    if spec.n_style != "none":
+        raise CatalogRuleError("n_style", "a Gemini model makes one image per call: use 'none'.")
+    if spec.sizes.custom is not None or spec.sizes.field != "size":
+        raise CatalogRuleError("sizes", "a Gemini model takes presets only, sent as field 'size'.")
+    for index, preset in enumerate(spec.sizes.presets):
+        try:
+            gemini.image_config_from_size(preset)
+        except ValueError as exc:
+            raise CatalogRuleError(f"sizes.presets[{index}]", str(exc)) from None

@@ -2,14 +2,15 @@
 
 Nothing here refuses: `validation.py` has checked every value and chosen the interface before the body is built.
 How a vendor spells a value on its native interface is the provider module's (`providers/predictions.py`); this
-module passes it plain values and puts the answer where the catalog rules say.
+module passes it plain values and puts the answer where the catalog rules say. Gemini's body has a shape of its
+own (`contents`, `generationConfig`): `providers/gemini.py` builds it from the same fields.
 """
 
 from typing import Any
 
 from generations.catalog.lookup import UnknownModel, catalog_entry_find
 from generations.catalog.specs import ModelSpec
-from generations.providers import InputImage, ProviderCall, predictions
+from generations.providers import InputImage, ProviderCall, gemini, predictions
 
 
 def _put(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -59,6 +60,8 @@ def upstream_body_build(
             _put(fields, param.upstream_path, extras[param.name])
         elif param.send_default and operation in param.operations:
             _put(fields, param.upstream_path, param.default)
+    if interface == "gemini":
+        return gemini.generate_content_body(fields)  # Google's own shape: contents and generationConfig
     return fields if interface == "openai_compat" else {"input": fields}
 
 

@@ -30,7 +30,7 @@ class ValidatedRequest:
     size: str
     quality: str
     upstream_body: dict[str, Any]
-    # The interface the body is built for (openai_compat, predictions or async_task).
+    # The interface the body is built for (openai_compat, predictions, async_task or gemini).
     interface: str
     # The model the client named when it differs from model_id (a retired model served by its replacement).
     requested_model_id: str = ""
@@ -71,6 +71,8 @@ def size_rule_text(spec: ModelSpec) -> str:
         text = f"WxH with each side {custom.min_side}-{custom.max_side}"
         if custom.max_aspect_ratio:
             text += f", aspect ratio within 1:{custom.max_aspect_ratio:g}-{custom.max_aspect_ratio:g}:1"
+        if custom.min_pixels:
+            text += f", at least {custom.min_pixels} pixels"
         if custom.max_pixels:
             text += f", at most {custom.max_pixels} pixels"
         if custom.multiple_of:

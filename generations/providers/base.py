@@ -177,7 +177,10 @@ def message_in(value: Any, depth: int = 0) -> str | None:
 
 
 def _code_in(error: dict[str, Any]) -> str:
-    for key in ("code", "type"):
+    # Google's errors (the Gemini route) put the HTTP status in `code` and their own code in `status`.
+    keys = ("status", "code") if isinstance(error.get("code"), int) and isinstance(error.get("status"), str) else (
+        "code", "type")
+    for key in keys:
         value = error.get(key)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
             return _UNPRINTABLE.sub(" ", str(value)).strip()[:100]
@@ -287,13 +290,15 @@ def result_from_payload(
 
 @dataclass
 class UpstreamRequest:
-    """What a family module asks the shared HTTP layer to send (`path` is relative to the base URL)."""
+    """What a family module asks the shared HTTP layer to send. `path` is relative to the endpoint's base URL:
+    "aihubmix" (the base URL, Bearer key) or "gemini" (the Gemini-native route, `x-goog-api-key`)."""
 
     method: str
     path: str
     json: dict[str, Any] | None = None
     data: dict[str, str] | None = None
     files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    endpoint: str = "aihubmix"
 
 
 def parse_json_success(response: httpx.Response) -> tuple[Any, str | None]:

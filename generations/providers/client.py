@@ -3,13 +3,13 @@ classification and the polling of async tasks."""
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import ModuleType, TracebackType
 from typing import Self
 
 import httpx
 
-from generations.providers import async_task, openai_compat, predictions
+from generations.providers import async_task, gemini, openai_compat, predictions
 from generations.providers.base import (
     MalformedResponse,
     PermanentProviderError,
@@ -29,6 +29,7 @@ FAMILIES: dict[str, ModuleType] = {
     "openai_compat": openai_compat,
     "predictions": predictions,
     "async_task": async_task,
+    "gemini": gemini,
 }
 
 
@@ -42,8 +43,10 @@ class AIHubMixClient:
         api_key: str,
         base_url: str,
         tasks_url: str,
+        gemini_base_url: str = "",
         connect_timeout_seconds: float = 10.0,
         read_timeout_seconds: float = 180.0,
+        model_read_timeout_seconds: Mapping[str, float] | None = None,
         write_timeout_seconds: float = 60.0,
         pool_timeout_seconds: float = 60.0,
         poll_deadline_seconds: float = 600.0,
@@ -55,18 +58,33 @@ class AIHubMixClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tasks_url = tasks_url.rstrip("/")
+        self.gemini_base_url = (gemini_base_url or gemini.gemini_base_url(self.base_url)).rstrip("/")
+        # The key goes on each request in the header its endpoint wants (Bearer, or Gemini's x-goog-api-key).
+        self._auth = {
+            "aihubmix": {"Authorization": f"Bearer {api_key}"},
+            "gemini": {"x-goog-api-key": api_key},
+        }
+        self._timeout = httpx.Timeout(
+            connect=connect_timeout_seconds,
+            read=read_timeout_seconds,
+            write=write_timeout_seconds,
+            pool=pool_timeout_seconds,
+        )
+        # Slow models (gpt-image-2 at high quality answers after 90-130 s) get their own read timeout, so the
+        # default need not grow for every other model.
+        self._model_timeouts = {
+            model_id: httpx.Timeout(
+                connect=connect_timeout_seconds, read=seconds, write=write_timeout_seconds, pool=pool_timeout_seconds
+            )
+            for model_id, seconds in (model_read_timeout_seconds or {}).items()
+        }
         self.poll_deadline_seconds = poll_deadline_seconds
         self.poll_interval_seconds = poll_interval_seconds
         self.poll_max_interval_seconds = poll_max_interval_seconds
         # httpx retries only failed connection attempts here, never a request that reached the upstream.
         self._http = httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            timeout=httpx.Timeout(
-                connect=connect_timeout_seconds,
-                read=read_timeout_seconds,
-                write=write_timeout_seconds,
-                pool=pool_timeout_seconds,
-            ),
+            headers={"Accept": "application/json"},
+            timeout=self._timeout,
             transport=transport or AiohttpTransport(max_connections=max_connections, retries=connect_retries),
             follow_redirects=False,
         )
@@ -89,7 +107,7 @@ class AIHubMixClient:
         family = FAMILIES.get(call.family)
         if family is None:
             raise ValueError(f"unknown request family {call.family!r}")
-        response = await self._send(family.build_request(call))
+        response = await self._send(family.build_request(call), timeout=self._model_timeouts.get(call.model_id))
         if not response.is_success:
             raise error_from_response(response)
         if call.family != "async_task":
@@ -121,7 +139,7 @@ class AIHubMixClient:
             await asyncio.sleep(min(interval, remaining))
             interval = min(interval * 1.5, self.poll_max_interval_seconds)
             try:
-                response = await self._http.get(f"{self.tasks_url}/{task_id}")
+                response = await self._http.get(f"{self.tasks_url}/{task_id}", headers=self._auth["aihubmix"])
             except httpx.HTTPError as exc:
                 logger.warning("aihubmix task poll failed", extra={"task_id": task_id, "error": repr(exc)})
                 continue
@@ -142,14 +160,17 @@ class AIHubMixClient:
             if result is not None:
                 return result
 
-    async def _send(self, request: UpstreamRequest) -> httpx.Response:
+    async def _send(self, request: UpstreamRequest, *, timeout: httpx.Timeout | None = None) -> httpx.Response:
+        base_url = self.gemini_base_url if request.endpoint == "gemini" else self.base_url
         try:
             return await self._http.request(
                 request.method,
-                f"{self.base_url}{request.path}",
+                f"{base_url}{request.path}",
                 json=request.json,
                 data=request.data,
                 files=request.files,
+                headers=self._auth[request.endpoint],
+                timeout=timeout or self._timeout,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransientProviderError(

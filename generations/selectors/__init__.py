@@ -69,6 +69,11 @@ def generations_in_progress(*, tenant: Tenant) -> tuple[int, int]:
     )
 
 
+def generations_cancel_requested(*, ids: list[int]) -> list[int]:
+    """Which of these generations a tenant asked to cancel (the forwarder's check for cancel notices it missed)."""
+    return list(Generation.objects.filter(id__in=ids, cancel_requested=True).values_list("id", flat=True))
+
+
 def image_get(*, generation: Generation, index: int) -> GenerationImage | None:
     return generation.images.filter(index=index).first()
 

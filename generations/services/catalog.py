@@ -25,18 +25,7 @@ class InvalidCatalogModel(errors.InvalidRequest):
 def catalog_model_spec(*, row: CatalogModel) -> ModelSpec:
     """The spec a row would be served as; raises InvalidCatalogModel naming the broken rule."""
     try:
-        return spec_from_dict(
-            catalog_row_spec_data(
-                model_id=row.model_id,
-                alias=row.alias,
-                display_name=row.display_name,
-                description=row.description,
-                family=row.family,
-                edit_family=row.edit_family,
-                operations=row.operations,
-                rules=row.rules,
-            )
-        )
+        return spec_from_dict(catalog_row_spec_data(row))
     except CatalogRuleError as exc:
         raise InvalidCatalogModel(str(exc), param=exc.field) from exc
 

@@ -1,11 +1,11 @@
 """Webhook events about generations (the outbox lives in the webhooks app).
 
-The event's data is the generation exactly as `GET /v1/generations/{id}` renders it, so a receiver needs no second
-call. Rendering is the API serializer's job; it is used here on purpose so the two can never drift apart.
+The event's data is the generation exactly as `GET /v1/generations/{id}` renders it (`generations.rendering`, the
+one rendering both use), so a receiver needs no second call.
 """
 
-from generations.api.serializers import GenerationSerializer
-from generations.models import Generation
+from generations.models import Generation, GenerationImage
+from generations.rendering import generation_render
 from webhooks.events import GENERATION_CANCELED, GENERATION_FAILED, GENERATION_SUCCEEDED
 from webhooks.services.publishing import EventToPublish, webhook_events_publish
 from webhooks.services.request_webhooks import RequestWebhook
@@ -17,22 +17,22 @@ EVENT_BY_STATUS = {
 }
 
 
-def generation_final_event_publish(generation: Generation) -> None:
-    generation_final_events_publish([generation])
-
-
-def generation_final_events_publish(generations: list[Generation]) -> None:
-    # One serializer for the batch: DRF builds its fields once instead of once per generation.
-    rendered = GenerationSerializer(generations, many=True).data
+def generation_final_events_publish(
+    *, generations: list[Generation], images_of: dict[int, list[GenerationImage]] | None = None
+) -> None:
+    """One event per finished generation, in the caller's transaction. `images_of`: each generation's images (by
+    pk, in index order) when the caller has just written them, so they are not read back."""
     webhook_events_publish(
         events=[
             EventToPublish(
                 tenant=generation.tenant,
                 event_type=EVENT_BY_STATUS[generation.status],
-                data=data,
+                data=generation_render(
+                    generation, images=None if images_of is None else images_of.get(generation.pk, [])
+                ),
                 request_webhook=_request_webhook(generation),
             )
-            for generation, data in zip(generations, rendered, strict=True)
+            for generation in generations
         ]
     )
 

@@ -3,7 +3,7 @@ generation to poll)."""
 
 from generations.models import Generation, GenerationImage
 from generations.selectors import image_list_serveable
-from generations.services.lifecycle import GenerationNotCancelable, generation_cancel
+from generations.services.cancel import GenerationNotCancelable, generation_cancel
 from project import errors
 
 

@@ -23,6 +23,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from project import errors as domain
+from project.db_outage import database_outage_record
 from project.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ _STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
     domain.NotFound: 404,
     domain.Conflict: 409,
     domain.Gone: 410,
-    domain.TooLarge: 413,
     domain.Unprocessable: 422,
     domain.RateLimited: 429,
     domain.LegallyUnavailable: 451,
@@ -147,6 +147,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, DATABASE_UNAVAILABLE):
         logger.error("database unavailable", exc_info=exc)
+        database_outage_record(error=exc)
         exc = database_unavailable()
 
     if isinstance(exc, domain.DomainError):
@@ -213,6 +214,7 @@ def server_error_view(request: HttpRequest) -> HttpResponse:
     the exception reaches the body: the request id lets staff find the traceback in the logs."""
     exc = sys.exc_info()[1]
     if isinstance(exc, DATABASE_UNAVAILABLE):
+        database_outage_record(error=exc)
         unavailable = database_unavailable()
         return _json_error(
             503, unavailable.code, unavailable.message,

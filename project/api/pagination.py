@@ -1,3 +1,4 @@
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -15,6 +16,11 @@ class InvalidCursor(errors.InvalidRequest):
     message = "The cursor is not valid; use the `next` or `previous` link of a list response."
 
 
+# The characters of the cursors DRF writes (standard base64). DRF's decoder skips any others, so a cursor made only
+# of them (a NUL, say) would read as the first page instead of being refused.
+_CURSOR_CHARACTERS = re.compile(r"[A-Za-z0-9+/=]*")
+
+
 class CreatedCursorPagination(CursorPagination):
     """Stable, opaque cursors over newest-first lists (offsets skip or repeat rows under concurrent inserts)."""
 
@@ -25,6 +31,8 @@ class CreatedCursorPagination(CursorPagination):
     invalid_cursor_message = InvalidCursor.message
 
     def decode_cursor(self, request: Request) -> Any:
+        if not _CURSOR_CHARACTERS.fullmatch(request.query_params.get(self.cursor_query_param) or ""):
+            raise InvalidCursor(param="cursor")
         try:
             return super().decode_cursor(request)
         except NotFound as exc:

@@ -9,7 +9,15 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent, Tenant, User
-from accounts.services import SYSTEM, Actor, api_key_budget_set, api_key_create, api_key_revoke, audit_record
+from accounts.services import (
+    SYSTEM,
+    Actor,
+    InvalidKeyBudget,
+    api_key_budget_set,
+    api_key_create,
+    api_key_revoke,
+    audit_record,
+)
 from billing.models import Plan, Price, TenantPlan, Wallet
 from billing.services.wallets import billing_account_open, wallet_adjust, wallet_grant
 from generations.models import TenantReviewSetting
@@ -238,7 +246,7 @@ def test_a_key_budget_changed_in_the_admin_is_audited_and_must_not_be_negative(s
     assert (event.actor_user, event.before, event.after) == (
         staff, {"monthly_budget_micros": None}, {"monthly_budget_micros": 5_000_000}
     )
-    with pytest.raises(Exception, match="non-negative"):
+    with pytest.raises(InvalidKeyBudget, match="non-negative"):
         api_key_budget_set(api_key=issued.api_key, monthly_budget_micros=-1, actor=Actor(user=staff))
 
 

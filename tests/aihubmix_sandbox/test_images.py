@@ -7,6 +7,7 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from PIL import Image
 
 from aihubmix_sandbox.server import SandboxHandle
@@ -25,6 +26,7 @@ def _generate(sandbox: SandboxHandle, prompt: str, **extra: str) -> bytes:
     return base64.b64decode(response.json()["data"][0]["b64_json"])
 
 
+@pytest.mark.slow  # forty 512×384 images
 def test_every_prompt_gets_its_own_complete_png_with_the_prompt_in_it(aihubmix_sandbox: SandboxHandle) -> None:
     with ThreadPoolExecutor(max_workers=20) as pool:
         images = list(pool.map(lambda i: _generate(aihubmix_sandbox, f"a fox number {i}"), range(40)))

@@ -7,12 +7,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from aihubmix_sandbox.server import SandboxHandle, start_sandbox
 
 AUTH = {"Authorization": "Bearer sk-sandbox-test"}
 
 
+@pytest.mark.slow  # sixty half-second calls
 def test_many_slow_requests_are_served_at_once(aihubmix_sandbox: SandboxHandle) -> None:
     aihubmix_sandbox.latency = 0.5
 
@@ -31,6 +33,7 @@ def test_many_slow_requests_are_served_at_once(aihubmix_sandbox: SandboxHandle) 
     assert aihubmix_sandbox.calls["images.generations"] == 60
 
 
+@pytest.mark.slow
 def test_the_management_command_serves_until_stopped() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -71,3 +74,6 @@ def test_a_handle_started_in_process_stops_cleanly() -> None:
     )
     handle.stop()
     assert "b64_json" in json.loads(response.content)["data"][0]
+    assert not handle.thread.is_alive()
+    with pytest.raises(httpx.ConnectError):  # the port is closed, not merely unanswered
+        httpx.get(f"{handle.base_url}/models", timeout=5)

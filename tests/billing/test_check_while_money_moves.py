@@ -17,7 +17,7 @@ from billing.services.plans import plan_assign
 from billing.services.prices import price_quote, price_set
 from billing.services.wallets import wallet_adjust, wallet_grant
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 MOVERS_PER_TENANT = 2
 MIN_MOVES = 60  # per mover

@@ -1,4 +1,4 @@
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import pytest
 from hypothesis import given
@@ -67,8 +67,7 @@ def test_known_values() -> None:
 def test_markup_is_the_exact_value_rounded_half_up(cost: int, markup: int) -> None:
     exact = Decimal(cost) * (Decimal(10_000 + markup) / Decimal(10_000))
     price = apply_markup(cost, markup)
-    assert abs(Decimal(price) - exact) <= Decimal("0.5")
-    assert Decimal(price) - exact < Decimal("0.5") or (exact - int(exact)) == Decimal("0.5")
+    assert price == (exact + Decimal("0.5")).to_integral_value(rounding=ROUND_FLOOR)
 
 
 @given(costs, markups, markups)

@@ -4,7 +4,13 @@ from accounts.models import AuditEvent, Tenant
 from accounts.services import SYSTEM, Actor
 from billing.models import LedgerEntry
 from billing.selectors.drift import wallet_drifts
-from billing.services.wallets import AdjustmentExceedsAvailable, ReferenceTaken, wallet_adjust, wallet_grant
+from billing.services.wallets import (
+    AdjustmentExceedsAvailable,
+    InvalidWalletAmount,
+    ReferenceTaken,
+    wallet_adjust,
+    wallet_grant,
+)
 from tests.billing.conftest import wallet_of
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +26,9 @@ def test_grant_is_idempotent_per_reference_and_audited(tenant: Tenant) -> None:
 
 def test_adjust_needs_a_reason_and_cannot_overdraw(tenant: Tenant) -> None:
     wallet_grant(tenant=tenant, amount_micros=1_000_000, reference="t", actor=SYSTEM)
+    with pytest.raises(InvalidWalletAmount) as no_reason:
+        wallet_adjust(tenant=tenant, amount_micros=-1, reason="  ", actor=SYSTEM)
+    assert no_reason.value.param == "reason"
     wallet_adjust(tenant=tenant, amount_micros=-400_000, reason="duplicate top-up", actor=SYSTEM)
     with pytest.raises(AdjustmentExceedsAvailable):
         wallet_adjust(tenant=tenant, amount_micros=-600_001, reason="too much", actor=SYSTEM)

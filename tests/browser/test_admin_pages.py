@@ -12,7 +12,7 @@ from accounts.models import AuditEvent, User
 from accounts.services import SYSTEM, Actor, api_key_budget_set
 from billing.services.statements import statement_close
 from generations.services.moderation import images_reject
-from tests.browser.test_moderation_queue import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.generations.moderation_support import succeeded_generation
 from tests.generations.support import customer_create
 
@@ -21,6 +21,7 @@ WIDTH = 1366
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs /usr/bin/chromium"),
     pytest.mark.django_db(transaction=True),
 ]

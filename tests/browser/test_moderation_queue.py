@@ -11,16 +11,15 @@ from django.contrib.auth.models import Group, Permission
 from accounts.models import User
 from generations.models import GenerationImage, TenantReviewSetting
 from generations.staff_roles import MODERATORS, staff_groups_sync
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.generations.moderation_support import succeeded_generation
 from tests.generations.support import customer_create
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(settings.BASE_DIR) / "artifacts" / "moderation-queue.png"
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     # Under CI (.ci/run installs Chromium) a missing browser must fail, never skip.
     pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Debian's chromium at /usr/bin/chromium "
                                                      "(scripts/ci-system-packages.sh installs it)"),

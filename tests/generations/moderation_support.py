@@ -6,7 +6,8 @@ import io
 from PIL import Image, ImageDraw
 
 from generations.models import Generation
-from generations.services.lifecycle import StoredOutput, generation_claim_batch, generation_succeed
+from generations.services.leases import generation_claim_batch
+from generations.services.settle import StoredOutput, Success, generations_succeed
 from generations.services.submit import GenerationRequest, generation_submit
 from generations.storage import blob_save, output_key_for
 from tests.generations.support import GPT_IMAGE, Customer
@@ -43,5 +44,5 @@ def succeeded_generation(customer: Customer, *, prompt: str = "a red fox in the 
         outputs.append(StoredOutput(index=index, storage_key=blob_save(key=key, data=data), content_type="image/png",
                                     width=64, height=64, byte_size=len(data),
                                     sha256=hashlib.sha256(data).hexdigest(), revised_prompt=""))
-    generation_succeed(claim=claim, outputs=outputs)
+    generations_succeed(successes=[Success(claim=claim, outputs=outputs)])
     return Generation.objects.get(pk=generation.pk)

@@ -9,10 +9,12 @@ from accounts.services import SYSTEM, IssuedApiKey, api_key_create, tenant_creat
 from billing.models import LedgerEntry, Plan, Price, Wallet
 from billing.services.prices import price_set
 from billing.services.wallets import billing_account_open
+from generations.models import Generation
 
 GPT_IMAGE = "openai/gpt-image-1"
 LOW_SQUARE = {"model": GPT_IMAGE, "quality": "low", "size": "1024x1024"}
 LOW_SQUARE_PRICE_MICROS = 13_200  # seeded cost 0.011 USD + the default plan's 20 % markup
+S3_BUCKET = "imagegen-test"  # the bucket the `s3_storage` fixture creates in moto
 
 
 @dataclass
@@ -41,6 +43,16 @@ def customer_create(slug: str = "studio", *, credit_micros: int = 50_000_000, pl
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.secret}")
     return Customer(tenant=tenant, key=key, client=client)
+
+
+def nothing_changed(customer: Customer) -> bool:
+    """No generation, nothing held, no ledger row but the opening grant: a refused request left no trace."""
+    wallet = customer.wallet()
+    return (
+        not Generation.objects.filter(tenant=customer.tenant).exists()
+        and wallet.held_micros == 0
+        and not LedgerEntry.objects.filter(tenant=customer.tenant).exclude(kind="grant").exists()
+    )
 
 
 def generation_post(customer: Customer, **overrides: object) -> dict:

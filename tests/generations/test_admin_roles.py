@@ -51,7 +51,9 @@ def login(db):
 
 
 def test_the_migration_created_the_three_groups_with_their_permissions(db):
-    staff_groups_sync(group_model=Group, permission_model=Permission)
+    # No sync here: non-transactional tests run before any flush (pytest-django orders them first), so the
+    # groups are the data migrations' own.
+    assert set(Group.objects.values_list("name", flat=True)) >= set(STAFF_ROLES)
     for name, perms in STAFF_ROLES.items():
         granted = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=name).permissions.all()}
         assert granted == set(perms)
@@ -85,8 +87,8 @@ def test_support_can_view_everything_but_change_nothing(login, held_image, custo
     assert 'name="_save"' not in support.get(tenant_url).content.decode()
 
     assert support.post(tenant_url, {"name": "Renamed", "slug": "studio"}).status_code == 403
-    assert support.post("/admin/accounts/tenant/", {"action": "suspend",
-                                                     "_selected_action": [customer.tenant.pk]}).status_code != 302
+    refused = support.post("/admin/accounts/tenant/", {"action": "suspend", "_selected_action": [customer.tenant.pk]})
+    assert (refused.status_code, b'value="suspend"' in refused.content) == (200, False)  # no such action offered
     customer.tenant.refresh_from_db()
     assert (customer.tenant.name, customer.tenant.status) == ("Studio", "active")
     assert support.get("/admin/generations/promptblockrule/add/").status_code == 403

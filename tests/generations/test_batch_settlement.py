@@ -11,17 +11,12 @@ from django.db import OperationalError
 from billing.models import LedgerEntry
 from billing.selectors.drift import wallet_drifts
 from billing.services.ledger import Capture, HoldNotFound, billing_capture_many
-from generations import forwarder
-from generations.forwarder import forward_drain
+from generations.forwarder import forward_drain, settling
 from generations.models import Generation, GenerationImage
-from generations.services import lifecycle
-from generations.services.lifecycle import (
-    StoredOutput,
-    Success,
-    generation_cancel,
-    generation_claim_batch,
-    generations_succeed,
-)
+from generations.services import finish
+from generations.services.cancel import generation_cancel
+from generations.services.leases import ClaimedGeneration, generation_claim_batch
+from generations.services.settle import StoredOutput, Success, generations_succeed
 from tests.generations.support import LOW_SQUARE_PRICE_MICROS, generation_post
 from tests.threads import run_in_threads
 from webhooks.models import WebhookEvent
@@ -34,7 +29,7 @@ def _output(public_id: str) -> StoredOutput:
                         height=1024, byte_size=1234, sha256="0" * 64, revised_prompt="")
 
 
-def _claims() -> dict[str, lifecycle.ClaimedGeneration]:
+def _claims() -> dict[str, ClaimedGeneration]:
     return {claim.public_id: claim for claim in generation_claim_batch(limit=50, lease_seconds=60)}
 
 
@@ -76,7 +71,7 @@ def test_a_batch_that_fails_half_way_is_rolled_back_and_its_retry_captures_once(
     ids = [generation_post(customer, prompt=f"retried {i}")["id"] for i in range(3)]
     claims = _claims()
     successes = [Success(claim=claims[pid], outputs=[_output(pid)]) for pid in ids]
-    notify = lifecycle.notify_generations_finished
+    notify = finish.notify_generations_finished
     failures = iter([OperationalError("server closed the connection unexpectedly")])
 
     def notify_once_failing(**kwargs: object) -> None:
@@ -84,7 +79,7 @@ def test_a_batch_that_fails_half_way_is_rolled_back_and_its_retry_captures_once(
             raise error  # the last statement of the batch: everything before it is rolled back
         notify(**kwargs)
 
-    monkeypatch.setattr(lifecycle, "notify_generations_finished", notify_once_failing)
+    monkeypatch.setattr(finish, "notify_generations_finished", notify_once_failing)
     with pytest.raises(OperationalError):
         generations_succeed(successes=successes)
     assert customer.ledger() == [("hold", 13_200)] * 3
@@ -120,22 +115,22 @@ def test_billing_capture_many_captures_each_hold_once_and_refuses_an_unknown_one
 
 @pytest.mark.django_db(transaction=True)  # the forwarder's database threads must see the submitted rows
 def test_a_member_that_fails_alone_does_not_hold_back_its_batch(make_customer, roomy_plan, forwarding,
-                                                                monkeypatch) -> None:
+                                                                monkeypatch, settings) -> None:
+    settings.FORWARD_SETTLE_BATCH_SECONDS = 0.5  # the four answers meet in one batch
     customer = make_customer(plan=roomy_plan)
     fine = [generation_post(customer, prompt=f"fine {i}")["id"] for i in range(3)]
     poisoned = generation_post(customer, prompt="poisoned")["id"]
-    single = forwarder.generation_succeed
+    real = settling.generations_succeed
+    batches: list[set[str]] = []
 
-    def batch_breaks(**kwargs: object) -> None:
-        raise RuntimeError("a bug in the batch path")
-
-    def poisoned_breaks(*, claim, **kwargs):
-        if claim.public_id == poisoned:
+    def poisoned_breaks(*, successes):
+        members = {success.claim.public_id for success in successes}
+        batches.append(members)
+        if poisoned in members:
             raise RuntimeError("a bug this generation hits")
-        return single(claim=claim, **kwargs)
+        return real(successes=successes)
 
-    monkeypatch.setattr(forwarder, "generations_succeed", batch_breaks)
-    monkeypatch.setattr(forwarder, "generation_succeed", poisoned_breaks)
+    monkeypatch.setattr(settling, "generations_succeed", poisoned_breaks)
     forward_drain()
 
     assert set(Generation.objects.filter(public_id__in=fine).values_list("status", flat=True)) == {"succeeded"}
@@ -143,6 +138,7 @@ def test_a_member_that_fails_alone_does_not_hold_back_its_batch(make_customer, r
     failed = Generation.objects.get(public_id=poisoned)
     assert (failed.status, failed.charged_micros) == ("failed", 0)  # retried until its attempts ran out
     assert customer.ledger(poisoned) == [("hold", 13_200), ("release", 13_200)]
+    assert any(poisoned in members and members & set(fine) for members in batches)  # it did share a batch
     assert wallet_drifts() == []
 
 

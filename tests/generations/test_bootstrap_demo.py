@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey
 from billing.models import Price, Wallet
 from generations.forwarder import forward_drain
-from tests.generations.providers.test_page_examples import RED_URL
+from tests.generations.images_support import RED_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +45,7 @@ def _request_for(model: dict) -> dict:
     return body
 
 
+@pytest.mark.slow  # every catalog model
 @pytest.mark.django_db(transaction=True)
 def test_in_sandbox_mode_every_model_listed_for_the_demo_tenant_succeeds_end_to_end(
     tmp_path, capsys, forwarding

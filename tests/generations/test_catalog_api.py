@@ -24,6 +24,7 @@ def test_the_models_list_gives_each_model_its_rules(admin_client) -> None:
         "max_aspect_ratio": None,
         "max_pixels": 4194304,
         "multiple_of": 32,
+        "min_pixels": None,
     }
     watermark = next(
         param for param in models["doubao/doubao-seedream-4-0"]["params"] if param["name"] == "watermark"

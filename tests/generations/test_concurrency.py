@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from generations.models import Generation
-from generations.services.lifecycle import generation_claim_batch
+from generations.services.leases import generation_claim_batch
 from tests.generations.support import LOW_SQUARE
 from tests.threads import run_in_threads
 
@@ -55,7 +55,7 @@ def test_settling_a_generation_does_not_deadlock_with_a_submit_of_the_same_tenan
 
     from billing.services.ledger import billing_capture
     from generations.models import generation_public_id
-    from generations.services import lifecycle
+    from generations.services.leases import claim_lock
     from generations.services.submit import GenerationRequest, generation_create, generation_prepare
 
     customer = make_customer()
@@ -74,7 +74,7 @@ def test_settling_a_generation_does_not_deadlock_with_a_submit_of_the_same_tenan
     def settle(index: int) -> str:
         if index == 0:
             with transaction.atomic():
-                generation = lifecycle._locked_claim(claim)
+                generation = claim_lock(claim=claim)
                 claim_locked.set()
                 time.sleep(0.5)  # the submit now holds the wallet and inserts its rows
                 billing_capture(reference=generation.public_id, images=1)

@@ -1,31 +1,22 @@
 """Outputs are only accepted as verified PNG/JPEG/WEBP images within the byte and pixel limits."""
 
-import asyncio
 import base64
+import hashlib
 import io
 
 import pytest
 from PIL import Image
 from pytest_httpserver import HTTPServer
 
-from generations.images import InvalidOutput, VerifiedImage, output_materialize
+from generations.images import InvalidOutput
 from generations.providers import RawOutput
+from tests.generations.images_support import materialize
 
 
 def image_bytes(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (200, 10, 10)).save(buffer, format=image_format)
     return buffer.getvalue()
-
-
-def materialize(
-    raw: RawOutput, *, allow_private: bool = True, max_bytes: int = 1_000_000, max_pixels: int = 1_000_000
-) -> VerifiedImage:
-    return asyncio.run(
-        output_materialize(
-            raw, max_bytes=max_bytes, max_pixels=max_pixels, allow_private=allow_private, deadline_seconds=5
-        )
-    )
 
 
 @pytest.mark.parametrize(
@@ -46,7 +37,7 @@ def test_a_base64_image_is_decoded_and_described(
         48,
     )
     assert (image.byte_size, image.read_all()) == (len(data), data)
-    assert len(image.sha256) == 64
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_a_url_image_is_downloaded(httpserver: HTTPServer) -> None:

@@ -117,9 +117,16 @@ def test_invalid_empty_or_too_long_patterns_are_refused_at_save(pattern: str):
         prompt_pattern_check(kind=PromptBlockRule.Kind.REGEX, pattern=pattern)
 
 
-def test_ordinary_regexes_are_accepted():
-    for pattern in [r"\bnsfw\b", r"blood\s*bath", "(?:gun|knife)", r"kill(ing|ed)?\b"]:
-        prompt_pattern_check(kind=PromptBlockRule.Kind.REGEX, pattern=pattern)
+@pytest.mark.parametrize(
+    ("pattern", "prompt"),
+    [(r"\bnsfw\b", "an NSFW scene"), (r"blood\s*bath", "a blood  bath"), ("(?:gun|knife)", "a knife on a table"),
+     (r"kill(ing|ed)?\b", "a killed dragon")],
+)
+def test_ordinary_regexes_are_saved_and_block_what_they_match(customer, pattern, prompt):
+    block(pattern, kind=PromptBlockRule.Kind.REGEX)
+    assert PromptBlockRule.objects.filter(pattern=pattern, enabled=True).exists()
+    assert post_generation(customer, prompt).json()["error"]["code"] == "prompt_blocked"
+    assert post_generation(customer, "a quiet harbour").status_code == 202
 
 
 def test_blocklist_changes_are_audited(db):

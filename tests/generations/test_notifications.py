@@ -70,6 +70,7 @@ def test_sqlite_uses_the_local_sockets(settings) -> None:
     assert notifications.notifications_transport() == "local"
 
 
+@pytest.mark.slow
 def test_a_commit_in_another_process_wakes_the_subscriber_at_once(transport) -> None:
     if transport != "local":
         pytest.skip("the cross-process case of the local sockets (the others are servers)")

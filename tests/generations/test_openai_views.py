@@ -66,7 +66,7 @@ def test_sdk_raises_its_error_classes(sdk, live_server) -> None:
     with pytest.raises(openai.BadRequestError) as bad_request:
         client.images.generate(model="gpt-image-1", prompt="x", size="17x17", quality="low")
     error = bad_request.value.body
-    assert error["code"] == "unsupported_size" or error["param"] == "size"
+    assert (error["code"], error["param"]) == ("unsupported_size", "size")
     assert bad_request.value.status_code == 400 and error["type"] == "invalid_request_error"
 
     with (

@@ -12,7 +12,7 @@ from PIL import Image
 
 from generations.images import InvalidOutput
 from generations.providers import RawOutput
-from tests.generations.test_images import materialize
+from tests.generations.images_support import materialize
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

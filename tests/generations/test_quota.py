@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from billing.models import Plan
 from generations.models import Generation
-from generations.services.lifecycle import generation_claim_batch
+from generations.services.leases import generation_claim_batch
 from tests.generations.processes import wait_until
 from tests.generations.support import LOW_SQUARE, generation_post
 

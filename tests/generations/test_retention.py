@@ -60,6 +60,7 @@ def test_the_purge_is_scheduled_hourly_by_a_migration() -> None:
     assert (schedule.schedule_type, schedule.repeats) == (Schedule.HOURLY, -1)
 
 
+@pytest.mark.slow  # five generations and the scheduler
 @pytest.mark.django_db(transaction=True)
 def test_files_older_than_the_retention_period_are_purged(make_customer, forwarding, settings, monkeypatch) -> None:
     month_plan = Plan.objects.create(name="thirty-days", markup_bps=2000, max_n=10, retention_days=30)

@@ -19,7 +19,7 @@ from django_q.models import Schedule
 from billing.models import LedgerEntry, Plan
 from generations.forwarder import forward_drain
 from generations.models import Generation
-from generations.services.lifecycle import generation_claim_batch
+from generations.services.leases import generation_claim_batch
 from project.health import REAPER_LAST_RUN_KEY
 from tests.generations.outages import own_postgres, own_redis, postgres_available
 from tests.generations.processes import (
@@ -61,6 +61,7 @@ def all_final(ids: list[str]) -> bool:
     return len(found) == len(ids) and all(s in ("succeeded", "failed", "canceled") for s in found.values())
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_killed_forwarder_is_recovered_within_lease_and_two_reaper_periods_while_schedules_keep_running(
     make_customer, aihubmix_sandbox, roomy_plan, tmp_path
@@ -108,6 +109,7 @@ def test_killed_forwarder_is_recovered_within_lease_and_two_reaper_periods_while
     assert LedgerEntry.objects.filter(reference__in=victim_ids, kind="capture").count() == 10
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_redis_broker_killed_during_submits_never_answers_500_nor_creates_on_error(
     make_customer, aihubmix_sandbox, tmp_path
@@ -133,10 +135,9 @@ def test_redis_broker_killed_during_submits_never_answers_500_nor_creates_on_err
             assert wait_until(lambda: all_final(accepted), timeout=60), statuses(accepted)
     for answer in answers:
         assert answer.headers["content-type"].startswith("application/json"), answer.text[:200]
-        assert answer.status_code == 202 or "error" in answer.json()
+    assert [answer.status_code for answer in answers] == [202] * 30, [answer.text[:200] for answer in answers]
     assert len(accepted) == Generation.objects.filter(tenant=customer.tenant).count()
     assert set(statuses(accepted).values()) == {"succeeded"}
-    assert len(accepted) == 30, [a.status_code for a in answers]
 
 
 def _manage(env: dict[str, str], *args: str, timeout: float = 180) -> str:
@@ -164,6 +165,7 @@ for index in range({count}):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 # Under CI the binaries are there (the PostgreSQL package); missing ones must fail the run, never skip it.
 @pytest.mark.skipif(
@@ -203,6 +205,7 @@ def test_database_stopped_shorter_than_the_lease_sends_nothing_twice(aihubmix_sa
         assert "OK" in _manage(env, "billing_check")
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_twenty_submits_at_once_on_the_default_plan_all_queue_and_run_eight_at_a_time(
     make_customer, aihubmix_sandbox, tmp_path
@@ -236,7 +239,7 @@ def test_twenty_submits_at_once_on_the_default_plan_all_queue_and_run_eight_at_a
                 break
             time.sleep(0.05)
     assert counts.get("succeeded", 0) == 20, counts
-    assert 1 <= most_running <= 8
+    assert most_running == 8
     assert aihubmix_sandbox.calls["predictions"] == 20
 
 
@@ -287,6 +290,7 @@ def test_concurrent_claims_never_run_more_than_the_tenants_cap(make_customer) ->
     assert sum(c.tenant_slug == "other" for c in claims) == 20
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_cancel_of_a_hanging_call_is_prompt_and_free(make_customer, aihubmix_sandbox, tmp_path) -> None:
     customer = make_customer()
@@ -315,6 +319,7 @@ def test_a_lost_call_then_a_successful_retry_records_both_upstream_costs(make_cu
     assert generation.upstream_cost_micros == 2 * 11_000
 
 
+@pytest.mark.slow
 def test_forwarder_command_exits_cleanly_on_sigterm(aihubmix_sandbox, tmp_path) -> None:
     env = stack_environment(sandbox=aihubmix_sandbox, media_root=tmp_path / "media")
     log = tmp_path / "fwd.log"

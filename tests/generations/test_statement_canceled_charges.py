@@ -10,7 +10,8 @@ from django.utils import timezone
 from billing.services.statements import statement_close
 from generations.forwarder import forward_drain
 from generations.models import Generation
-from generations.services.lifecycle import generation_claim_batch, generation_settle_canceled
+from generations.services.cancel import generation_settle_canceled
+from generations.services.leases import generation_claim_batch
 from tests.generations.support import LOW_SQUARE, LOW_SQUARE_PRICE_MICROS
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,24 +10,10 @@ from PIL import Image
 
 from billing.models import LedgerEntry
 from generations.models import Generation, IdempotencyRecord
-from tests.generations.support import LOW_SQUARE
+from tests.generations.images_support import png_data_url
+from tests.generations.support import LOW_SQUARE, nothing_changed
 
 pytestmark = pytest.mark.django_db
-
-
-def png_data_url(width: int = 64, height: int = 64) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), "teal").save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def nothing_changed(customer) -> bool:
-    wallet = customer.wallet()
-    return (
-        not Generation.objects.filter(tenant=customer.tenant).exists()
-        and wallet.held_micros == 0
-        and not LedgerEntry.objects.filter(tenant=customer.tenant).exclude(kind="grant").exists()
-    )
 
 
 def test_submit_queues_and_holds_the_estimate(make_customer) -> None:
@@ -226,7 +212,7 @@ def test_input_image_over_the_byte_cap_is_refused(make_customer, settings) -> No
         "/v1/generations", {**LOW_SQUARE, "prompt": "x", "input_images": [png_data_url(400, 400)]}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["error"]["code"] in ("input_image_too_large", "invalid_input_image")
+    assert response.json()["error"]["code"] == "input_image_too_large"
     assert response.json()["error"]["param"] == "input_images[0]"
     assert nothing_changed(customer)
 
@@ -265,6 +251,8 @@ def test_non_finite_numbers_in_params_are_refused(make_customer) -> None:
         format="multipart",
     )
     assert response.status_code == 400
+    # Not JSON (NaN is not a JSON number), so not an object either.
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("validation_error", "params")
     assert nothing_changed(customer)
 
 
@@ -276,7 +264,8 @@ def test_form_encoded_params_are_parsed_and_validated(make_customer) -> None:
         format="multipart",
     )
     assert response.status_code == 400
-    assert response.json()["error"]["param"].startswith("params")
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == (
+        "invalid_parameter", "params.background")
 
 
 def test_a_refused_edit_leaves_no_input_files_behind(make_customer, settings, tmp_path) -> None:

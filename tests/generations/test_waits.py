@@ -30,6 +30,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAIT_CAP = 10  # more than the 8 threads the sync web tier had in all
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_tenant_at_its_wait_cap_does_not_slow_another_tenant(make_customer, aihubmix_sandbox, tmp_path) -> None:
     greedy = make_customer("greedy", plan=Plan.objects.create(
@@ -124,6 +125,7 @@ def slot_store(request, settings):
     return request.param
 
 
+@pytest.mark.slow  # waits for slots to expire
 def test_wait_slots_are_capped_per_tenant_given_back_and_expire_by_themselves(slot_store, make_customer,
                                                                                monkeypatch) -> None:
     capped = make_customer("capped", plan=Plan.objects.create(name="two-waits", max_concurrent_waits=2))
@@ -179,6 +181,7 @@ RACE_THREADS = 8
 RACE_ROUNDS = 40
 
 
+@pytest.mark.slow  # forty rounds of eight threads
 @pytest.mark.postgres
 def test_concurrent_acquirers_never_exceed_the_cap_while_slots_expire(make_customer, settings, monkeypatch) -> None:
     """Without Redis: every round starts with the tenant's slots all taken but just expired (a crashed waiter's),

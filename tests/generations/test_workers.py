@@ -10,7 +10,7 @@ import redis
 
 from billing.models import LedgerEntry
 from generations.models import Generation
-from generations.services.lifecycle import generations_reap
+from generations.services.leases import generations_reap
 from tests.generations.processes import (
     forwarder,
     free_port,
@@ -22,7 +22,7 @@ from tests.generations.processes import (
 )
 from tests.generations.support import LOW_SQUARE
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def redis_available() -> bool:

@@ -6,15 +6,14 @@ Bodies are compared whole: every field the page's example sends is there with it
 """
 
 import base64
-import io
 
 import pytest
-from PIL import Image
 
 from accounts.services import SYSTEM
 from billing.services.prices import price_set
 from generations.forwarder import forward_drain
 from generations.models import Generation
+from tests.generations.images_support import BLUE_URL, RED, RED_URL
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,17 +21,6 @@ DEER = (
     "A deer drinking in the lake, Sakura petals falling, green and clean water, japanese temple, dappled sunlight,"
     " cinematic lighting, expansive view, peace"
 )
-
-
-def _png(colour: tuple[int, int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-RED, BLUE = _png((200, 30, 30)), _png((30, 30, 200))
-RED_URL = f"data:image/png;base64,{base64.b64encode(RED).decode()}"
-BLUE_URL = f"data:image/png;base64,{base64.b64encode(BLUE).decode()}"
 
 
 @pytest.fixture
