@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from accounts.models import User
 from billing.models import Plan
 from generations.models import Generation
-from generations.services.lifecycle import Failure, generation_claim_batch, generation_fail
+from generations.services.finish import Failure
+from generations.services.leases import generation_claim_batch
+from generations.services.settle import Settlement, generation_settle
 from tests.generations.moderation_support import submit, succeeded_generation
 from tests.generations.support import Customer, customer_create
 
@@ -30,6 +32,6 @@ def dashboard_seed() -> Seeded:
     succeeded_generation(lowbal)  # crosses the low-balance threshold
     failed = submit(studio)
     claim = next(c for c in generation_claim_batch(limit=100, lease_seconds=60) if c.id == failed.id)
-    generation_fail(claim=claim, failure=Failure(code="upstream_error", message="boom"))
+    generation_settle(claim=claim, settlement=Settlement(reason="permanent", failure=Failure(code="upstream_error", message="boom")))
     queued = submit(studio)
     return Seeded(studio=studio, lowbal=lowbal, failed=failed, queued=queued)
