@@ -84,6 +84,18 @@ class Plan(models.Model):
         help_text="Days a finished generation's image files are kept before they are deleted; empty or 0: kept "
         "until the tenant deletes them.",
     )
+    low_balance_threshold_micros = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="A capture that leaves the available money (balance + credit limit − held) at or below this "
+        "sends one wallet.low_balance webhook event; empty: no alert.",
+    )
+    spend_alert_percent = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="A capture that brings the month's spend to this percentage of the monthly spend limit sends one "
+        "spend_limit.near webhook event; empty: no alert.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -118,6 +130,8 @@ class TenantPlan(models.Model):
     retention_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Empty: the plan's retention. 0: keep files until the tenant deletes them."
     )
+    low_balance_threshold_micros = models.BigIntegerField(null=True, blank=True)
+    spend_alert_percent = models.PositiveSmallIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -149,6 +163,10 @@ class Wallet(models.Model):
     month_spend_micros = models.BigIntegerField(default=0, help_text="Amount captured in month_start's month.")
     day_start = models.DateField(null=True, blank=True, help_text="UTC day of day_images.")
     day_images = models.IntegerField(default=0, help_text="Images captured on day_start.")
+    # Alerts fire once per crossing (`billing.services.alerts`): set when the event is sent, cleared when the
+    # wallet is back above the threshold.
+    low_balance_alerted = models.BooleanField(default=False)
+    spend_alerted = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -314,3 +332,37 @@ class StatementLine(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise StatementImmutable("Statement lines are immutable")
+
+
+class DailyUsage(models.Model):
+    """The billing report's sums of one closed UTC day per tenant, key, model, quality and size: a rollup of the
+    CAPTURE and RELEASE rows, written once per day (`billing.selectors.rollup`) and never changed, so the report,
+    its CSV and the dashboard read a few thousand rows instead of a month of ledger rows. Days in `DailyUsageDay`
+    are complete; the current day and anything later are always read from the ledger itself."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    model_id = models.CharField(max_length=100, blank=True)
+    quality = models.CharField(max_length=32, blank=True)
+    size = models.CharField(max_length=32, blank=True)
+    requests = models.IntegerField(default=0)
+    images = models.IntegerField(default=0)
+    price_micros = models.BigIntegerField(default=0)
+    cost_micros = models.BigIntegerField(default=0)
+    refunded_cost_micros = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day"], name="dailyusage_day"),
+            models.Index(fields=["tenant", "day"], name="dailyusage_tenant_day"),
+        ]
+
+
+class DailyUsageDay(models.Model):
+    """A UTC day whose `DailyUsage` rows are written (inserted in the same transaction as them)."""
+
+    day = models.DateField(primary_key=True)
+    created_at = models.DateTimeField(default=timezone.now)

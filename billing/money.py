@@ -62,3 +62,17 @@ def apply_markup(cost_micros: int, markup_bps: int) -> int:
         raise InvalidAmount("A markup below -10000 bps would make the price negative.")
     numerator = cost_micros * (BASIS_POINTS + markup_bps)
     return (numerator + BASIS_POINTS // 2) // BASIS_POINTS
+
+
+def micros_to_dollars(micros: int) -> str:
+    """For people: `1_203_800` → `"$1.20"`, `-500_000` → `"−$0.50"`; amounts under a dollar keep the digits that
+    matter (`13_200` → `"$0.0132"`, a unit price), never fewer than two. CSV and the API keep `micros_to_usd`."""
+    if isinstance(micros, bool) or not isinstance(micros, int):
+        raise InvalidAmount(f"Expected integer micros, got {type(micros).__name__}.")
+    sign = "−" if micros < 0 else ""
+    magnitude = abs(micros)
+    if magnitude >= MICROS_PER_USD:
+        cents = (magnitude + 5_000) // 10_000  # half-up to the cent
+        return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+    fraction = f"{magnitude:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}$0.{fraction}"

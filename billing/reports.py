@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from billing.models import Statement, StatementLine
-from billing.money import micros_to_usd
+from billing.money import micros_to_dollars, micros_to_usd
 from billing.selectors.reports import ReportRow
 from project.streaming_csv import csv_lines
 
@@ -95,7 +95,7 @@ def daily_chart_svg(days: list[tuple[date, ReportRow]]) -> SafeString:
                     round(bar, 1),
                     height(micros),
                     colour,
-                    f"{day:%Y-%m-%d} {label} {micros_to_usd(micros)} USD",
+                    f"{day:%Y-%m-%d} {label} {micros_to_dollars(micros)}",
                 )
             )
     rects = format_html_join(
@@ -108,7 +108,7 @@ def daily_chart_svg(days: list[tuple[date, ReportRow]]) -> SafeString:
         '<line x1="{p}" y1="{base}" x2="{right}" y2="{base}" stroke="#999"/>{rects}'
         '<text x="{p}" y="{label_y}" font-size="11">{first}</text>'
         '<text x="{right}" y="{label_y}" font-size="11" text-anchor="end">{last}</text>'
-        '<text x="{p}" y="16" font-size="11">peak {peak} USD · blue: price · orange: upstream cost</text></svg>',
+        '<text x="{p}" y="16" font-size="11">peak {peak} · blue: price · orange: upstream cost</text></svg>',
         w=CHART_WIDTH,
         h=CHART_HEIGHT,
         p=CHART_PAD,
@@ -118,5 +118,5 @@ def daily_chart_svg(days: list[tuple[date, ReportRow]]) -> SafeString:
         label_y=CHART_HEIGHT - 10,
         first=f"{first:%Y-%m-%d}",
         last=f"{last:%Y-%m-%d}",
-        peak=micros_to_usd(peak),
+        peak=micros_to_dollars(peak),
     )

@@ -263,6 +263,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Staff pages: dates and times as 2026-12-06 18:45:03 (project/formats/en/formats.py).
+FORMAT_MODULE_PATH = "project.formats"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -10,7 +10,7 @@ admin.site.site_header = "Image generation — staff"
 admin.site.site_title = "Image generation staff"
 admin.site.index_title = "Operations"
 admin.site.site_url = None
-# The left app list costs ~280 px that the change lists need at 1366 px; the index page lists the apps.
+# The left app list costs ~280 px that the change lists need at 1366 px; /admin/apps/ lists the apps.
 admin.site.enable_nav_sidebar = False
 
 api_v1 = [
@@ -23,6 +23,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # The staff dashboard is the admin's landing page; the apps list moves to /admin/apps/.
+    path("admin/", include("generations.admin.urls")),
     path("admin/", admin.site.urls),
     path("healthz", readiness_view, name="healthz"),
     path("healthz/ready", readiness_view, name="healthz-ready"),

@@ -6,8 +6,19 @@ GENERATION_SUCCEEDED = "generation.succeeded"
 GENERATION_FAILED = "generation.failed"
 GENERATION_CANCELED = "generation.canceled"
 IMAGE_REJECTED = "image.rejected"
+# A capture left the tenant's available money at or below its plan's low-balance threshold / brought its month's
+# spend to the plan's alert percentage of its spend limit: once per crossing.
+WALLET_LOW_BALANCE = "wallet.low_balance"
+SPEND_LIMIT_NEAR = "spend_limit.near"
 
-EVENT_TYPES: tuple[str, ...] = (GENERATION_SUCCEEDED, GENERATION_FAILED, GENERATION_CANCELED, IMAGE_REJECTED)
+EVENT_TYPES: tuple[str, ...] = (
+    GENERATION_SUCCEEDED,
+    GENERATION_FAILED,
+    GENERATION_CANCELED,
+    IMAGE_REJECTED,
+    WALLET_LOW_BALANCE,
+    SPEND_LIMIT_NEAR,
+)
 
 # What a per-request webhook (`webhook` on a generation request) can ask for, and gets by default: each carries
 # the generation itself as the body.

@@ -37,3 +37,10 @@ def webhook_tenant_delivery_list(
     if object_id:
         deliveries = deliveries.filter(event__payload__id=object_id)
     return deliveries
+
+
+def webhook_backlog(*, tenant: Tenant | None = None) -> int:
+    """Deliveries still to be made (pending: due now or waiting for a retry)."""
+    pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+    return (pending if tenant is None else pending.filter(event__tenant=tenant)).count()
+

@@ -4,25 +4,30 @@ from functools import partial
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 
 from billing.admin.money import usd_column
 from billing.admin.reports import billing_report_view
 from billing.models import LedgerEntry
+from billing.money import micros_to_dollars
+from billing.selectors.balances import balance_effect, ledger_balance_after
 
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
-    # Fits a 1366 px screen; quality, size and key are on the entry's page and searchable.
+    # Fits a 1366 px screen; images, quality, size and key are on the entry's page and searchable.
+    # `signed_amount`: what the row did to the wallet's balance (grants and credits +, charges −; holds and releases
+    # move held money, shown in brackets); `balance_after`: the wallet's balance once the row was written.
     list_display = [
         "created_at",
         "tenant",
         "kind",
         "reference",
-        "amount_usd",
+        "signed_amount",
+        "balance_after",
         "model_id",
-        "images",
         "cost_usd",
     ]
     list_filter = ["kind", ("created_at", admin.DateFieldListFilter), "tenant"]
@@ -34,6 +39,22 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     list_select_related = ["tenant", "api_key"]
 
     amount_usd = usd_column("amount_micros", "amount (USD)", ordering="amount_micros")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerEntry]:
+        return super().get_queryset(request).annotate(balance_after_micros=ledger_balance_after())
+
+    @admin.display(description="amount", ordering="amount_micros")
+    def signed_amount(self, entry: LedgerEntry) -> str:
+        effect = balance_effect(entry)
+        if entry.kind in (LedgerEntry.Kind.HOLD, LedgerEntry.Kind.RELEASE):
+            sign = "held" if entry.kind == LedgerEntry.Kind.HOLD else "released"
+            return f"({sign} {micros_to_dollars(entry.amount_micros)})"
+        return f"+{micros_to_dollars(effect)}" if effect > 0 else micros_to_dollars(effect)
+
+    @admin.display(description="balance after")
+    def balance_after(self, entry: LedgerEntry) -> str:
+        value = getattr(entry, "balance_after_micros", None)
+        return "—" if value is None else micros_to_dollars(value)
     cost_usd = usd_column("cost_micros", "upstream cost (USD)")
     unit_cost_usd = usd_column("unit_cost_micros", "unit cost (USD)", empty="")
     unit_price_usd = usd_column("unit_price_micros", "unit price (USD)", empty="")

@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Model
 
-from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
+from billing.money import InvalidAmount, micros_to_dollars, micros_to_usd, usd_to_micros
 
 
 class UsdFormField(forms.CharField):
@@ -39,6 +39,6 @@ def usd_column(
     @admin.display(description=description, ordering=ordering)
     def column(model_admin: admin.ModelAdmin, obj: Model) -> str:
         value = getattr(obj, attribute)
-        return empty if value is None else micros_to_usd(value)
+        return empty if value is None else micros_to_dollars(value)
 
     return column

@@ -21,6 +21,12 @@ class PlanForm(forms.ModelForm):
     key_monthly_budget_micros = UsdFormField(
         required=False, label="Default monthly budget per key (USD)", help_text="Empty: no per-key budget."
     )
+    low_balance_threshold_micros = UsdFormField(
+        required=False,
+        label="Low-balance alert at (USD)",
+        help_text="One wallet.low_balance webhook event when a capture leaves this much or less available; "
+        "empty: no alert.",
+    )
 
     class Meta:
         model = Plan
@@ -36,7 +42,7 @@ class TenantPlanForm(PlanForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("monthly_spend_limit_micros", "key_monthly_budget_micros"):
+        for name in ("monthly_spend_limit_micros", "key_monthly_budget_micros", "low_balance_threshold_micros"):
             self.fields[name].help_text = "Empty: the plan's."
 
 

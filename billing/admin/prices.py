@@ -4,13 +4,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.services import actor_from_staff
 from billing.admin.money import UsdFormField, usd_column
 from billing.model_ids import price_model_id_resolve
-from billing.models import Price
+from billing.models import Plan, Price
+from billing.money import apply_markup, micros_to_dollars
 from billing.services.prices import price_end, price_set
 from project.errors import DomainError
 
@@ -54,11 +56,23 @@ class PriceEndForm(forms.ModelForm):
 class PriceAdmin(admin.ModelAdmin):
     """Prices are effective-dated: adding one ends the current row for the same key; a row's cost never changes."""
 
-    list_display = ["model_id", "quality", "size", "cost_usd", "effective_from", "effective_to", "note"]
+    list_display = [
+        "model_id", "quality", "size", "cost_usd", "tenant_price_usd", "effective_from", "effective_to", "note"
+    ]
     list_filter = ["model_id", ("effective_to", admin.EmptyFieldListFilter)]
     search_fields = ["model_id", "note"]
 
     cost_usd = usd_column("cost_micros", "cost (USD)", ordering="cost_micros")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Price]:
+        default_markup = Plan.objects.filter(is_default=True).values("markup_bps")[:1]
+        return super().get_queryset(request).annotate(default_markup_bps=Subquery(default_markup))
+
+    @admin.display(description="tenant price")
+    def tenant_price_usd(self, price: Price) -> str:
+        """What a tenant on the default plan pays per image (plans and overrides may mark up differently)."""
+        markup = getattr(price, "default_markup_bps", None)
+        return "—" if markup is None else micros_to_dollars(apply_markup(price.cost_micros, markup))
 
     def get_form(
         self, request: HttpRequest, obj: Price | None = None, **kwargs: Any

@@ -48,6 +48,8 @@ REPORT_GROUP_HEADINGS = {
     "model": ["model"],
     "model_quality_size": ["model", "quality", "size"],
     "api_key": ["tenant", "api key"],
+    "day_model": ["day", "model"],
+    "day_tenant": ["day", "tenant"],
 }
 
 

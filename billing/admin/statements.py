@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from billing.admin.money import usd_column
 from billing.models import Statement, StatementLine
-from billing.money import micros_to_usd
+from billing.money import micros_to_dollars
 from billing.reports import statement_html
 
 
@@ -22,7 +22,7 @@ class StatementLineInline(admin.TabularInline):
 
     @admin.display(description="unit price (USD)")
     def unit_price_usd(self, line: StatementLine) -> str:
-        return "—" if line.charge == StatementLine.Charge.CANCELED else micros_to_usd(line.unit_price_micros)
+        return "—" if line.charge == StatementLine.Charge.CANCELED else micros_to_dollars(line.unit_price_micros)
 
     amount_usd = usd_column("amount_micros", "amount (USD)")
 

@@ -14,7 +14,7 @@ from accounts.admin import TenantAdmin
 from accounts.models import Tenant
 from accounts.services import actor_from_staff
 from billing.admin.money import usd_column
-from billing.money import micros_to_usd
+from billing.money import micros_to_dollars
 from billing.selectors.tenants import tenant_list_with_billing
 from billing.services.statements import statements_close_month
 from project.errors import DomainError
@@ -61,7 +61,7 @@ class TenantBillingAdmin(TenantAdmin):
     @admin.display(description="balance (USD)", ordering="wallet__balance_micros")
     def balance_usd(self, tenant: Tenant) -> str:
         wallet = getattr(tenant, "wallet", None)
-        return micros_to_usd(wallet.balance_micros) if wallet is not None else "—"
+        return micros_to_dollars(wallet.balance_micros) if wallet is not None else "—"
 
     @admin.display(description="images this month", ordering="month_images")
     def images_this_month(self, tenant: Tenant) -> int:

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from accounts.services import actor_from_staff
 from billing.admin.money import UsdFormField, usd_column
 from billing.models import Wallet
-from billing.money import micros_to_usd
+from billing.money import micros_to_dollars
 from billing.services.wallets import ReferenceTaken, wallet_adjust, wallet_grant, wallet_set_credit_limit
 from project.errors import DomainError
 
@@ -161,6 +161,6 @@ class WalletAdmin(admin.ModelAdmin):
             "form": form,
             "wallet": wallet,
             "opts": self.model._meta,
-            "available_usd": micros_to_usd(wallet.available_micros),
+            "available_usd": micros_to_dollars(wallet.available_micros),
         }
         return TemplateResponse(request, "admin/billing/wallet_operation.html", context)

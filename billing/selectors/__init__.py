@@ -9,5 +9,9 @@
 - `tenants`: the staff tenant list with plan and money columns.
 - `drift`: wallets checked against the ledger (`billing_check`).
 - `statements`: what a monthly statement sums.
-- `reports`: the staff billing report's rows.
+- `reports`: the staff billing report's rows and totals (closed days from `rollup`, the rest from the ledger).
+- `rollup`: the daily usage rollup behind the report (written on first read of a closed day).
+- `dashboard`: the staff dashboard's money figures, built on `reports`.
+- `alerts`: where wallets stand against their low-balance / spend alert thresholds.
+- `balances`: a wallet's balance after each ledger row (the staff ledger page).
 """

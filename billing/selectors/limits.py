@@ -33,6 +33,8 @@ LIMIT_FIELDS = (
     "requests_per_minute",
     "key_monthly_budget_micros",
     "retention_days",
+    "low_balance_threshold_micros",
+    "spend_alert_percent",
 )
 
 
@@ -91,6 +93,8 @@ class Limits:
     requests_per_minute: int | None
     key_monthly_budget_micros: int | None
     retention_days: int | None
+    low_balance_threshold_micros: int | None = None
+    spend_alert_percent: int | None = None
 
     def allows_model(self, model_id: str) -> bool:
         return not self.allowed_models or model_id in self.allowed_models

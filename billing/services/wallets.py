@@ -13,6 +13,7 @@ from accounts.models import Tenant
 from accounts.services import SYSTEM, Actor, audit_record
 from billing.models import LedgerEntry, Plan, Wallet
 from billing.money import micros_to_usd
+from billing.services.alerts import wallet_alerts_rearm
 from billing.services.plans import plan_assign
 from project import errors
 
@@ -81,6 +82,7 @@ def wallet_grant(
         if existing is not None:
             return existing
         Wallet.objects.filter(tenant=tenant).update(balance_micros=F("balance_micros") + amount_micros)
+        wallet_alerts_rearm(tenant=tenant)
         entry = LedgerEntry.objects.create(
             tenant=tenant,
             kind=Kind.GRANT,
@@ -121,6 +123,7 @@ def wallet_adjust(
                 f"{micros_to_usd(wallet.available_micros)} USD.",
                 param="amount",
             )
+        wallet_alerts_rearm(tenant=tenant)
         entry = LedgerEntry.objects.create(
             tenant=tenant,
             kind=Kind.ADJUST,
@@ -151,6 +154,7 @@ def wallet_set_credit_limit(*, tenant: Tenant, credit_limit_micros: int, actor: 
             raise AdjustmentExceedsAvailable(
                 "The wallet already uses more credit than that.", param="credit_limit"
             )
+        wallet_alerts_rearm(tenant=tenant)
         audit_record(
             actor=actor,
             action="wallet.credit_limit_changed",

@@ -4,6 +4,8 @@
 - `moderation.py` — the moderation queue (with staff thumbnails), review and report history.
 - `moderation_rules.py` — the prompt blocklist and per-tenant review modes (saved through audited services).
 - `catalog.py` — the living model catalog (validated, audited saves) and the shutdown report.
+- `dashboard.py` + `urls.py` — the staff dashboard (the admin's landing page) and its per-tenant page, included at
+  `/admin/` by `project/urls.py` before the admin site's own URLs; the apps list is at `/admin/apps/`.
 """
 
 from generations.admin import catalog, generations, moderation, moderation_rules

@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from billing.models import LedgerEntry
-from billing.money import micros_to_usd
+from billing.money import micros_to_dollars
 from generations.admin.base import HistoryAdmin, thumbnail_tag
 from generations.models import Generation, GenerationImage
 
@@ -57,6 +57,8 @@ class GenerationAdmin(HistoryAdmin):
     date_hierarchy = "created_at"
     inlines = [GenerationImageInline]
     fieldsets = [
+        # The images first: what staff open a generation to see.
+        ("Images", {"fields": ["images_preview"]}),
         (None, {"fields": ["public_id", "tenant", "api_key", "status", "cancel_requested", "created_at",
                            "started_at", "finished_at", "files_deleted_at"]}),
         ("Request", {"fields": ["model_id", "operation", "prompt", "negative_prompt", "n", "size", "quality",
@@ -69,28 +71,35 @@ class GenerationAdmin(HistoryAdmin):
                               "ledger_entries"]}),
     ]
 
+    @admin.display(description="images")
+    def images_preview(self, generation: Generation) -> str:
+        images = list(generation.images.all())
+        if not images:
+            return "—"
+        return format_html_join(" ", "{}", ((thumbnail_tag(image, size=256),) for image in images))
+
     @admin.display(description="unit cost (USD)")
     def unit_cost_usd(self, generation: Generation) -> str:
-        return micros_to_usd(generation.unit_cost_micros)
+        return micros_to_dollars(generation.unit_cost_micros)
 
     @admin.display(description="unit price (USD)")
     def unit_price_usd(self, generation: Generation) -> str:
-        return micros_to_usd(generation.unit_price_micros)
+        return micros_to_dollars(generation.unit_price_micros)
 
     @admin.display(description="estimated (USD)")
     def estimated_usd(self, generation: Generation) -> str:
-        return micros_to_usd(generation.estimate_micros)
+        return micros_to_dollars(generation.estimate_micros)
 
     @admin.display(description="upstream cost (USD)")
     def upstream_cost_usd(self, generation: Generation) -> str:
-        return "" if generation.upstream_cost_micros is None else micros_to_usd(generation.upstream_cost_micros)
+        return "" if generation.upstream_cost_micros is None else micros_to_dollars(generation.upstream_cost_micros)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Generation | None = None) -> list[str]:
         return [field for _, options in self.fieldsets for field in options["fields"]]
 
     @admin.display(description="charged (USD)", ordering="charged_micros")
     def charged_usd(self, generation: Generation) -> str:
-        return "" if generation.charged_micros is None else micros_to_usd(generation.charged_micros)
+        return "" if generation.charged_micros is None else micros_to_dollars(generation.charged_micros)
 
     @admin.display(description="ledger entries")
     def ledger_entries(self, generation: Generation) -> str:
@@ -100,7 +109,7 @@ class GenerationAdmin(HistoryAdmin):
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.get_kind_display(), micros_to_usd(e.amount_micros),
+            ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.get_kind_display(), micros_to_dollars(e.amount_micros),
               e.images, e.note) for e in entries),
         )
         return format_html(

@@ -13,11 +13,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from PIL import Image, UnidentifiedImageError
 
 from accounts.models import Tenant
 from accounts.services import actor_from_staff
-from generations.admin.base import HistoryAdmin
+from generations.admin.base import HistoryAdmin, thumbnail_tag
 from generations.models import GenerationImage, ImageReport, ImageReview, ModerationQueueItem
 from generations.services.moderation import RejectionReasonRequired, images_approve, images_reject
 from generations.storage import blob_read
@@ -32,23 +33,37 @@ def may_see_images(request: HttpRequest) -> bool:
 
 
 
+class _ImageColumns:
+    """An image's thumbnail, tenant and a link to its generation, for the review and report history rows."""
+
+    @admin.display(description="image")
+    def thumbnail(self, row: ImageReview | ImageReport) -> str:
+        return thumbnail_tag(row.image, size=64)
+
+    @admin.display(description="tenant", ordering="image__generation__tenant__slug")
+    def tenant(self, row: ImageReview | ImageReport) -> Tenant:
+        return row.image.generation.tenant
+
+    @admin.display(description="generation")
+    def generation_link(self, row: ImageReview | ImageReport) -> str:
+        generation = row.image.generation
+        url = reverse("admin:generations_generation_change", args=[generation.pk])
+        return format_html('<a href="{}">{} #{}</a>', url, generation.public_id, row.image.index)
+
+
 @admin.register(ImageReview)
-class ImageReviewAdmin(HistoryAdmin):
-    list_display = ["created_at", "image", "decision", "reviewer", "reason"]
+class ImageReviewAdmin(_ImageColumns, HistoryAdmin):
+    list_display = ["created_at", "thumbnail", "tenant", "generation_link", "decision", "reviewer", "reason"]
     list_filter = ["decision", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["image__generation__public_id", "reason", "reviewer__email"]
-    list_select_related = ["image__generation", "reviewer"]
+    search_fields = ["image__generation__public_id", "image__generation__tenant__slug", "reason", "reviewer__email"]
+    list_select_related = ["image__generation__tenant", "reviewer"]
 
 
 @admin.register(ImageReport)
-class ImageReportAdmin(HistoryAdmin):
-    list_display = ["created_at", "image", "tenant", "reason"]
+class ImageReportAdmin(_ImageColumns, HistoryAdmin):
+    list_display = ["created_at", "thumbnail", "tenant", "generation_link", "reason"]
     search_fields = ["image__generation__public_id", "image__generation__tenant__slug", "reason"]
     list_select_related = ["image__generation__tenant"]
-
-    @admin.display(description="tenant")
-    def tenant(self, report: ImageReport) -> Tenant:
-        return report.image.generation.tenant
 
 
 REASONS = {

@@ -16,6 +16,7 @@ from billing.services.ledger import billing_capture, billing_release
 from generations.models import Generation
 from generations.notifications import notify_generations_finished
 from generations.services.events import generation_final_events_publish
+from generations.services.wallet_alerts import wallet_alerts_publish
 
 # What every final state clears: the lease (no worker holds it any more) and the retry time.
 _CLEARED_ON_FINISH = ("lease_token", "lease_expires_at", "not_before")
@@ -88,6 +89,7 @@ def generation_cancel_finish(*, generation: Generation, images_returned: int) ->
             upstream_cost_micros=upstream_cost + unknown_outcome_cost(generation),
             note=f"canceled while running; the upstream produced {images_returned} image(s)",
         )
+        wallet_alerts_publish(tenant_ids=[generation.tenant_id])
     else:
         entry = billing_release(
             reference=generation.public_id, upstream_cost_micros=unknown_outcome_cost(generation), reason="canceled"

@@ -44,6 +44,7 @@ from generations.services.finish import (
 )
 from generations.services.leases import ClaimedGeneration, claim_lock
 from generations.services.moderation import ReviewDecision, initial_reviews
+from generations.services.wallet_alerts import wallet_alerts_publish
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ def generations_succeed(*, successes: list[Success]) -> dict[int, Generation | N
             generation_final_fields_set(generation=generation, status=Generation.Status.SUCCEEDED, now=now)
         succeeded = [generation for _success, generation in succeeding]
         _rows_update(succeeded, fields=_SUCCEEDED_FIELDS)
+        wallet_alerts_publish(tenant_ids={generation.tenant_id for generation in succeeded})
         # The events render the images just written: handed over instead of read back.
         generations_finished(generations=succeeded, images_of=images_of)
     return results

@@ -42,8 +42,8 @@ def test_billing_report_shows_price_cost_refunded_cost_margin_and_a_chart(
     )
     html = page.content.decode()
     assert page.status_code == 200 and "<svg" in html and "test/flat-model" in html
-    # price 2 × 0.012, cost 2 × 0.010, refunded failure cost 0.010 → margin −0.006
-    for amount in ("0.024000", "0.020000", "0.010000", "-0.006000"):
+    # price 2 × 0.012, cost 2 × 0.010, refunded failure cost 0.010 → margin −0.006 (pages show dollars)
+    for amount in ("$0.024", "$0.02", "$0.01", "−$0.006"):
         assert amount in html
 
 
@@ -129,7 +129,7 @@ def test_adding_a_price_in_the_admin_supersedes_the_current_one_and_is_audited(s
 def test_statement_has_a_printable_page_in_the_admin(staff_client: Client, tenant: Tenant, billed) -> None:
     statement = statement_close(tenant=tenant, period_start=timezone.now().date().replace(day=1))
     page = staff_client.get(f"/admin/billing/statement/{statement.pk}/print/")
-    assert page.status_code == 200 and "0.024000" in page.content.decode()
+    assert page.status_code == 200 and "$0.024" in page.content.decode()
     assert staff_client.get(f"/admin/billing/statement/{statement.pk}/change/").status_code == 200
 
 
@@ -243,7 +243,7 @@ def test_the_tenant_list_shows_plan_balance_and_usage_in_a_fixed_number_of_queri
     assert queries_for_four == queries_for_one
     assert '<td class="field-plan_name">default</td>' in html
     assert html.count('<td class="field-plan_name">gold</td>') == 3
-    assert '<td class="field-balance_usd">0.976000</td>' in html  # 1 USD granted, 2 × 0.012 captured
+    assert '<td class="field-balance_usd">$0.976</td>' in html  # 1 USD granted, 2 × 0.012 captured
     assert '<td class="field-images_this_month">2</td>' in html
-    assert '<td class="field-charged_this_month_usd">0.024000</td>' in html
+    assert '<td class="field-charged_this_month_usd">$0.024</td>' in html
     assert html.count('<td class="field-balance_usd">—</td>') == 3  # no wallet yet

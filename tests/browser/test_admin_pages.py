@@ -38,7 +38,7 @@ def test_main_admin_pages_read_well_at_1366_px(live_server, settings, tmp_path, 
     statement = statement_close(tenant=customer.tenant, period_start=timezone.now().date().replace(day=1))
 
     pages = {
-        "index": "/admin/",
+        "index": "/admin/apps/",
         "tenants": "/admin/accounts/tenant/",
         "generations": "/admin/generations/generation/",
         "generation": f"/admin/generations/generation/{generation.pk}/change/",

@@ -234,7 +234,7 @@ def test_the_shutdown_page_lists_models_nearing_shutdown_and_their_tenants_this_
     response = staff.get("/admin/generations/catalogmodel/shutdowns/")
 
     assert response.status_code == 200
-    rows = {row.model_id: row for row in response.context["rows"]}
+    rows = {row.model_id: row for row, _days, _overdue in response.context["rows"]}
     assert [(use.tenant_slug, use.generations) for use in rows["openai/gpt-image-1"].tenants] == [("studio", 1)]
     assert "google/imagen-4.0-generate-001" in rows  # seeded deprecated: Google shut Imagen down on 2026-08-17
     assert "openai/gpt-image-1.5" not in rows

@@ -1,4 +1,5 @@
-"""Reads of generations (scoped to one tenant) and staff reports over the catalog."""
+"""Reads of generations (scoped to one tenant) and staff reports over the catalog. `metrics` (a module of this
+package): the staff dashboard's operational figures."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
