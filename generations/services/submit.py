@@ -16,7 +16,7 @@ from generations.catalog import ValidatedRequest, generation_request_validate, o
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
 from generations.notifications import notify_work_available, work_available_notice_sql
-from generations.services.idempotency import StoredResponse, idempotency_begin, idempotency_complete
+from generations.services.idempotency import IdempotentReplay, idempotency_begin, idempotency_complete
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.moderation import prompt_screen
 from generations.storage import blob_delete, blob_save, input_key
@@ -70,10 +70,10 @@ class Idempotency:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """The new generation, or (when another request with the same Idempotency-Key committed first) its response."""
+    """The new generation, or (when another request with the same Idempotency-Key committed first) the replay."""
 
     generation: Generation | None = None
-    replay: StoredResponse | None = None
+    replay: IdempotentReplay | None = None
 
 
 def generation_request_build(
@@ -229,7 +229,7 @@ def generation_submit(
     """Validate, screen and price outside the transaction; then the idempotency record, the generation, its hold
     and its wake-up commit together or not at all: in one statement when nothing else has to be written
     (`billing_reserve_at_once`), otherwise in one transaction. The caller renders the response after COMMIT from
-    the returned generation (and, with an Idempotency-Key, keeps it for replays: `idempotency_response_keep`)."""
+    the returned generation."""
     prepared = generation_prepare(tenant=tenant, api_key=api_key, request=request)
     public_id = generation_public_id()
     # Input files are written before the transaction (no slow uploads under the wallet lock) and removed again

@@ -104,7 +104,7 @@ def test_edit_accepts_data_url_and_multipart_upload(make_customer) -> None:
     assert generation.operation == "edit" and generation.input_images.count() == 1
 
 
-def test_idempotent_replay_returns_the_first_response_and_holds_once(make_customer) -> None:
+def test_idempotent_replay_returns_the_same_generation_and_holds_once(make_customer) -> None:
     customer = make_customer()
     body = {**LOW_SQUARE, "prompt": "a cat"}
     first = customer.client.post("/v1/generations", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
