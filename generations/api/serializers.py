@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from billing.money import micros_to_usd
 from generations.catalog import UnknownModel, model_id_resolve
-from generations.models import Generation, GenerationImage
+from generations.models import Generation, GenerationImage, GenerationInputImage
 from generations.selectors import image_is_serveable
 from generations.storage import signed_download_url
 from project.api.serializers import StrictFieldsMixin
@@ -91,6 +91,22 @@ class GenerationImageSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(url) if request is not None else urljoin(settings.PUBLIC_BASE_URL, url)
 
 
+class GenerationInputImageSerializer(serializers.ModelSerializer):
+    """An input image of an edit (or its mask) as it was received; the files themselves are not served back."""
+
+    bytes = serializers.IntegerField(source="byte_size")
+
+    class Meta:
+        model = GenerationInputImage
+        fields = ["index", "role", "content_type", "width", "height", "bytes", "sha256"]
+
+
+def _input_images(field: serializers.Field, generation: Generation) -> list[dict[str, Any]]:
+    # A generation from text has none (a mask alone is refused): no query for it, as a submit's answer is rendered
+    # here too. Lists prefetch an edit's (generations.selectors.generation_list); one generation reads them here.
+    return [] if generation.operation == "generate" else field.to_representation(generation.input_images)
+
+
 def _datetime(field: serializers.Field, value: Any) -> Any:
     return None if value is None else field.to_representation(value)
 
@@ -114,6 +130,9 @@ class GenerationSerializer(serializers.ModelSerializer):
     api_key = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     images = GenerationImageSerializer(many=True)
+    input_images = GenerationInputImageSerializer(
+        many=True, help_text="An edit's input images and mask, as received (empty for a generation from text)."
+    )
     unit_price_usd = serializers.SerializerMethodField()
     estimated_usd = serializers.SerializerMethodField()
     charged_usd = serializers.SerializerMethodField()
@@ -131,7 +150,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         model = Generation
         fields = ["id", "object", "status", "model", "requested_model", "operation", "prompt", "negative_prompt", "n", "size",
                   "quality", "seed", "params", "api_key", "cancel_requested", "attempts", "error", "images",
-                  "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage", "webhook",
+                  "input_images", "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage", "webhook",
                   "webhook_events_filter", "created_at", "started_at", "finished_at", "files_deleted_at"]
 
     def to_representation(self, generation: Generation) -> dict[str, Any]:
@@ -158,6 +177,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "attempts": generation.attempts,
             "error": self.get_error(generation),
             "images": fields["images"].to_representation(generation.images),
+            "input_images": _input_images(fields["input_images"], generation),
             "images_returned": generation.images_returned,
             "unit_price_usd": self.get_unit_price_usd(generation),
             "estimated_usd": self.get_estimated_usd(generation),

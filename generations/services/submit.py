@@ -34,6 +34,14 @@ class WebhookFilterWithoutUrl(errors.InvalidRequest):
         super().__init__(param="webhook_events_filter")
 
 
+class MaskWithoutImage(errors.InvalidRequest):
+    code = "mask_without_image"
+    message = "A mask marks what to change in an input image: send it with the images to edit."
+
+    def __init__(self) -> None:
+        super().__init__(param="mask")
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     model: str
@@ -86,6 +94,8 @@ def generation_request_build(
 ) -> GenerationRequest:
     """The one way both APIs turn a validated body and its uploads into a request: input images are decoded,
     fetched and verified here, so call it once, after the idempotent-replay check."""
+    if mask_source and not image_sources:
+        raise MaskWithoutImage()  # it was stored and never used; a generation from text has no input images
     # The model must take this operation before any image is fetched or decoded: a text-only model never makes us
     # download anything.
     operation_check(model=data["model"], operation="edit" if image_sources else "generate")
