@@ -76,6 +76,7 @@ def test_sdk_edit_with_several_images_sends_image_brackets_and_uses_them_all(sdk
     assert customer.ledger(generation.public_id) == [("hold", 13_200), ("capture", 13_200)]
 
 
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks create_variation deprecated
 def test_sdk_create_variation_is_an_sdk_not_found_error(sdk) -> None:
     """We have no variations endpoint: the SDK must still get OpenAI's error shape to raise its own class."""
     customer, client = sdk
