@@ -9,6 +9,7 @@ a complete, decodable file whose bytes differ from prompt to prompt, for about 0
 
 import hashlib
 import io
+import os
 import struct
 import threading
 import zlib
@@ -29,6 +30,15 @@ _METADATA_MAX_BYTES = 2000
 # Hundreds of calls arrive at once on a cold cache: one thread draws a picture while the others wait for it,
 # instead of all of them drawing the same one.
 _drawing = threading.Lock()
+# Answers of about this many bytes once base64-encoded (0: as drawn, ~20 KB): gpt-image-2 answers ~3 MB at high
+# quality, and the benches need that weight on the wire and in the verifier. Set per sandbox process
+# (`--answer-bytes`).
+_answer_bytes = 0
+
+
+def answer_bytes_set(value: int) -> None:
+    global _answer_bytes
+    _answer_bytes = max(0, value)
 
 
 def size_parse(value: object) -> tuple[int, int]:
@@ -55,8 +65,11 @@ def format_for(name: object) -> tuple[str, str, str]:
 
 
 @lru_cache(maxsize=256)
-def _picture(*, model: str, width: int, height: int, index: int, colour: int, image_format: str) -> bytes:
-    """One drawn and encoded picture; the cache holds a few hundred KB per size in use."""
+def _picture(
+    *, model: str, width: int, height: int, index: int, colour: int, image_format: str, answer_bytes: int = 0
+) -> bytes:
+    """One drawn and encoded picture; the cache holds a few hundred KB per size in use (a few MB with
+    `answer_bytes`: rows of noise, which no compressor shrinks, bring the file up to that weight)."""
     seed = hashlib.sha256(f"{colour}".encode()).digest()
     background = (64 + seed[0] // 2, 64 + seed[1] // 2, 64 + seed[2] // 2)
     image = Image.new("RGB", (width, height), background)
@@ -65,6 +78,11 @@ def _picture(*, model: str, width: int, height: int, index: int, colour: int, im
     font = ImageFont.load_default(size=font_size)
     lines = [f"{model}  {width}x{height}  #{index + 1}", "", "AIHubMix sandbox", f"colour {colour + 1}/{PALETTE_SIZE}"]
     draw.multiline_text((font_size, font_size), "\n".join(lines), fill=(255, 255, 255), font=font, spacing=4)
+    if answer_bytes:
+        file_bytes = answer_bytes * 3 // 4  # base64 makes 4 bytes of 3
+        rows = min(height // 2 + height // 4, file_bytes // (width * 3) + 1)
+        noise = Image.frombytes("RGB", (width, rows), os.urandom(width * rows * 3))
+        image.paste(noise, (0, height - rows))
     buffer = io.BytesIO()
     image.save(buffer, format=image_format, **({"compress_level": 1} if image_format == "PNG" else {}))
     return buffer.getvalue()
@@ -89,7 +107,8 @@ def image_render(
     colour = hashlib.sha256(prompt.encode()).digest()[0] % PALETTE_SIZE
     with _drawing:
         picture = _picture(
-            model=model, width=width, height=height, index=index, colour=colour, image_format=image_format
+            model=model, width=width, height=height, index=index, colour=colour, image_format=image_format,
+            answer_bytes=_answer_bytes,
         )
     return _with_text(picture, image_format, f"{prompt} #{index + 1}")
 

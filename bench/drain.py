@@ -8,13 +8,14 @@ what the Procfile runs) and measures until every generation has succeeded:
 - generations/s (goal ≥ 50 per forwarder process at 300 in flight, 5 s latency),
 - mean calls in flight at the upstream, sampled every 100 ms from the sandbox over the run (goal ≥ 90 % of C),
 - CPU ms per generation of the forwarder process (user + system from /proc),
-- peak RSS of the forwarder process (goal ≤ 300 MB).
+- peak RSS of the forwarder process (goal ≤ 300 MB; ≤ 500 MB with 2,000 minute-long calls of 3 MB answers).
 
 The baseline is a bare asyncio httpx client, also in its own process, making the same N calls with the same
 concurrency against the same sandbox and downloading each output image (no database, no verification, no
 storage): the floor any forwarder could reach.
 
     DATABASE_URL=postgres://... .venv/bin/python bench/drain.py [--generations 600] [--latency 5] [--concurrency 300]
+        [--answer-bytes 3000000]   # minute-long calls with gpt-image-2-sized answers: --latency 60 --concurrency 2000
 
 Uses DATABASE_URL (PostgreSQL recommended; migrated if needed), or a throwaway SQLite database under /tmp.
 """
@@ -42,6 +43,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--generations", type=int, default=600)
     parser.add_argument("--latency", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=300)
+    parser.add_argument("--answer-bytes", type=int, default=0,
+                        help="each answer's base64 about this long (gpt-image-2 high quality: 3000000)")
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)  # the baseline's child process
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -177,7 +180,8 @@ def main() -> None:
     from generations.services.submit import GenerationRequest, generation_submit
 
     sandbox = subprocess.Popen(
-        [PYTHON, "manage.py", "aihubmix_sandbox", "--port", str(port), "--latency", str(args.latency)],
+        [PYTHON, "manage.py", "aihubmix_sandbox", "--port", str(port), "--latency", str(args.latency),
+         "--answer-bytes", str(args.answer_bytes)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -257,8 +261,9 @@ def main() -> None:
         print(f"{name:26s} {rate:8.1f} {rate / ideal:8.0%} {in_flight:9.0f} ({in_flight / c:4.0%}) "
               f"{1000 * cpu / max(ok, 1):11.1f} {peak:7.0f} MB")
     ratio = (succeeded / seconds) / (direct["ok"] / direct["seconds"])
-    print(f"forwarder / baseline throughput: {ratio:.2f}   succeeded {succeeded}/{n}   "
-          f"goals: ≥ 50 gen/s per process, ≥ 90 % in flight, ≤ 300 MB")
+    goals = ("≥ 95 % in flight, ≤ 500 MB" if latency >= 30  # minute-long calls: slots, not CPU, are the limit
+             else "≥ 50 gen/s per process, ≥ 90 % in flight, ≤ 300 MB")
+    print(f"forwarder / baseline throughput: {ratio:.2f}   succeeded {succeeded}/{n}   goals: {goals}")
 
 
 if __name__ == "__main__":

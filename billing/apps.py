@@ -10,3 +10,8 @@ class BillingConfig(AppConfig):
         from project.readcache import readcache_invalidate_on_change
 
         readcache_invalidate_on_change(Plan, TenantPlan, Price)
+
+        from billing.metrics import MoneyCollector
+        from project.metrics import metrics_collector_register
+
+        metrics_collector_register(MoneyCollector())

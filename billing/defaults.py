@@ -1,8 +1,8 @@
 """The default plan's values, in one place.
 
-The data migration seeds the `default` plan from these, and `plan_get_default` falls back to them when that row
-is missing (e.g. a test flushed the database). Plain data only: migrations import this module, so it must never
-import models or anything that changes with them.
+The data migration seeds the `default` plan from these, and the plan rule (`billing.selectors.limits`) falls back
+to them when that row is missing (e.g. a test flushed the database). Plain data only: migrations import this
+module, so it must never import models or anything that changes with them.
 """
 
 from typing import Any

@@ -10,7 +10,7 @@ from django.utils.safestring import SafeString
 
 from billing.models import Statement, StatementLine
 from billing.money import micros_to_usd
-from billing.selectors import ReportRow
+from billing.selectors.reports import ReportRow
 from project.streaming_csv import csv_lines
 
 

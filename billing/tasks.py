@@ -2,7 +2,7 @@
 
 import structlog
 
-from billing.selectors import WalletDrift, wallet_drifts
+from billing.selectors.drift import WalletDrift, wallet_drifts
 from billing.services.statements import statements_close_previous_month
 
 logger = structlog.get_logger(__name__)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_TH
     from rest_framework.views import APIView
 
 from billing.models import RequestCount
-from billing.selectors import tenant_limits
+from billing.selectors.limits import tenant_limits
 from project.sqlcompose import prepared_cursor
 
 WINDOW_SECONDS = 60

@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from django.urls import get_resolver
 
-from generations.catalog import provider_call_from_stored
+from generations.catalog.upstream_body import provider_call_from_stored
 from generations.images import InvalidOutput, VerifiedImage, output_materialize
 from generations.models import Generation
 from generations.notifications import GENERATION_CANCEL, GENERATION_FINISHED, WORK_AVAILABLE, asubscribe

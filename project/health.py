@@ -1,10 +1,17 @@
-"""`/healthz`: database, cache, storage, and whether the maintenance lane is running its schedule.
+"""Health for load balancers, orchestrators and people.
 
-Always JSON with plain keys, for load balancers and people alike:
+- `/healthz/live` — the process answers (no dependency is touched): restart it if this fails.
+- `/healthz/ready` — database, cache, storage and the maintenance lane: send it traffic only while this is 200.
+  `/healthz` is the same (kept for the load balancers already pointed at it).
+
+Always JSON with plain keys:
 
     {"status": "ok", "checks": {"database": "ok", "cache": "ok", "storage": "ok", "maintenance": "ok"}}
 
-and 503 with `Retry-After` (plus the API's error object) when any check fails, the failing checks saying why.
+and 503 with `Retry-After` (plus the API's error object) when any check fails, each failing check saying what
+failed in words an operator can act on. During a database outage the answer comes at once (the breaker in
+`project/db_outage.py` already knows), and after the database is back the first check is handed a live connection
+(the probe had the pool drop the dead ones).
 """
 
 import asyncio
@@ -14,18 +21,21 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError, connections
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from health_check.base import HealthCheck
 from health_check.checks import Cache, Database, Storage
-from health_check.exceptions import ServiceUnavailable
+from health_check.exceptions import HealthCheckException, ServiceUnavailable
 from health_check.views import HealthCheckView
 
 from project.api.errors import database_unavailable, error_body
+from project.db_outage import database_outage, database_outage_record
 
 REAPER_LAST_RUN_KEY = "health:reaper-last-run"
-# When this process started, as far as /healthz can tell: it is imported with the URLs, before the first request.
-PROCESS_STARTED = time.monotonic()
+# A fresh process cannot know whether the lane ran while it was down: it gives the lane its full allowance from
+# its own start before saying the lane stopped (a restart on an old database is not an outage of the lane).
+_PROCESS_STARTED = time.monotonic()
 
 
 def reaper_run_record() -> None:
@@ -33,46 +43,114 @@ def reaper_run_record() -> None:
     cache.set(REAPER_LAST_RUN_KEY, timezone.now().isoformat(), timeout=None)
 
 
+def _cache_in_database() -> bool:
+    return "DatabaseCache" in settings.CACHES["default"]["BACKEND"]
+
+
+def _database_down() -> str | None:
+    outage = database_outage()
+    return f"unreachable: {outage}" if outage else None
+
+
+def _closing_connections(run):
+    """Sync checks run on the event loop's executor threads, outside any request: without this, a connection a
+    check opened stays with that thread, and after an outage the next check is handed it dead."""
+
+    def wrapped(self) -> None:
+        try:
+            run(self)
+        finally:
+            connections.close_all()
+
+    return wrapped
+
+
+@dataclasses.dataclass
+class DatabaseCheck(Database):
+    @_closing_connections
+    def run(self) -> None:
+        if down := _database_down():
+            raise ServiceUnavailable(down)
+        try:
+            super().run()
+        except ServiceUnavailable as error:
+            cause = error.__cause__
+            if isinstance(cause, DatabaseError):
+                database_outage_record(error=cause)
+            params = connections["default"].settings_dict
+            where = params.get("HOST") or params.get("NAME")
+            raise ServiceUnavailable(f"{connections['default'].vendor} at {where}: {cause or error}") from cause
+
+
+@dataclasses.dataclass
+class CacheCheck(Cache):
+    async def run(self) -> None:
+        if _cache_in_database() and (down := _database_down()):
+            raise ServiceUnavailable(f"the cache table is in the database, which is {down}")
+        try:
+            await super().run()
+        except HealthCheckException as error:
+            raise ServiceUnavailable(
+                f"{settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}: {error.message}"
+                f" ({error.__cause__ or 'no detail'})"
+            ) from error
+
+
+@dataclasses.dataclass
+class StorageCheck(Storage):
+    @_closing_connections
+    def run(self) -> None:
+        try:
+            super().run()
+        except HealthCheckException as error:
+            backend = settings.STORAGES["default"]["BACKEND"].rsplit(".", 1)[-1]
+            raise ServiceUnavailable(f"{backend}: {error.message} ({error.__cause__ or 'no detail'})") from error
+
+
 @dataclasses.dataclass
 class MaintenanceLane(HealthCheck):
     """The maintenance lane runs the reaper every REAPER_PERIOD_SECONDS; three missed periods mean scheduled work
-    (reaper, webhook retries, billing checks, statements) has stopped, whatever else still answers.
+    (reaper, webhook retries, billing checks, statements) has stopped, whatever else still answers."""
 
-    Missed periods count from the later of the reaper's last run and this process's start: the lane is restarted
-    with the web tier, so a node (re)started on an existing database — whose last recorded run is from before the
-    restart — or on a new one, is healthy until the lane has had its three periods to run (a load balancer must
-    not take a fresh node out). After that a missing or old run fails the check as before."""
-
+    @_closing_connections
     def run(self) -> None:
-        limit = 3 * settings.REAPER_PERIOD_SECONDS
-        up = time.monotonic() - PROCESS_STARTED
-        if up <= limit:
-            return
-        seen = cache.get(REAPER_LAST_RUN_KEY)
+        if _cache_in_database() and (down := _database_down()):
+            raise ServiceUnavailable(f"unknown: its record is in the database, which is {down}")
+        allowance = 3 * settings.REAPER_PERIOD_SECONDS
+        try:
+            seen = cache.get(REAPER_LAST_RUN_KEY)
+        except DatabaseError as error:
+            raise ServiceUnavailable(f"unknown: its record could not be read ({error})") from error
+        if time.monotonic() - _PROCESS_STARTED <= allowance:
+            return  # this process started recently: the lane has not had its allowance yet
+        hint = "is `manage.py qcluster` running and connected to this database?"
         if seen is None:
-            raise ServiceUnavailable(f"The maintenance lane has not run the reaper in the {int(up)} s since start")
-        age = timezone.now() - datetime.datetime.fromisoformat(seen)
-        if age.total_seconds() > limit:
-            raise ServiceUnavailable(f"The maintenance lane last ran the reaper {int(age.total_seconds())} s ago")
+            raise ServiceUnavailable(f"the maintenance lane has never run the reaper: {hint}")
+        age = (timezone.now() - datetime.datetime.fromisoformat(seen)).total_seconds()
+        if age > allowance:
+            raise ServiceUnavailable(
+                f"the maintenance lane last ran the reaper {int(age)} s ago (every {settings.REAPER_PERIOD_SECONDS} s"
+                f" expected): {hint}"
+            )
 
 
 # Report name → check. The names are the JSON keys, so they stay stable and readable.
 HEALTH_CHECKS: dict[str, type[HealthCheck]] = {
-    "database": Database,
-    "cache": Cache,
-    "storage": Storage,
+    "database": DatabaseCheck,
+    "cache": CacheCheck,
+    "storage": StorageCheck,
     "maintenance": MaintenanceLane,
 }
 
 
-class HealthView(HealthCheckView):
+class ReadinessView(HealthCheckView):
     checks = tuple(HEALTH_CHECKS.values())
 
     async def get(self, request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
         with self.get_executor() as executor:
             results = await asyncio.gather(*(check.get_result(executor) for check in self.get_checks()))
         checks = {
-            name: "ok" if result.error is None else str(result.error)
+            name: "ok" if result.error is None else str(result.error.message)
             for name, result in zip(HEALTH_CHECKS, results, strict=True)
         }
         if all(value == "ok" for value in checks.values()):
@@ -87,4 +165,9 @@ class HealthView(HealthCheckView):
         return JsonResponse(body, status=503, headers={"Retry-After": str(unavailable.retry_after_seconds)})
 
 
-health_view = HealthView.as_view()
+async def liveness_view(request: HttpRequest) -> JsonResponse:
+    """The process and its event loop answer; nothing else is asked."""
+    return JsonResponse({"status": "ok"})
+
+
+readiness_view = ReadinessView.as_view()

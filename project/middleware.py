@@ -36,7 +36,7 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 
 from project.hybrid_middleware import HybridMiddleware
 
-API_PREFIXES = ("/v1/", "/healthz")
+API_PREFIXES = ("/v1/", "/healthz", "/metrics")
 logger = structlog.get_logger("django_structlog.middlewares.request")
 
 

@@ -12,13 +12,14 @@ database) counts as a change, so losing it can only cost a reload, never serve s
 
 import contextlib
 import contextvars
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 from django.core.cache import caches
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, HttpResponse
@@ -29,6 +30,7 @@ VERSION_KEY = "readcache:version"
 MAX_ENTRIES = 50_000  # a process holding more than this starts over rather than growing without bound
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _entries: dict[Hashable, Any] = {}
@@ -104,6 +106,21 @@ def readcache_bump() -> None:
     readcache_clear()
     _publish_new_version()
     transaction.on_commit(_publish_new_version)
+
+
+def readcache_bump_after_migrate(**kwargs: Any) -> None:
+    """`post_migrate` receiver: a migration writes rows (catalog, prices) with `QuerySet` methods or historical
+    models, which send no save signals, so running processes would serve the old rows until restarted.
+
+    On a fresh database the cache table does not exist yet (`createcachetable` runs after `migrate`); then there is
+    no token to bump and nothing cached anywhere, so the error is only logged. The savepoint keeps a caller's
+    transaction usable on PostgreSQL after the failed statement."""
+    try:
+        with transaction.atomic():
+            _publish_new_version()
+    except DatabaseError as error:
+        logger.info("readcache: no version token to bump after migrate (%s)", error.__class__.__name__)
+    readcache_clear()
 
 
 def _on_change(sender: type[Model], **kwargs: Any) -> None:

@@ -62,7 +62,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so every response (errors from the other middleware included) carries X-Request-Id.
     "project.request_id.RequestIdMiddleware",
+    # Right after the id: during a database outage API requests answer 503 at once (project/db_outage.py).
+    "project.db_outage.DatabaseOutageMiddleware",
     "project.readcache.ReadCacheMiddleware",
+    "project.metrics.MetricsMiddleware",
     # project.middleware: Django's and the libraries' own, minus the thread hops and the browser-only layers for
     # API requests (see that module).
     "project.middleware.SecurityMiddleware",
@@ -128,8 +131,13 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 2,
             "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
-            "timeout": 10,
+            # A request waits this long for a connection: past it the pool is exhausted or the server is down,
+            # and a fast 503 with Retry-After serves the client better than a slow one (project/db_outage.py).
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=1.0),
         }
+# While the database is unreachable, one probe per process tries to connect this often; until it succeeds, API
+# requests answer 503 at once (project/db_outage.py).
+DATABASE_OUTAGE_PROBE_SECONDS = env.float("DATABASE_OUTAGE_PROBE_SECONDS", default=0.25)
 
 # --- Cache (rate limits shared by every process) --------------------------------------------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://imagegen_cache")}
@@ -257,6 +265,14 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Metrics (project/metrics.py) -------------------------------------------------------------------------
+# /metrics answers `Authorization: Bearer <METRICS_TOKEN>`; with no token, requests from loopback only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A forwarder on a host without a web process serves its own metrics here (0: not at all). Bind an internal
+# address: this port has no token.
+FORWARD_METRICS_PORT = env.int("FORWARD_METRICS_PORT", default=0)
+FORWARD_METRICS_HOST = env.str("FORWARD_METRICS_HOST", default="127.0.0.1")
+
 # --- Logging: structlog JSON lines with request id and tenant ------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)
@@ -362,10 +378,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 
 OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
 
 # Wake-ups between processes (generations/notifications.py): Redis pub/sub with the Redis broker, else PostgreSQL
-# LISTEN/NOTIFY, else (SQLite) a poll. Subscribers re-read the database at least this often even when notified
-# nothing, so a lost notification costs at most this much latency.
+# LISTEN/NOTIFY, else (SQLite) datagram sockets between the processes of this machine. Subscribers re-read the
+# database at least this often even when notified nothing, so a lost notification costs at most this much latency;
+# while no notification can arrive (the listener reconnecting, no socket directory) they re-read every
+# NOTIFY_POLL_SECONDS.
 NOTIFY_RECHECK_SECONDS = env.float("NOTIFY_RECHECK_SECONDS", default=1.0)
 NOTIFY_POLL_SECONDS = env.float("NOTIFY_POLL_SECONDS", default=0.25)
+# SQLite: where the processes of this machine bind their wake-up sockets (a subdirectory per database file);
+# NOTIFY_LOCAL_SOCKETS=false falls back to the poll (bench/queue_wait.py compares the two).
+NOTIFY_LOCAL_SOCKETS = env.bool("NOTIFY_LOCAL_SOCKETS", default=True)
+NOTIFY_SOCKET_DIR = env.path("NOTIFY_SOCKET_DIR", default=str(VAR_DIR / "notify"))
 NOTIFY_CONNECT_WAIT_SECONDS = env.float("NOTIFY_CONNECT_WAIT_SECONDS", default=1.0)
 NOTIFY_LISTENER_LINGER_SECONDS = env.float("NOTIFY_LISTENER_LINGER_SECONDS", default=30.0)
 

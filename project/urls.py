@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from project.health import health_view
+from project.health import liveness_view, readiness_view
+from project.metrics import metrics_view
 
 # Staff pages: our name on them, and no "View site" link (there is no public site; it would be a 404).
 admin.site.site_header = "Image generation — staff"
@@ -23,7 +24,10 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("healthz", health_view, name="healthz"),
+    path("healthz", readiness_view, name="healthz"),
+    path("healthz/ready", readiness_view, name="healthz-ready"),
+    path("healthz/live", liveness_view, name="healthz-live"),
+    path("metrics", metrics_view, name="metrics"),
     path("v1/", include(api_v1)),
 ]
 

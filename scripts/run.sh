@@ -8,6 +8,11 @@ BIN=.venv/bin
 # HOST, PORT, PUBLIC_BASE_URL, the sandbox (or not), PROCESSES and UPSTREAM
 source scripts/run-env.sh
 
+# Every process of this host counts into one directory; /metrics adds them up (project/metrics.py). Stale files
+# of an earlier run would count twice.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-var/metrics}
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+
 KEY=$($BIN/python manage.py bootstrap_demo | tail -n 1)
 cat <<MSG
 

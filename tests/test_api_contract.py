@@ -161,6 +161,14 @@ def test_a_crash_under_v1_images_is_in_openais_shape(customer, monkeypatch) -> N
     assert error["type"] == "api_error" and "10.0.0.5" not in response.content.decode()
 
 
+def test_the_outage_breakers_503_under_v1_images_is_in_openais_shape(customer, monkeypatch) -> None:
+    monkeypatch.setattr("project.db_outage._open_since", 1.0)  # the breaker is open: answered by the middleware
+    openai_shaped = _error(customer.client.post("/v1/images/generations", {"prompt": "x"}, format="json"))
+    native = _error(customer.client.get("/v1/quota"))
+    assert set(openai_shaped) == OPENAI_ERROR_KEYS and openai_shaped["code"] == "service_unavailable"
+    assert "type" not in native and native["code"] == "service_unavailable"
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -4,7 +4,7 @@ from django.http import HttpRequest
 
 from accounts.services import actor_from_staff
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from webhooks.services import webhook_endpoint_disable, webhook_endpoint_update
+from webhooks.services.endpoints import webhook_endpoint_disable, webhook_endpoint_update
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,8 +1,12 @@
-"""django-q2 entry points for webhook delivery. Thin: the outbox logic lives in `webhooks.services`."""
+"""django-q2 entry points for webhook delivery. Thin: the outbox logic lives in `webhooks.services.delivery`."""
 
 from django_q.tasks import async_task
 
-from webhooks.services import webhook_deliveries_claim_due, webhook_delivery_attempt, webhook_delivery_claim
+from webhooks.services.delivery import (
+    webhook_deliveries_claim_due,
+    webhook_delivery_attempt,
+    webhook_delivery_claim,
+)
 
 # Claims per sweep; anything beyond waits for the next minute rather than flooding the queue at once.
 SWEEP_BATCH = 500

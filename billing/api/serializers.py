@@ -6,7 +6,8 @@ from rest_framework import serializers
 
 from billing.models import Statement, StatementLine
 from billing.money import micros_to_usd
-from billing.selectors import USAGE_GROUPS, QuotaLine
+from billing.selectors.quotas import QuotaLine
+from billing.selectors.usage import USAGE_GROUPS
 
 MAX_USAGE_DAYS = 366
 

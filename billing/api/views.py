@@ -16,7 +16,7 @@ from billing.api.serializers import (
 from billing.models import Statement
 from billing.periods import as_utc_start
 from billing.reports import statement_csv_response, statement_html
-from billing.selectors import usage_rows, usage_totals
+from billing.selectors.usage import usage_rows, usage_totals
 
 
 class UsageView(TenantGenericAPIView):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from django.db import migrations
 
-# A plain constant module, shared with `plan_get_default`, so the default plan is written once.
+# A plain constant module, shared with the plan rule (billing.selectors.limits), so the default plan is written once.
 from billing.defaults import DEFAULT_PLAN_VALUES
 
 

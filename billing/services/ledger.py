@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
 from billing.models import LedgerEntry, Wallet
-from billing.selectors import ledger_settlements, tenant_limits
+from billing.selectors.ledger import ledger_settlements
+from billing.selectors.limits import tenant_limits
 from billing.services.prices import Quote
 from billing.services.quotas import (
     BillingPeriods,

@@ -10,7 +10,8 @@ from accounts.models import Tenant
 from accounts.services import Actor, audit_record
 from billing.models import Price
 from billing.money import apply_markup
-from billing.selectors import price_current, tenant_limits
+from billing.selectors.limits import tenant_limits
+from billing.selectors.prices import price_current
 from project import errors
 from project.readcache import readcache_bump
 

@@ -12,7 +12,8 @@ from accounts.models import ApiKey, Tenant
 from billing.models import Wallet
 from billing.money import micros_to_usd
 from billing.periods import day_start, month_start, next_month_start
-from billing.selectors import Limits, api_key_spend_since
+from billing.selectors.ledger import api_key_spend_since
+from billing.selectors.limits import Limits
 from billing.services.prices import Quote
 from project import errors
 
@@ -121,8 +122,8 @@ def _queue_condition(*, limits: Limits) -> tuple[str, list[Any]] | None:
 
 
 def quota_wallet_check(*, limits: Limits, wallet: Wallet, quote: Quote, periods: BillingPeriods) -> None:
-    """Raise the first limit kept on the wallet row that the request would cross (same rules as
-    `_wallet_conditions`, in the order a client should hear about them)."""
+    """Raise the first limit kept on the wallet row that the request would cross: the conditions of
+    `quota_hold_update_sql`, checked in Python to name the limit, in the order a client should hear about them."""
     _queue_check(limits=limits, wallet=wallet)
     now = periods.now
     if limits.images_per_day is not None:
@@ -161,8 +162,8 @@ _HOLD_SQL = (
 
 def quota_hold_update_sql(*, tenant: Tenant, limits: Limits, quote: Quote, periods: BillingPeriods) -> tuple[str, list[Any]]:
     """The reserving UPDATE: hold the estimate if the credit and every limit kept on the wallet row allow it (the
-    rules of `_wallet_check`). A limit the plan does not set adds nothing. Written out rather than built with the
-    ORM: it runs on every submit, and compiling the expressions cost more than running them."""
+    rules of `quota_wallet_check`). A limit the plan does not set adds nothing. Written out rather than built with
+    the ORM: it runs on every submit, and compiling the expressions cost more than running them."""
     conditions: list[tuple[str, list[Any]]] = [
         ("balance_micros - held_micros + credit_limit_micros >= %s", [quote.estimate_micros])
     ]

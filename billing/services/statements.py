@@ -11,7 +11,7 @@ from accounts.models import Tenant
 from accounts.services import Actor, audit_record
 from billing.models import Statement, StatementLine
 from billing.periods import as_utc_start, month_start, next_month_start
-from billing.selectors import statement_line_totals, tenant_balance_at, tenant_credits_between
+from billing.selectors.statements import statement_line_totals, tenant_balance_at, tenant_credits_between
 from project import errors
 
 logger = structlog.get_logger(__name__)

@@ -11,17 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.money import micros_to_usd
-from billing.selectors import Limits, TenantPrice, tenant_limits, tenant_price_list
-from generations.catalog import (
-    PARAM_TYPES,
-    CatalogEntry,
-    ModelSpec,
-    ParamSpec,
-    UnknownModel,
-    catalog_entry_get,
-    catalog_list,
-    size_rule_text,
-)
+from billing.selectors.limits import Limits, tenant_limits
+from billing.selectors.prices import TenantPrice, tenant_price_list
+from generations.catalog.lookup import UnknownModel, catalog_entry_get, catalog_list
+from generations.catalog.registry import CatalogEntry
+from generations.catalog.specs import PARAM_TYPES, ModelSpec, ParamSpec
+from generations.catalog.validation import size_rule_text
 
 
 class CatalogCustomSizeSerializer(serializers.Serializer):

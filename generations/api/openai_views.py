@@ -22,7 +22,7 @@ from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
 from generations.api.openai_errors import openai_error_body
 from generations.api.waiting import pending_wait
-from generations.catalog import model_get
+from generations.catalog.lookup import model_get
 from generations.models import Generation, GenerationImage
 from generations.services.submit import GenerationRequest, generation_request_build, generation_submit
 from generations.services.synchronous import generation_result_final

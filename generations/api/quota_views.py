@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from billing.api.serializers import QuotaSerializer
-from billing.selectors import TenantActivity, quota_status
+from billing.selectors.quotas import TenantActivity, quota_status
 from billing.throttles import tenant_requests_this_minute
 from generations.selectors import generations_in_progress
 from generations.services.waits import wait_slots_in_use

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import micros_to_usd
-from generations.catalog import UnknownModel, model_id_resolve
+from generations.catalog.lookup import UnknownModel, model_id_resolve
 from generations.models import Generation, GenerationImage, GenerationInputImage
 from generations.selectors import image_is_serveable
 from generations.storage import signed_download_url

@@ -1,68 +1,9 @@
 """The model catalog: every AIHubMix image model with its rules and lifecycle (rows kept by staff, seeded from
-data/models.json), and request validation."""
+data/models.json). Read-only: it sits beside the selectors and imports no services, API or admin.
 
-from generations.catalog.registry import (
-    CatalogEntry,
-    catalog_entries,
-    catalog_seed_data,
-    catalog_seed_specs,
-)
-from generations.catalog.specs import (
-    PARAM_TYPES,
-    CatalogRuleError,
-    CustomSize,
-    ModelSpec,
-    ParamSpec,
-    SizeRule,
-    spec_from_dict,
-)
-from generations.catalog.validation import (
-    InvalidGenerationRequest,
-    Lifecycle,
-    ModelRetired,
-    ServedModel,
-    UnknownModel,
-    ValidatedRequest,
-    catalog_entry_get,
-    catalog_list,
-    generation_request_validate,
-    model_catalog,
-    model_get,
-    model_id_resolve,
-    model_serve,
-    operation_check,
-    provider_call_from_stored,
-    size_rule_text,
-    stored_interface,
-)
-
-__all__ = [
-    "PARAM_TYPES",
-    "CatalogEntry",
-    "CatalogRuleError",
-    "CustomSize",
-    "InvalidGenerationRequest",
-    "Lifecycle",
-    "ModelRetired",
-    "ModelSpec",
-    "ParamSpec",
-    "ServedModel",
-    "SizeRule",
-    "UnknownModel",
-    "ValidatedRequest",
-    "catalog_entries",
-    "catalog_entry_get",
-    "catalog_list",
-    "catalog_seed_data",
-    "catalog_seed_specs",
-    "generation_request_validate",
-    "model_catalog",
-    "model_get",
-    "model_id_resolve",
-    "model_serve",
-    "operation_check",
-    "provider_call_from_stored",
-    "size_rule_text",
-    "spec_from_dict",
-    "stored_interface",
-]
+- `specs.py` — what a model's rules are (`ModelSpec`) and their strict reading from data (`spec_from_dict`).
+- `registry.py` — the rows read into `CatalogEntry`s, cached per process behind the read cache's version token.
+- `lookup.py` — finding a model by id or alias among the enabled ones, and which model a request runs on.
+- `validation.py` — a client's request checked against its model's rules, refused naming the field.
+- `upstream_body.py` — the exact upstream body of an accepted request, and the call of a stored generation.
+"""

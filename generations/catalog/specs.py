@@ -6,15 +6,13 @@ the field, so a typo in the admin is caught at save instead of answering tenants
 """
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # The three request interfaces the provider adapters speak (generations/providers/).
 FAMILIES = ("openai_compat", "predictions", "async_task")
 OPERATIONS = frozenset({"generate", "edit"})
 BOTH = frozenset({"generate", "edit"})
-GENERATE = frozenset({"generate"})
-EDIT = frozenset({"edit"})
 PARAM_TYPES = ("boolean", "integer", "number", "string", "color_palette")
 N_STYLES = ("field", "none", "sequential")
 _PRESET = re.compile(r"^[A-Za-z0-9:.*x-]{1,32}$")
@@ -146,49 +144,7 @@ class ModelSpec:
         return next((param for param in self.extras if param.name == name), None)
 
 
-# --- Reading and writing rules as data --------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (frozenset, set)):
-        return sorted(value)
-    if isinstance(value, tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
-def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
-    """The JSON form of a spec (the seed file's and the admin row's), leaving out values equal to the default."""
-    data: dict[str, Any] = {}
-    for spec_field in fields(ModelSpec):
-        value = getattr(spec, spec_field.name)
-        if spec_field.name == "sizes":
-            data["sizes"] = {k: _plain(v) for k, v in asdict(value).items() if v not in (None, ()) or k == "field"}
-            continue
-        if spec_field.name == "extras":
-            data["extras"] = [_param_to_dict(param) for param in value]
-            continue
-        if spec_field.name == "fixed":
-            data["fixed"] = dict(value)
-            continue
-        default = spec_field.default
-        if spec_field.name not in ("id", "alias", "family", "display_name", "operations") and value == default:
-            continue
-        data[spec_field.name] = _plain(value)
-    return data
-
-
-def _param_to_dict(param: ParamSpec) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for param_field in fields(ParamSpec):
-        value = getattr(param, param_field.name)
-        if param_field.name in ("name", "type") or value != param_field.default:
-            data[param_field.name] = _plain(value)
-    return data
+# --- Reading rules from data ------------------------------------------------------------------------------
 
 
 def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:

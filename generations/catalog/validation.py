@@ -1,145 +1,31 @@
-"""Turn a client's request into the exact upstream body, or refuse it naming the field."""
+"""Checking a client's request against the catalog: the model and operation, prompt, input images, n, size,
+quality, seed, negative prompt and every vendor extra, refused naming the field (400, one stable code each).
+Every refusal about a request's content is here; an accepted request gets its upstream body from
+`upstream_body.py`."""
 
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-
-from generations.catalog.registry import CatalogEntry, catalog_entries
-from generations.catalog.specs import ModelSpec, ParamSpec
-from generations.providers import InputImage, ProviderCall
+from generations.catalog.lookup import ServedModel, model_serve
+from generations.catalog.specs import ModelSpec, ParamSpec, size_allowed
+from generations.catalog.upstream_body import upstream_body_build
 from project import errors
-from project.readcache import readcache_get
 
 _DIMENSIONS = re.compile(r"^\s*(\d{1,5})\s*[xX*×]\s*(\d{1,5})\s*$")
 _HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _RATIO = re.compile(r"^\d{1,3}(\.\d{1,2})?%$")
 
 
-class UnknownModel(errors.InvalidRequest):
-    code = "unknown_model"
-    message = "This model does not exist or is not available."
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Unknown or unavailable model {name!r}; GET /v1/models lists them.", param="model")
-
-
-class ModelRetired(errors.Gone):
-    code = "model_retired"
-    message = "This model has been retired."
-
-
 class InvalidGenerationRequest(errors.InvalidRequest):
     code = "invalid_parameter"
 
 
-def _enabled(spec: ModelSpec) -> bool:
-    disabled = set(getattr(settings, "DISABLED_MODELS", ()))
-    return spec.id not in disabled and spec.alias not in disabled
-
-
-def catalog_list() -> list[CatalogEntry]:
-    """Every enabled catalog entry, retired ones included (GET /v1/models shows their lifecycle)."""
-    return [entry for entry in catalog_entries() if _enabled(entry.spec)]
-
-
-def model_catalog() -> list[ModelSpec]:
-    return [entry.spec for entry in catalog_list()]
-
-
-def _names_index(*, enabled_only: bool) -> dict[str, CatalogEntry]:
-    """Lower-cased id, alias and upstream name → entry; the first entry (in catalog order) to claim a name keeps it.
-    Built once per catalog version and DISABLED_MODELS: a submit looks names up several times, and scanning every
-    entry each time was a noticeable part of its CPU."""
-    disabled = frozenset(getattr(settings, "DISABLED_MODELS", ()))
-
-    def build() -> dict[str, CatalogEntry]:
-        index: dict[str, CatalogEntry] = {}
-        for entry in catalog_list() if enabled_only else catalog_entries():
-            spec = entry.spec
-            for name in (spec.id, spec.alias, spec.upstream_model):
-                index.setdefault(name.lower(), entry)
-        return index
-
-    return readcache_get(("catalog:names", enabled_only, disabled), build)
-
-
-def _lookup(name: str, *, enabled_only: bool) -> CatalogEntry | None:
-    wanted = (name or "").strip().lower() if isinstance(name, str) else ""
-    return _names_index(enabled_only=enabled_only).get(wanted)
-
-
-def catalog_entry_get(name: str) -> CatalogEntry:
-    """By id (`openai/gpt-image-1`) or alias (`gpt-image-1`), among enabled models."""
-    entry = _lookup(name, enabled_only=True)
-    if entry is None:
-        raise UnknownModel(name)
-    return entry
-
-
-def model_get(name: str) -> ModelSpec:
-    return catalog_entry_get(name).spec
-
-
-def model_id_resolve(name: str) -> str | None:
-    """The catalog id for an id or alias (enabled or not), None if the catalog has no such model."""
-    entry = _lookup(name, enabled_only=False)
-    return entry.id if entry else None
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """The model a request runs on: the one asked for, or a retired model's replacement."""
-
-    requested: CatalogEntry
-    served: CatalogEntry
-
-    @property
-    def replaced(self) -> bool:
-        return self.requested.id != self.served.id
-
-
-def model_serve(name: str) -> ServedModel:
-    """Refuses a retired model (410 naming its replacement) unless staff chose to serve it with the replacement."""
-    entry = catalog_entry_get(name)
-    if entry.status != "retired":
-        return ServedModel(requested=entry, served=entry)
-    replacement = _lookup(entry.replacement, enabled_only=True) if entry.replacement else None
-    usable = replacement is not None and replacement.status != "retired"
-    if entry.serve_with_replacement and usable:
-        return ServedModel(requested=entry, served=replacement)
-    when = f" on {entry.shutdown_at:%Y-%m-%d}" if entry.shutdown_at else ""
-    hint = f" Use {replacement.id} instead." if usable else ""
-    raise ModelRetired(f"{entry.id} was retired{when}.{hint}", param="model")
-
-
-@dataclass(frozen=True)
-class Lifecycle:
-    status: str
-    deprecated_at: datetime | None
-    shutdown_at: datetime | None
-    replacement: str | None
-
-
-def operation_check(*, model: str, operation: str) -> ModelSpec:
-    """The checks that need nothing but the model and operation: run before input images are fetched or decoded,
-    so a request the model cannot take never makes us download anything."""
-    spec = model_serve(model).served.spec
-    if operation not in spec.operations:
-        supported = " and ".join(sorted(spec.operations))
-        raise _refuse("operation_not_supported", "operation", f"{spec.alias} supports {supported} only.")
-    return spec
-
-
 @dataclass(frozen=True)
 class ValidatedRequest:
-    spec: ModelSpec
     model_id: str
     operation: str
-    prompt: str
     n: int
     size: str
     quality: str
@@ -148,43 +34,21 @@ class ValidatedRequest:
     interface: str
     # The model the client named when it differs from model_id (a retired model served by its replacement).
     requested_model_id: str = ""
-    lifecycle: Lifecycle | None = None
-
-    def provider_call(self, images: list[InputImage], mask: InputImage | None = None) -> ProviderCall:
-        return ProviderCall(
-            model_id=self.model_id,
-            family=self.interface,
-            operation=self.operation,
-            body=self.upstream_body,
-            images=list(images),
-            mask=mask,
-        )
 
 
-def stored_interface(*, model_id: str, operation: str, body: dict[str, Any]) -> str:
-    """The interface of a generation stored before interfaces were recorded: what its body was built for."""
-    entry = _lookup(model_id, enabled_only=False)
-    if entry is None:
-        raise UnknownModel(model_id)
-    family = entry.spec.family_for(operation)
-    if family != "async_task" and "input" in body:
-        return "predictions"
-    return family if "input" in body or family == "openai_compat" else "openai_compat"
+def _operation_served(*, model: str, operation: str) -> ServedModel:
+    served = model_serve(model)
+    spec = served.served.spec
+    if operation not in spec.operations:
+        supported = " and ".join(sorted(spec.operations))
+        raise _refuse("operation_not_supported", "operation", f"{spec.alias} supports {supported} only.")
+    return served
 
 
-def provider_call_from_stored(
-    *,
-    model_id: str,
-    interface: str,
-    operation: str,
-    body: dict[str, Any],
-    images: list[InputImage],
-    mask: InputImage | None = None,
-) -> ProviderCall:
-    """Rebuild the call of an accepted generation exactly as accepted, whatever the catalog says since."""
-    return ProviderCall(
-        model_id=model_id, family=interface, operation=operation, body=body, images=list(images), mask=mask
-    )
+def operation_check(*, model: str, operation: str) -> ModelSpec:
+    """The checks that need nothing but the model and operation: run before input images are fetched or decoded,
+    so a request the model cannot take never makes us download anything."""
+    return _operation_served(model=model, operation=operation).served.spec
 
 
 def _refuse(code: str, param: str, message: str) -> InvalidGenerationRequest:
@@ -224,24 +88,12 @@ def _size_validate(spec: ModelSpec, size: str | None) -> str:
     presets = {preset.lower(): preset for preset in spec.sizes.presets}
     if normalised.lower() in presets:
         return presets[normalised.lower()]
-    custom = spec.sizes.custom
-    match = _DIMENSIONS.match(normalised)
-    refusal = _refuse(
-        "unsupported_size",
-        "size",
-        f"{spec.alias} does not support size {size!r}: use {size_rule_text(spec)}.",
-    )
-    if custom is None or match is None:
-        raise refusal
-    width, height = int(match.group(1)), int(match.group(2))
-    if not (custom.min_side <= width <= custom.max_side and custom.min_side <= height <= custom.max_side):
-        raise refusal
-    if custom.max_aspect_ratio and max(width, height) / min(width, height) > custom.max_aspect_ratio:
-        raise refusal
-    if custom.max_pixels and width * height > custom.max_pixels:
-        raise refusal
-    if custom.multiple_of and (width % custom.multiple_of or height % custom.multiple_of):
-        raise refusal
+    if not size_allowed(spec.sizes, normalised):
+        raise _refuse(
+            "unsupported_size",
+            "size",
+            f"{spec.alias} does not support size {size!r}: use {size_rule_text(spec)}.",
+        )
     return normalised
 
 
@@ -301,7 +153,8 @@ def _colour_palette(name: str, value: Any) -> list[dict[str, str]]:
 
 
 def _interface_choose(spec: ModelSpec, operation: str, given: list[ParamSpec]) -> str:
-    """The operation's interface, unless a param only the native predictions interface takes moves it there."""
+    """The operation's interface, unless a param only the native predictions interface takes moves it there.
+    A param no interface of the request can carry is refused here, so the body is built for what this returns."""
     interface = spec.family_for(operation)
     for param in given:
         if not param.interface or param.interface == interface:
@@ -320,12 +173,6 @@ def _interface_choose(spec: ModelSpec, operation: str, given: list[ParamSpec]) -
     return interface
 
 
-def _put(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    target[path[-1]] = value
-
-
 def generation_request_validate(
     *,
     model: str,
@@ -339,11 +186,8 @@ def generation_request_validate(
     params: dict[str, Any],
     input_image_count: int,
 ) -> ValidatedRequest:
-    served = model_serve(model)
+    served = _operation_served(model=model, operation=operation)
     spec = served.served.spec
-    if operation not in spec.operations:
-        supported = " and ".join(sorted(spec.operations))
-        raise _refuse("operation_not_supported", "operation", f"{spec.alias} supports {supported} only.")
     if not isinstance(prompt, str) or not prompt.strip():
         raise _refuse("prompt_required", "prompt", "prompt must not be empty.")
     if len(prompt) > spec.prompt_max_length:
@@ -429,51 +273,27 @@ def generation_request_validate(
         given.append(param)
     interface = _interface_choose(spec, operation, given)
 
-    fields: dict[str, Any] = {"model": spec.upstream_model} if interface == "openai_compat" else {}
-    fields["prompt"] = prompt
-    fields.update(dict(spec.fixed))
-    if spec.n_style == "field" and (spec.n_send_default or n_given):
-        fields[spec.n_field] = n
-    elif spec.n_style == "sequential":
-        fields["sequential_image_generation"] = "auto" if n > 1 else "disabled"
-        if n > 1:
-            fields["sequential_image_generation_options"] = {"max_images": n}
-    if spec.sizes.field and (spec.sizes.send_default or size_given):
-        native_bailian = interface == "predictions" and spec.vendor == "bailian"
-        # Alibaba's native interface writes sizes as W*H ("格式为 宽*高 或缩写 1K/2K/4K").
-        fields[spec.sizes.field] = effective_size.replace("x", "*") if native_bailian else effective_size
-    if effective_quality:
-        fields[spec.quality_field] = effective_quality
-    if negative_prompt:
-        fields["negative_prompt"] = negative_prompt
-    if seed is not None:
-        _put(fields, spec.seed_path, seed)
-    for param in spec.extras:
-        if param.interface and param.interface != interface:
-            continue
-        if param.name in extras:
-            _put(fields, param.upstream_path, extras[param.name])
-        elif param.send_default and operation in param.operations:
-            _put(fields, param.upstream_path, param.default)
-
-    body = fields if interface == "openai_compat" else {"input": fields}
-    requested = served.requested
-    lifecycle = Lifecycle(
-        status=requested.status,
-        deprecated_at=requested.deprecated_at,
-        shutdown_at=requested.shutdown_at,
-        replacement=requested.replacement,
-    )
-    return ValidatedRequest(
+    body = upstream_body_build(
         spec=spec,
-        model_id=spec.id,
+        interface=interface,
         operation=operation,
         prompt=prompt,
+        n=n,
+        n_given=n_given,
+        size=effective_size,
+        size_given=size_given,
+        quality=effective_quality,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        extras=extras,
+    )
+    return ValidatedRequest(
+        model_id=spec.id,
+        operation=operation,
         n=n,
         size=effective_size,
         quality=effective_quality,
         upstream_body=body,
         interface=interface,
-        requested_model_id=requested.id if served.replaced else "",
-        lifecycle=lifecycle,
+        requested_model_id=served.requested.id if served.replaced else "",
     )

@@ -2,6 +2,9 @@
 
 Models the file leaves unpriced get no Price row: they stay unbillable until staff set one (admin or
 `manage.py set_price`), or `bootstrap_demo` prices them for the local sandbox.
+
+The only seed of the catalog: the test suite runs `seed` again, with the current models, after a transactional
+test has flushed the rows.
 """
 
 import json

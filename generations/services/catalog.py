@@ -1,26 +1,21 @@
-"""Writes to the model catalog: staff edits (validated, audited, served at once) and the seed from the shipped file."""
+"""Writes to the model catalog: staff edits (validated, audited, served at once) and the sandbox's demo prices.
 
-from datetime import UTC, datetime
+The catalog and its published prices are seeded by migration generations 0010_catalog_seed, nowhere else."""
+
 from typing import Any
 
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts.services import Actor, audit_record
-from billing.models import Price
-from billing.money import usd_to_micros
-from billing.selectors import price_list_current
+from billing.selectors.prices import price_list_current
 from billing.services.prices import price_set
-from generations.catalog import CatalogRuleError, ModelSpec, catalog_list, catalog_seed_data, spec_from_dict
+from generations.catalog.lookup import catalog_list
 from generations.catalog.registry import catalog_row_spec_data
+from generations.catalog.specs import CatalogRuleError, ModelSpec, spec_from_dict
 from generations.models import CatalogModel
 from project import errors
-
-# Billing 0003 seeded gpt-image-1 and Imagen from the same date: the rows are found, not doubled.
-PUBLISHED_PRICES_FROM = datetime(2025, 1, 1, tzinfo=UTC)
-_COLUMNS = ("id", "alias", "display_name", "description", "family", "edit_family", "operations")
 
 
 class InvalidCatalogModel(errors.InvalidRequest):
@@ -95,46 +90,6 @@ def catalog_model_save(*, row: CatalogModel, actor: Actor) -> CatalogModel:
             after=_snapshot(row),
         )
     return row
-
-
-def catalog_seed_missing() -> int:
-    """Create the shipped file's models that have no row, with their published prices, as migration 0010_catalog_seed does
-    (existing rows, as staff left them, are kept)."""
-    created = 0
-    with transaction.atomic():
-        existing = set(CatalogModel.objects.values_list("model_id", flat=True))
-        missing = [entry for entry in catalog_seed_data() if entry["id"] not in existing]
-        for entry in missing:
-            lifecycle = entry.get("lifecycle") or {}
-            status = lifecycle.get("status", "active")
-            CatalogModel.objects.create(
-                model_id=entry["id"],
-                alias=entry["alias"],
-                display_name=entry["display_name"],
-                description=entry.get("description", ""),
-                family=entry["family"],
-                edit_family=entry.get("edit_family", ""),
-                operations=entry["operations"],
-                rules={key: value for key, value in entry.items() if key not in (*_COLUMNS, "lifecycle", "pricing")},
-                status=status,
-                deprecated_at=timezone.now() if status != "active" else None,
-                shutdown_at=parse_datetime(lifecycle["shutdown_at"]) if lifecycle.get("shutdown_at") else None,
-                notes="\n".join(entry.get("notes", [])),
-            )
-            pricing = entry.get("pricing") or {}
-            for price in pricing.get("prices", []):
-                Price.objects.get_or_create(
-                    model_id=entry["id"],
-                    quality=price["quality"],
-                    size=price["size"],
-                    effective_from=PUBLISHED_PRICES_FROM,
-                    defaults={
-                        "cost_micros": usd_to_micros(price["usd"]),
-                        "note": "; ".join(filter(None, [pricing.get("source"), price.get("note")]))[:200],
-                    },
-                )
-            created += 1
-    return created
 
 
 DEMO_PRICE_MICROS = 10_000

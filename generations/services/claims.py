@@ -13,52 +13,37 @@ from itertools import zip_longest
 from django.db import connection
 
 from accounts.models import Tenant
-from billing.defaults import DEFAULT_PLAN_VALUES
-from billing.models import Plan, TenantPlan
-from billing.selectors import tenant_limits
+from billing.selectors.limits import tenant_limits, tenants_limit_sql
 from generations.models import Generation
 
 # pg_advisory_xact_lock key: an arbitrary constant naming "the claim".
 CLAIM_LOCK_KEY = 0x6E6E_10C1
 
+# `caps`: billing's relation of (tenant id, effective max_concurrent) rows, the plan rule as SQL.
 _FAIR_CANDIDATES_SQL = """
 SELECT picked.id
-FROM {tenant} t
-LEFT JOIN {tenantplan} tp ON tp.tenant_id = t.id
-LEFT JOIN {plan} p ON p.id = tp.plan_id
+FROM ({caps}) AS c (tenant_id, cap)
 CROSS JOIN LATERAL (
-    SELECT CASE
-        WHEN tp.id IS NOT NULL THEN COALESCE(tp.max_concurrent, p.max_concurrent)
-        WHEN EXISTS (SELECT 1 FROM {plan} d WHERE d.is_default) THEN
-            (SELECT d.max_concurrent FROM {plan} d WHERE d.is_default LIMIT 1)
-        ELSE %(fallback_cap)s
-    END AS cap
-) c
-CROSS JOIN LATERAL (
-    SELECT count(*) AS running FROM {generation} r WHERE r.tenant_id = t.id AND r.status = 'running'
+    SELECT count(*) AS running FROM {generation} r WHERE r.tenant_id = c.tenant_id AND r.status = 'running'
 ) r
 CROSS JOIN LATERAL (
     SELECT g.id, g.created_at, row_number() OVER (ORDER BY g.created_at, g.id) AS position
     FROM {generation} g
-    WHERE g.tenant_id = t.id AND g.status = 'queued' AND (g.not_before IS NULL OR g.not_before <= %(now)s)
+    WHERE g.tenant_id = c.tenant_id AND g.status = 'queued' AND (g.not_before IS NULL OR g.not_before <= %s)
     ORDER BY g.created_at, g.id
-    LIMIT GREATEST(0, LEAST(%(limit)s, COALESCE(c.cap - r.running, %(limit)s)))
+    LIMIT GREATEST(0, LEAST(%s, COALESCE(c.cap - r.running, %s)))
 ) picked
 ORDER BY picked.position, picked.created_at, picked.id
-LIMIT %(limit)s
+LIMIT %s
 """
 
 
 def _fair_candidates_postgresql(*, limit: int, now: datetime) -> list[int]:
-    sql = _FAIR_CANDIDATES_SQL.format(
-        tenant=Tenant._meta.db_table,
-        tenantplan=TenantPlan._meta.db_table,
-        plan=Plan._meta.db_table,
-        generation=Generation._meta.db_table,
-    )
+    caps, caps_params = tenants_limit_sql(field="max_concurrent")
+    sql = _FAIR_CANDIDATES_SQL.format(caps=caps, generation=Generation._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
-        cursor.execute(sql, {"limit": limit, "now": now, "fallback_cap": DEFAULT_PLAN_VALUES["max_concurrent"]})
+        cursor.execute(sql, [*caps_params, now, limit, limit, limit])
         return [row[0] for row in cursor.fetchall()]
 
 

@@ -7,7 +7,8 @@ call. Rendering is the API serializer's job; it is used here on purpose so the t
 from generations.api.serializers import GenerationSerializer
 from generations.models import Generation
 from webhooks.events import GENERATION_CANCELED, GENERATION_FAILED, GENERATION_SUCCEEDED
-from webhooks.services import EventToPublish, RequestWebhook, webhook_events_publish
+from webhooks.services.publishing import EventToPublish, webhook_events_publish
+from webhooks.services.request_webhooks import RequestWebhook
 
 EVENT_BY_STATUS = {
     Generation.Status.SUCCEEDED: GENERATION_SUCCEEDED,

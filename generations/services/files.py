@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import Actor, audit_record
-from billing.selectors import tenants_retention_days
+from billing.selectors.limits import tenants_retention_days
 from generations.models import Generation, GenerationImage, GenerationInputImage
 from generations.storage import blob_delete
 from project import errors

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry
 from billing.services.ledger import Capture, billing_capture, billing_capture_many, billing_release
-from generations.catalog import stored_interface
+from generations.catalog.upstream_body import stored_interface
 from generations.models import Generation, GenerationImage
 from generations.notifications import (
     notify_generation_cancel,

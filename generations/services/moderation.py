@@ -23,7 +23,7 @@ from generations.models import GenerationImage, ImageReport, ImageReview, Prompt
 from project import errors
 from project.readcache import readcache_get
 from webhooks.events import IMAGE_REJECTED
-from webhooks.services import webhook_event_publish
+from webhooks.services.publishing import webhook_event_publish
 
 PATTERN_MAX_CHARS = 200
 REJECTION_REASON_MAX_CHARS = 500  # ImageReview.reason

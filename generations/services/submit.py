@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Tenant
 from billing.services.ledger import billing_reserve, billing_reserve_at_once
 from billing.services.prices import Quote, price_quote
-from generations.catalog import ValidatedRequest, generation_request_validate, operation_check
+from generations.catalog.validation import ValidatedRequest, generation_request_validate, operation_check
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
 from generations.notifications import notify_work_available, work_available_notice_sql
@@ -21,7 +21,7 @@ from generations.services.inputs import input_image_load, input_images_load
 from generations.services.moderation import prompt_screen
 from generations.storage import blob_delete, blob_save, input_key
 from project import errors
-from webhooks.services import RequestWebhook, request_webhook_check
+from webhooks.services.request_webhooks import RequestWebhook, request_webhook_check
 
 logger = structlog.get_logger(__name__)
 

@@ -24,7 +24,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
-from billing.selectors import tenant_limits
+from billing.selectors.limits import tenant_limits
 from generations.models import OpenWait
 
 logger = structlog.get_logger(__name__)

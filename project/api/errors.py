@@ -25,6 +25,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from project import errors as domain
+from project.db_outage import database_outage_record
 from project.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, DATABASE_UNAVAILABLE):
         logger.error("database unavailable", exc_info=exc)
+        database_outage_record(error=exc)
         exc = database_unavailable()
 
     if isinstance(exc, domain.DomainError):
@@ -198,9 +200,10 @@ def _is_admin(request: HttpRequest) -> bool:
     return request.path.startswith("/admin/")
 
 
-def _json_error(
+def json_error_response(
     request: HttpRequest, status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None
 ) -> JsonResponse:
+    """An error answered outside DRF, in the shape registered for the request's path (else the one shape)."""
     body = error_body(code, message)
     for prefix, reshape in _SHAPES_BY_PREFIX.items():
         if request.path.startswith(prefix):
@@ -212,19 +215,19 @@ def _json_error(
 def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_admin(request):
         return django_error_views.bad_request(request, exception)
-    return _json_error(request, 400, "invalid_request", "The request is invalid.")
+    return json_error_response(request, 400, "invalid_request", "The request is invalid.")
 
 
 def permission_denied_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_admin(request):
         return django_error_views.permission_denied(request, exception)
-    return _json_error(request, 403, "permission_denied", "This operation is not allowed.")
+    return json_error_response(request, 403, "permission_denied", "This operation is not allowed.")
 
 
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_admin(request):
         return django_error_views.page_not_found(request, exception)
-    return _json_error(request, 404, "not_found", "No such resource. GET /v1/docs/ lists the API.")
+    return json_error_response(request, 404, "not_found", "No such resource. GET /v1/docs/ lists the API.")
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:
@@ -232,13 +235,14 @@ def server_error_view(request: HttpRequest) -> HttpResponse:
     the exception reaches the body: the request id lets staff find the traceback in the logs."""
     exc = sys.exc_info()[1]
     if isinstance(exc, DATABASE_UNAVAILABLE):
+        database_outage_record(error=exc)
         unavailable = database_unavailable()
-        return _json_error(
+        return json_error_response(
             request, 503, unavailable.code, unavailable.message,
             headers={"Retry-After": str(unavailable.retry_after_seconds)},
         )
     if _is_admin(request):
         return django_error_views.server_error(request)
-    return _json_error(
+    return json_error_response(
         request, 500, "internal_error", "An internal error occurred. Quote the request id when contacting support."
     )

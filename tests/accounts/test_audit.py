@@ -16,7 +16,7 @@ from generations.models import TenantReviewSetting
 from generations.services.moderation import images_approve, images_reject
 from tests.generations.moderation_support import succeeded_generation
 from tests.generations.support import customer_create
-from webhooks.services import webhook_endpoint_create, webhook_endpoint_update
+from webhooks.services.endpoints import webhook_endpoint_create, webhook_endpoint_update
 
 AUDIT = "/admin/accounts/auditevent/"
 

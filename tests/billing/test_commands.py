@@ -3,7 +3,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import AuditEvent, Tenant
 from billing.models import LedgerEntry, Plan, Price, TenantPlan, Wallet
-from billing.selectors import price_current
+from billing.selectors.prices import price_current
 
 pytestmark = pytest.mark.django_db
 

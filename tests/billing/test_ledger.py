@@ -4,7 +4,7 @@ from django.db import connection, transaction
 from accounts.models import Tenant
 from accounts.services import SYSTEM
 from billing.models import LedgerEntry, LedgerImmutable, Wallet
-from billing.selectors import wallet_drifts
+from billing.selectors.drift import wallet_drifts
 from billing.services.ledger import HoldNotFound, billing_capture, billing_release
 from billing.services.wallets import ReferenceTaken, wallet_grant
 from project.api.errors import domain_error_status

@@ -15,7 +15,8 @@ from accounts.models import Tenant
 from accounts.services import SYSTEM, IssuedApiKey
 from billing.models import LedgerEntry, Plan, Wallet
 from billing.periods import day_start, month_start, next_month_start
-from billing.selectors import wallet_drifts, wallet_period_use
+from billing.selectors.drift import wallet_drifts
+from billing.selectors.ledger import wallet_period_use
 from billing.services.ledger import billing_capture, billing_release, billing_reserve
 from billing.services.plans import plan_assign
 from billing.services.prices import price_quote

@@ -6,7 +6,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent, Tenant
 from accounts.services import SYSTEM
 from billing.models import Price
-from billing.selectors import price_current
+from billing.selectors.prices import price_current
 from billing.services.prices import InvalidPrice, PriceNotFound, price_quote, price_set
 from project.api.errors import domain_error_status
 

@@ -3,7 +3,7 @@ import pytest
 from accounts.models import AuditEvent, Tenant
 from accounts.services import SYSTEM, Actor
 from billing.models import LedgerEntry
-from billing.selectors import wallet_drifts
+from billing.selectors.drift import wallet_drifts
 from billing.services.wallets import AdjustmentExceedsAvailable, ReferenceTaken, wallet_adjust, wallet_grant
 from tests.billing.conftest import wallet_of
 

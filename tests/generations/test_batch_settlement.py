@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError
 
 from billing.models import LedgerEntry
-from billing.selectors import wallet_drifts
+from billing.selectors.drift import wallet_drifts
 from billing.services.ledger import Capture, HoldNotFound, billing_capture_many
 from generations import forwarder
 from generations.forwarder import forward_drain

@@ -2,16 +2,11 @@
 
 import pytest
 
-from generations.catalog import (
-    InvalidGenerationRequest,
-    ModelSpec,
-    UnknownModel,
-    catalog_seed_specs,
-    generation_request_validate,
-    model_catalog,
-    model_get,
-    provider_call_from_stored,
-)
+from generations.catalog.lookup import UnknownModel, catalog_list, model_get
+from generations.catalog.registry import catalog_seed_specs
+from generations.catalog.specs import ModelSpec
+from generations.catalog.upstream_body import provider_call_from_stored
+from generations.catalog.validation import InvalidGenerationRequest, generation_request_validate
 from project.api.errors import domain_error_status
 
 pytestmark = pytest.mark.django_db
@@ -170,7 +165,7 @@ def test_models_are_found_by_id_or_alias_and_can_be_disabled(settings) -> None:
         "model",
         400,
     )
-    assert "openai/gpt-image-1" not in [spec.id for spec in model_catalog()]
+    assert "openai/gpt-image-1" not in [entry.id for entry in catalog_list()]
     # A generation accepted before the model was disabled still runs.
     call = provider_call_from_stored(
         model_id="openai/gpt-image-1", interface="predictions", operation="generate", body={"input": {}}, images=[]
@@ -185,4 +180,4 @@ def test_a_stored_body_rebuilds_the_same_call() -> None:
     call = provider_call_from_stored(
         model_id=request.model_id, interface=request.interface, operation="edit", body=request.upstream_body, images=[]
     )
-    assert (call.family, call.body) == ("async_task", request.provider_call([]).body)
+    assert (call.family, call.body) == ("async_task", request.upstream_body)

@@ -1,8 +1,12 @@
-"""Wake-ups between processes: delivered on commit (never for a rollback), over PostgreSQL and Redis, and a
-subscriber whose notification is lost still sees the change on its recheck."""
+"""Wake-ups between processes: delivered on commit (never for a rollback), over PostgreSQL, Redis and the local
+sockets of the SQLite default, and a subscriber whose notification is lost still sees the change on its recheck."""
 
 import asyncio
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -32,17 +36,70 @@ def _redis_available() -> bool:
         return False
 
 
+@pytest.fixture
+def socket_dir(settings, monkeypatch):
+    """The local transport (what SQLite uses) on any database: it is plain sockets, whatever the vendor."""
+    directory = tempfile.mkdtemp(prefix="ntf")  # short: a socket path must fit in 108 bytes
+    settings.NOTIFY_SOCKET_DIR = directory
+    monkeypatch.setattr(notifications, "notifications_transport", lambda: "local")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(params=["postgres", pytest.param("redis", marks=pytest.mark.skipif(
-    not os.environ.get("CI") and not _redis_available(), reason="Redis is not reachable"))])
+    not os.environ.get("CI") and not _redis_available(), reason="Redis is not reachable")), "local"])
 def transport(request, settings):
     from django.db import connection
 
-    if connection.vendor != "postgresql":
+    if request.param == "local":
+        request.getfixturevalue("socket_dir")
+    elif connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY and the Redis transport are exercised on PostgreSQL")
-    settings.Q_BROKER = "orm" if request.param == "postgres" else "redis"
+    settings.Q_BROKER = "redis" if request.param == "redis" else "orm"
     settings.NOTIFY_RECHECK_SECONDS = 30.0  # a wake-up inside the test's bound can only be the notification
     notifications.notifications_stop()
     yield request.param
+    notifications.notifications_stop()
+
+
+def test_sqlite_uses_the_local_sockets(settings) -> None:
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the default transport on SQLite")
+    assert notifications.notifications_transport() == "local"
+
+
+def test_a_commit_in_another_process_wakes_the_subscriber_at_once(transport) -> None:
+    if transport != "local":
+        pytest.skip("the cross-process case of the local sockets (the others are servers)")
+    with subscribe(WORK_AVAILABLE) as work:
+        assert notifications._listener.connected.is_set()
+        directory = notifications._local_socket_dir()
+        # Another process on this machine (a web worker that committed a submit) sends its notice.
+        code = (
+            "import sys; from generations.notifications import _local_publish; "
+            "_local_publish(sys.argv[1], 'work_available', '')"
+        )
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings"}
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", code, directory], check=True, env=env, timeout=60)
+        assert work.wait_sync(5) is True
+        assert time.monotonic() - started < 5  # the process start; the notice itself takes microseconds
+
+
+def test_a_dead_listener_socket_is_removed_and_does_not_block_the_sender(socket_dir) -> None:
+    directory = notifications._local_socket_dir()
+    stale = os.path.join(directory, "999999-dead.sock")
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dead:
+        dead.bind(stale)  # closed without unlinking: what a killed process leaves behind
+    with subscribe(GENERATION_FINISHED, key="5") as waiter:
+        with transaction.atomic():
+            notify_generation_finished(generation_id=5)
+        assert waiter.wait_sync(5) is True
+    assert not os.path.exists(stale)
     notifications.notifications_stop()
 
 

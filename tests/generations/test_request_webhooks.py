@@ -20,7 +20,7 @@ from generations.forwarder import forward_drain
 from generations.models import Generation
 from tests.generations.support import LOW_SQUARE, Customer
 from webhooks.models import WebhookDelivery, WebhookEvent
-from webhooks.services import webhook_endpoint_create
+from webhooks.services.endpoints import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from werkzeug import Request
 from accounts.models import Tenant
 from accounts.services import SYSTEM
 from webhooks.models import WebhookEndpoint
-from webhooks.services import webhook_endpoint_create
+from webhooks.services.endpoints import webhook_endpoint_create
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@ from django.test import Client
 
 from accounts.models import AuditEvent, Tenant, User
 from webhooks.models import WebhookDelivery
-from webhooks.services import webhook_event_publish
+from webhooks.services.publishing import webhook_event_publish
 
 pytestmark = pytest.mark.django_db
 

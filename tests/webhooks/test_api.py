@@ -9,7 +9,7 @@ from accounts.models import AuditEvent, Tenant
 from accounts.services import IssuedApiKey
 from tests.webhooks.conftest import received
 from webhooks.models import WebhookDelivery, WebhookEndpoint
-from webhooks.services import webhook_event_publish
+from webhooks.services.publishing import webhook_event_publish
 from webhooks.tasks import deliver_webhook
 
 pytestmark = pytest.mark.django_db

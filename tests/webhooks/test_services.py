@@ -12,18 +12,19 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from accounts.models import AuditEvent, Tenant
 from accounts.services import SYSTEM
 from tests.webhooks.conftest import received
-from webhooks.events import GENERATION_FAILED, GENERATION_SUCCEEDED, IMAGE_REJECTED
+from webhooks.events import GENERATION_FAILED, GENERATION_SUCCEEDED, IMAGE_REJECTED, UnknownEventType
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from webhooks.services import (
-    UnknownEventType,
+from webhooks.services.delivery import (
     webhook_deliveries_claim_due,
     webhook_delivery_attempt,
     webhook_delivery_claim,
+)
+from webhooks.services.endpoints import (
     webhook_endpoint_create,
     webhook_endpoint_disable,
     webhook_endpoint_rotate_secret,
-    webhook_event_publish,
 )
+from webhooks.services.publishing import webhook_event_publish
 from webhooks.tasks import deliver_webhook
 
 pytestmark = pytest.mark.django_db

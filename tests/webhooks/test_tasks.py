@@ -12,7 +12,8 @@ from standardwebhooks.webhooks import Webhook
 from accounts.models import Tenant
 from tests.webhooks.conftest import received
 from webhooks.models import WebhookDelivery
-from webhooks.services import webhook_deliveries_claim_due, webhook_event_publish
+from webhooks.services.delivery import webhook_deliveries_claim_due
+from webhooks.services.publishing import webhook_event_publish
 from webhooks.tasks import deliver_due_webhooks
 
 SWEEP = "webhooks.tasks.deliver_due_webhooks"

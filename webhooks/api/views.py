@@ -18,14 +18,13 @@ from webhooks.api.serializers import (
 )
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookSigningSecret
 from webhooks.selectors import webhook_delivery_list, webhook_tenant_delivery_list
-from webhooks.services import (
+from webhooks.services.endpoints import (
     webhook_endpoint_create,
     webhook_endpoint_disable,
     webhook_endpoint_rotate_secret,
     webhook_endpoint_update,
-    webhook_signing_secret_get,
-    webhook_signing_secret_rotate,
 )
+from webhooks.services.request_webhooks import webhook_signing_secret_get, webhook_signing_secret_rotate
 
 
 class WebhookEndpointView(TenantGenericAPIView):

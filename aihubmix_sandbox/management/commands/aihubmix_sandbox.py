@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandParser
 
+from aihubmix_sandbox.render import answer_bytes_set
 from aihubmix_sandbox.server import sandbox_server_create
 
 
@@ -12,6 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("--latency", type=float, default=0.0, help="seconds every generation takes")
         parser.add_argument("--api-key", default=None, help="accept only this bearer token (default: any)")
         parser.add_argument("--verbose", action="store_true", help="log every request")
+        parser.add_argument(
+            "--answer-bytes", type=int, default=0,
+            help="pad each image with noise so its base64 is about this long (gpt-image-2 high: ~3000000)",
+        )
 
     def handle(
         self,
@@ -21,8 +26,10 @@ class Command(BaseCommand):
         latency: float,
         api_key: str | None,
         verbose: bool,
+        answer_bytes: int = 0,
         **options: object,
     ) -> None:
+        answer_bytes_set(answer_bytes)
         server = sandbox_server_create(
             host=host, port=port, latency=latency, api_key=api_key, verbose=verbose
         )

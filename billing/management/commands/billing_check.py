@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.selectors import wallet_drifts
+from billing.selectors.drift import wallet_drifts
 from billing.tasks import log_drifts
 
 

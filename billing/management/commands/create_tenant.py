@@ -3,7 +3,7 @@ from django.db import transaction
 
 from accounts.services import tenant_create
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
-from billing.selectors import plan_get_by_name
+from billing.selectors.limits import plan_get_by_name
 from billing.services.wallets import billing_account_open
 from project.errors import DomainError
 

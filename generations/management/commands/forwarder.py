@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from generations.forwarder import forward_forever
+from project.metrics import metrics_serve
 
 
 class Command(BaseCommand):
@@ -17,4 +19,12 @@ class Command(BaseCommand):
             self.stdout.write(f"forwarder running: up to {slots} upstream calls in flight (SIGTERM to stop)")
             self.stdout.flush()
 
-        forward_forever(concurrency=concurrency, on_started=started)
+        stop_metrics = None
+        if settings.FORWARD_METRICS_PORT:
+            # A forwarder host without a web process: Prometheus scrapes this process directly.
+            stop_metrics = metrics_serve(port=settings.FORWARD_METRICS_PORT, host=settings.FORWARD_METRICS_HOST)
+        try:
+            forward_forever(concurrency=concurrency, on_started=started)
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()

@@ -7,7 +7,7 @@ import httpx
 
 from aihubmix_sandbox.families.tasks import ASYNC_MODELS
 from aihubmix_sandbox.server import SandboxHandle
-from generations.catalog import catalog_seed_specs
+from generations.catalog.registry import catalog_seed_specs
 
 AUTH = {"Authorization": "Bearer sk-sandbox-test"}
 

@@ -6,7 +6,8 @@ import asyncio
 import pytest
 
 from aihubmix_sandbox.server import SandboxHandle
-from generations.catalog import generation_request_validate
+from generations.catalog.upstream_body import provider_call_from_stored
+from generations.catalog.validation import generation_request_validate
 from generations.images import InvalidOutput, VerifiedImage, output_materialize
 from generations.providers import (
     AIHubMixClient,
@@ -56,7 +57,14 @@ def generate(
             poll_interval_seconds=0.02,
             read_timeout_seconds=read_timeout,
         ) as client:
-            return await client.run(request.provider_call([REFERENCE] * images))
+            call = provider_call_from_stored(
+                model_id=request.model_id,
+                interface=request.interface,
+                operation=request.operation,
+                body=request.upstream_body,
+                images=[REFERENCE] * images,
+            )
+            return await client.run(call)
 
     return asyncio.run(go())
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from generations.catalog import generation_request_validate
+from generations.catalog.upstream_body import provider_call_from_stored
+from generations.catalog.validation import generation_request_validate
 from generations.providers import (
     AIHubMixClient,
     ContentPolicyError,
@@ -44,7 +45,13 @@ def call_for(
         params=fields.pop("params", {}),
         input_image_count=len(images),
     )
-    return request.provider_call(list(images))
+    return provider_call_from_stored(
+        model_id=request.model_id,
+        interface=request.interface,
+        operation=request.operation,
+        body=request.upstream_body,
+        images=list(images),
+    )
 
 
 def run(

@@ -1,6 +1,6 @@
 """The staff billing report: its form, the page (table, daily chart) and the CSV export.
 
-A view rather than a ModelAdmin, so `billing.admin` stays the model pages; `LedgerEntryAdmin` wires it in.
+A view rather than a ModelAdmin; `billing.admin.ledger.LedgerEntryAdmin` wires it in (`admin:billing_report`).
 """
 
 from datetime import date, timedelta
@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from billing.periods import as_utc_start
 from billing.reports import daily_chart_svg, report_csv_rows
-from billing.selectors import REPORT_GROUPS, ReportRow, billing_report
+from billing.selectors.reports import REPORT_GROUPS, ReportRow, billing_report
 from project.streaming_csv import csv_streaming_response
 
 REPORT_MAX_DAYS = 400
