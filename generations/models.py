@@ -161,7 +161,8 @@ class GenerationInputImage(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """Stripe-style idempotency: one row per (tenant, key), holding the first response to replay."""
+    """Stripe-style idempotency: one row per (tenant, key), naming the generation the key created (a replay answers
+    it as it is now). `response_status` and `response_body` are no longer read; a later migration may drop them."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.money import micros_to_usd
-from generations.models import Generation, GenerationImage
+from generations.models import Generation, GenerationImage, GenerationInputImage
 from generations.selectors import image_is_serveable
 from generations.storage import signed_download_url
 
@@ -54,6 +54,7 @@ def generation_render(
             image_render(image, absolute_url=absolute_url)
             for image in (generation.images.all() if images is None else images)
         ],
+        "input_images": _input_images(generation),
         "images_returned": generation.images_returned,
         "unit_price_usd": micros_to_usd(generation.unit_price_micros),
         "estimated_usd": micros_to_usd(generation.estimate_micros),
@@ -80,6 +81,26 @@ def image_render(image: GenerationImage, *, absolute_url: AbsoluteUrl | None = N
         "review_status": image.review_status,
         "revised_prompt": image.revised_prompt,
     }
+
+
+def input_image_render(image: GenerationInputImage) -> dict[str, Any]:
+    return {
+        "index": image.index,
+        "role": image.role,
+        "content_type": image.content_type,
+        "width": image.width,
+        "height": image.height,
+        "bytes": image.byte_size,
+        "sha256": image.sha256,
+    }
+
+
+def _input_images(generation: Generation) -> list[dict[str, Any]]:
+    # A generation from text has none (a mask alone is refused): no query for it, as a submit's answer is rendered
+    # here too. Lists prefetch an edit's (generations.selectors.generation_list); one generation reads them here.
+    if generation.operation == "generate":
+        return []
+    return [input_image_render(image) for image in generation.input_images.all()]
 
 
 def image_url_render(image: GenerationImage, *, absolute_url: AbsoluteUrl | None = None) -> str | None:

@@ -104,12 +104,12 @@ def _probe_until_back() -> None:
         return
 
 
-def outage_response() -> JsonResponse:
-    from project.api.errors import database_unavailable, error_body
+def outage_response(request: HttpRequest) -> JsonResponse:
+    from project.api.errors import database_unavailable, json_error_response
 
     unavailable = database_unavailable()
-    return JsonResponse(
-        error_body(unavailable.code, unavailable.message), status=503,
+    return json_error_response(
+        request, 503, unavailable.code, unavailable.message,
         headers={"Retry-After": str(unavailable.retry_after_seconds)},
     )
 
@@ -133,10 +133,10 @@ class DatabaseOutageMiddleware(HybridMiddleware):
 
     def _call(self, request: HttpRequest) -> HttpResponse:
         if self._refuse(request):
-            return outage_response()
+            return outage_response(request)
         return self.get_response(request)
 
     async def _acall(self, request: HttpRequest) -> Any:
         if self._refuse(request):
-            return outage_response()
+            return outage_response(request)
         return await self.get_response(request)

@@ -176,7 +176,8 @@ STORAGES = {
 # Serve app static files (admin, Swagger UI) even before collectstatic has run.
 WHITENOISE_USE_FINDERS = True
 SIGNED_URL_MAX_AGE_SECONDS = env.int("SIGNED_URL_MAX_AGE_SECONDS", default=300)
-# How clients reach this service: image URLs in webhook bodies (rendered without a request) start with it.
+# How clients reach this service: image URLs in webhook bodies (rendered without a request) start with it. `make run`
+# sets it from HOST and PORT when it is not set (scripts/run-env.sh); processes started otherwise get this default.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
 # --- API ------------------------------------------------------------------------------------------------

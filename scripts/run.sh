@@ -5,28 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-HOST=${HOST:-127.0.0.1}
-PORT=${PORT:-8000}
-export HOST PORT
+# HOST, PORT, PUBLIC_BASE_URL, the sandbox (or not), PROCESSES and UPSTREAM
+source scripts/run-env.sh
 
 # Every process of this host counts into one directory; /metrics adds them up (project/metrics.py). Stale files
 # of an earlier run would count twice.
 export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-var/metrics}
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-
-PROCESSES=(web forwarder maintenance)
-UPSTREAM="AIHubMix at ${AIHUBMIX_BASE_URL:-https://aihubmix.com/v1}"
-if [[ -z "${AIHUBMIX_API_KEY:-}" ]] && ! grep -qs '^AIHUBMIX_API_KEY=..*' .env; then
-  SANDBOX_PORT=${SANDBOX_PORT:-9100}
-  export SANDBOX_PORT
-  export AIHUBMIX_API_KEY=sk-local-sandbox
-  export AIHUBMIX_BASE_URL=http://127.0.0.1:$SANDBOX_PORT/v1
-  export AIHUBMIX_TASKS_URL=http://127.0.0.1:$SANDBOX_PORT/v1/tasks
-  # The sandbox serves its image URLs on loopback, which output fetching refuses by default.
-  export OUTPUT_FETCH_ALLOW_PRIVATE=true
-  PROCESSES+=(sandbox)
-  UPSTREAM="the local AIHubMix sandbox at $AIHUBMIX_BASE_URL (no AIHUBMIX_API_KEY set; see README)"
-fi
 
 KEY=$($BIN/python manage.py bootstrap_demo | tail -n 1)
 cat <<MSG

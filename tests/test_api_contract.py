@@ -142,6 +142,52 @@ def test_a_database_error_inside_a_view_is_503_with_retry_after(customer, monkey
     assert "10.0.0.5" not in response.content.decode()
 
 
+# Everything under /v1/images/ is the OpenAI-compatible API: its clients (the `openai` SDK) read OpenAI's shape.
+OPENAI_ERROR_KEYS = {"message", "type", "param", "code", "request_id"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [("post", "/v1/images/variations", 404, "not_found"), ("get", "/v1/images/", 404, "not_found"),
+     ("post", "/v1/images/generations/extra", 404, "not_found"), ("get", "/v1/images/generations", 405,
+                                                                  "method_not_allowed")],
+)
+def test_errors_under_v1_images_are_in_openais_shape(customer, method, path, status, code) -> None:
+    for client in (customer.client, APIClient()):
+        response = getattr(client, method)(path)
+        if client is not customer.client and status == 405:
+            status, code = 401, "authentication_required"  # the key is checked before the method
+        assert response.status_code == status, (path, response.content)
+        error = _error(response)
+        assert set(error) == OPENAI_ERROR_KEYS, error
+        assert error["code"] == code and error["type"] in ("invalid_request_error", "authentication_error")
+        assert error["request_id"] == response["X-Request-Id"]
+    native = _error(customer.client.post("/v1/imagesx/variations"))
+    assert "type" not in native and native["code"] == "not_found"  # the prefix is /v1/images/, not a string match
+
+
+def test_a_crash_under_v1_images_is_in_openais_shape(customer, monkeypatch) -> None:
+    async def explode(**_: object) -> None:
+        raise OperationalError("connection to server at 10.0.0.5 failed")
+
+    # Outside DRF: the wait on the event loop (generations/api/waiting.py), after the view submitted.
+    monkeypatch.setattr("generations.api.waiting.wait_for_generation", explode)
+    response = _crashing_client(customer).post("/v1/images/generations", {**LOW_SQUARE, "prompt": "a cat"},
+                                                format="json")
+    assert response.status_code == 503 and response["Retry-After"]
+    error = _error(response)
+    assert set(error) == OPENAI_ERROR_KEYS and error["code"] == "service_unavailable"
+    assert error["type"] == "api_error" and "10.0.0.5" not in response.content.decode()
+
+
+def test_the_outage_breakers_503_under_v1_images_is_in_openais_shape(customer, monkeypatch) -> None:
+    monkeypatch.setattr("project.db_outage._open_since", 1.0)  # the breaker is open: answered by the middleware
+    openai_shaped = _error(customer.client.post("/v1/images/generations", {"prompt": "x"}, format="json"))
+    native = _error(customer.client.get("/v1/quota"))
+    assert set(openai_shaped) == OPENAI_ERROR_KEYS and openai_shaped["code"] == "service_unavailable"
+    assert "type" not in native and native["code"] == "service_unavailable"
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -1,5 +1,7 @@
+import time
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
@@ -7,6 +9,7 @@ from django.utils import timezone
 
 import project.health
 from project.health import REAPER_LAST_RUN_KEY, reaper_run_record
+from tests.generations.processes import free_port, gunicorn, stack_environment, wait_http, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +80,7 @@ def test_healthz_fails_when_the_reaper_missed_three_periods(client, settings, tm
 @pytest.mark.usefixtures("shared_cache")
 def test_a_fresh_process_is_ready_before_the_lane_had_its_first_period(client, settings, tmp_path, monkeypatch) -> None:
     """A restart on an existing database: the last reaper run is old, but this process only just started."""
-    monkeypatch.setattr(project.health, "_PROCESS_STARTED", __import__("time").monotonic())
+    monkeypatch.setattr(project.health, "_PROCESS_STARTED", time.monotonic())
     settings.MEDIA_ROOT = str(tmp_path)
     cache.set(REAPER_LAST_RUN_KEY, (timezone.now() - timedelta(hours=2)).isoformat())
     response = client.get("/healthz/ready")
@@ -91,6 +94,30 @@ def test_liveness_asks_nothing_of_the_dependencies(client, settings) -> None:
     assert client.get("/healthz/ready").status_code == 503
     response = client.get("/healthz/live")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # the web process reads the cache rows this test writes
+def test_a_restarted_web_process_is_healthy_then_reports_a_lane_that_does_not_run(aihubmix_sandbox,
+                                                                                  tmp_path) -> None:
+    """A real web process on an existing database whose last reaper run is two hours old: healthy at once; then,
+    with no maintenance lane running, unhealthy after three periods; healthy again once the lane runs."""
+    cache.set(REAPER_LAST_RUN_KEY, (timezone.now() - timedelta(hours=2)).isoformat(), timeout=None)
+    period = 4
+    port = free_port()
+    env = stack_environment(sandbox=aihubmix_sandbox, media_root=tmp_path / "media",
+                            REAPER_PERIOD_SECONDS=str(period))
+    url = f"http://127.0.0.1:{port}/healthz"
+    launched = time.monotonic()  # the process starts after this: its age is at most the time since
+    with gunicorn(env=env, port=port, log=tmp_path / "web.log"):
+        wait_http(url)
+        first = httpx.get(url, timeout=10)
+        assert first.status_code == 200, first.json()
+        assert wait_until(lambda: httpx.get(url, timeout=10).status_code == 503, timeout=60)
+        assert time.monotonic() - launched >= 3 * period  # not before its three periods
+        assert "reaper" in httpx.get(url, timeout=10).json()["checks"]["maintenance"]
+        reaper_run_record()  # the lane runs
+        assert httpx.get(url, timeout=10).status_code == 200
 
 
 @pytest.mark.usefixtures("shared_cache")

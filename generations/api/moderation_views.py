@@ -1,9 +1,10 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
+from accounts.services import actor_from_api
 from generations.models import Generation, ImageReport
 from generations.selectors import ImageNotFound, image_get
 from generations.services.moderation import image_report
@@ -37,11 +38,15 @@ class ImageReportView(TenantGenericAPIView):
         summary="Report an image for moderation",
         description=(
             "Puts the image into the staff moderation queue (`review_status: pending`); it stays available "
-            "meanwhile. Reporting an image again changes nothing and answers the first report. A rejected image "
-            "stays rejected."
+            "meanwhile: 201 with the report. Reporting an image again changes nothing and answers the first "
+            "report with 200. A rejected image stays rejected."
         ),
         request=ImageReportCreateSerializer,
-        responses={200: ImageReportSerializer, 404: OpenApiResponse(description="not_found")},
+        responses={
+            201: ImageReportSerializer,
+            200: OpenApiResponse(ImageReportSerializer, description="Reported before: the first report."),
+            404: OpenApiResponse(description="not_found"),
+        },
     )
     def post(self, request: Request, generation_id: str, index: int) -> Response:
         body = ImageReportCreateSerializer(data=request.data)
@@ -49,5 +54,6 @@ class ImageReportView(TenantGenericAPIView):
         image = image_get(generation=self.get_object(), index=index)
         if image is None:
             raise ImageNotFound()
-        report = image_report(image=image, api_key=self.api_key, reason=body.validated_data["reason"])
-        return Response(ImageReportSerializer(report).data)
+        report, created = image_report(image=image, actor=actor_from_api(request=request),
+                                       reason=body.validated_data["reason"])
+        return Response(ImageReportSerializer(report).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

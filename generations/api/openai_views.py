@@ -3,7 +3,8 @@
 Synchronous for the client: they submit a generation through the same service as the native API and wait for it
 (on the event loop, see generations/api/waiting.py; at most the plan's `max_concurrent_waits` at once, beyond it
 429 `too_many_waits` with Retry-After). Errors use
-OpenAI's shape `{"error": {"message", "type", "param", "code"}}` with the native statuses and codes.
+OpenAI's shape `{"error": {"message", "type", "param", "code"}}` with the native statuses and codes
+(generations/api/openai_errors.py), on every path under /v1/images/.
 """
 
 import base64
@@ -19,6 +20,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
+from generations.api.openai_errors import openai_error_body
 from generations.api.waiting import pending_wait
 from generations.catalog.lookup import model_get
 from generations.models import Generation, GenerationImage
@@ -29,16 +31,6 @@ from generations.storage import blob_read, signed_download_url
 from project import errors
 from project.api.errors import api_exception_handler
 
-_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "insufficient_quota",
-    403: "permission_error",
-    404: "invalid_request_error",
-    409: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-}
 # Fields OpenAI defines that map onto our request; anything else is a vendor extra passed through `params`.
 _CORE_FIELDS = {"model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed"}
 
@@ -58,17 +50,7 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     response = api_exception_handler(exc, context)
     if response is None:
         return None
-    native = response.data.get("error", {}) if isinstance(response.data, dict) else {}
-    error_type = _TYPE_BY_STATUS.get(response.status_code, "api_error")
-    response.data = {
-        "error": {
-            "message": native.get("message", ""),
-            "type": error_type,
-            "param": native.get("param"),
-            "code": native.get("code"),
-            "request_id": native.get("request_id"),
-        }
-    }
+    response.data = openai_error_body(response.data, response.status_code)
     return response
 
 
@@ -85,7 +67,9 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
 
 
 class OpenAIImageEditRequestSerializer(OpenAIImageRequestSerializer):
-    """For the schema: the multipart files next to the fields (`image[]` is accepted as well as `image`)."""
+    """For the schema only: the multipart files next to the fields. The view reads the files itself, from `image`
+    and from `image[]` (the `openai` SDK sends a list of images as repeated `image[]` parts, as `curl -F
+    "image[]=@in.png"` does), which a DRF field of one name could not accept."""
 
     image = serializers.ListField(child=serializers.FileField(), help_text="The image(s) to edit.")
     mask = serializers.FileField(required=False)
@@ -247,7 +231,7 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
         description=_DESCRIPTION,
     )
     def post(self, request: Request) -> Response:
-        serializer = OpenAIImageEditRequestSerializer(data=request.data)
+        serializer = OpenAIImageRequestSerializer(data=request.data)  # the fields; the files are read below
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         uploads = [*request.FILES.getlist("image"), *request.FILES.getlist("image[]")]

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from billing.money import micros_to_usd
 from generations.catalog.lookup import UnknownModel, model_id_resolve
-from generations.models import Generation, GenerationImage
+from generations.models import Generation, GenerationImage, GenerationInputImage
 from generations.rendering import (
     AbsoluteUrl,
     api_key_render,
@@ -88,6 +88,16 @@ class GenerationImageSerializer(serializers.ModelSerializer):
         return image_url_render(image, absolute_url=_absolute_url(self))
 
 
+class GenerationInputImageSerializer(serializers.ModelSerializer):
+    """An input image of an edit (or its mask) as it was received; the files themselves are not served back."""
+
+    bytes = serializers.IntegerField(source="byte_size")
+
+    class Meta:
+        model = GenerationInputImage
+        fields = ["index", "role", "content_type", "width", "height", "bytes", "sha256"]
+
+
 def _absolute_url(serializer: serializers.Serializer) -> AbsoluteUrl | None:
     request = serializer.context.get("request")
     # Webhook bodies are rendered by a worker, without a request to take the host from (rendering falls back to
@@ -110,6 +120,9 @@ class GenerationSerializer(serializers.ModelSerializer):
     api_key = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     images = GenerationImageSerializer(many=True)
+    input_images = GenerationInputImageSerializer(
+        many=True, help_text="An edit's input images and mask, as received (empty for a generation from text)."
+    )
     unit_price_usd = serializers.SerializerMethodField()
     estimated_usd = serializers.SerializerMethodField()
     charged_usd = serializers.SerializerMethodField()
@@ -127,7 +140,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         model = Generation
         fields = ["id", "object", "status", "model", "requested_model", "operation", "prompt", "negative_prompt", "n", "size",
                   "quality", "seed", "params", "api_key", "cancel_requested", "attempts", "error", "images",
-                  "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage", "webhook",
+                  "input_images", "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage", "webhook",
                   "webhook_events_filter", "created_at", "started_at", "finished_at", "files_deleted_at"]
 
     def to_representation(self, generation: Generation) -> dict[str, Any]:

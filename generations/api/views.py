@@ -6,6 +6,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRed
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,14 +30,13 @@ from generations.selectors import (
 from generations.services.cancel import generation_cancel
 from generations.services.files import generation_files_delete
 from generations.services.idempotency import (
-    StoredResponse,
+    IdempotentReplay,
     idempotency_key_check,
     idempotency_replay,
-    idempotency_response_keep,
     request_fingerprint,
 )
 from generations.services.submit import Idempotency, generation_request_build, generation_submit
-from generations.services.waits import wait_slot_acquire
+from generations.services.waits import WaitSlot, wait_slot_acquire
 from generations.storage import presigned_storage_url, signed_token_image_id, storage_is_s3
 from project.api.parsers import json_loads_limited
 
@@ -118,8 +118,10 @@ class GenerationListCreateView(TenantGenericAPIView):
             "Validates, prices and reserves the estimated amount, then queues the work: 202 with the generation. "
             "`Prefer: wait=N` (N ≤ 60) waits for the final state (200 when final; the plan caps how many requests "
             "may wait at once, beyond it the answer is an immediate 202 without `Preference-Applied`). "
-            "`Idempotency-Key` makes retries safe: the same key and body replay the first response; a different "
-            "body is 422; a request still in flight is 409. Keys are kept 24 h."
+            "`Idempotency-Key` makes retries safe: the same key and body create and charge nothing again and "
+            "answer the generation as it is now, with `Idempotent-Replayed: true` (200 once final, else 202; "
+            "`Prefer: wait=N` waits for it as on the first request); a different body is 422; a request still in "
+            "flight is 409. Keys are kept 24 h."
         ),
         request=GenerationCreateSerializer,
         parameters=[
@@ -140,7 +142,7 @@ class GenerationListCreateView(TenantGenericAPIView):
             )
             replay = idempotency_replay(tenant=self.tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)
             if replay is not None:
-                return self._replayed(replay)
+                return self._replayed(request, replay, wait=wait)
         data = _SUBMIT_SERIALIZER.run_validation(_submit_payload(request))
         files = getattr(request, "FILES", None)
         generation_request = generation_request_build(
@@ -154,32 +156,51 @@ class GenerationListCreateView(TenantGenericAPIView):
             tenant=self.tenant, api_key=self.api_key, request=generation_request, idempotency=idempotency
         )
         if result.replay is not None:
-            return self._replayed(result.replay)
+            return self._replayed(request, result.replay, wait=wait)
         generation = result.generation
         body = _SUBMITTED_SERIALIZER.to_representation(generation)  # no images yet, so no URLs to build
-        if idempotency is not None:
-            idempotency_response_keep(tenant=self.tenant, key=idempotency.key, body=body)
         headers = lifecycle_headers(model=data["model"])
         slot = wait_slot_acquire(tenant=self.tenant, seconds=wait) if wait else None
         if slot is None:
             # No wait asked for, or the tenant already has its plan's number of waits open: answer at once
             # (without Preference-Applied, so the client knows it was not honoured).
             return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
-        generation_id = generation.pk
+        return self._answer_after_wait(request, generation_id=generation.pk, wait=wait, slot=slot, headers=headers)
 
-        def answer() -> Response:
-            final = self.get_queryset().prefetch_related("images").get(pk=generation_id)
-            body = GenerationSerializer(final, context={"request": request}).data
-            code = status.HTTP_200_OK if final.is_final else status.HTTP_202_ACCEPTED
-            return Response(body, status=code, headers={"Preference-Applied": f"wait={wait}", **headers})
+    def _answer_now(self, request: Request, *, generation_id: int, headers: dict[str, str]) -> Response:
+        """The generation as it is now: 200 once final, 202 while it is still queued or running."""
+        generation = self.get_queryset().select_related("api_key").prefetch_related("images").get(pk=generation_id)
+        body = GenerationSerializer(generation, context={"request": request}).data
+        code = status.HTTP_200_OK if generation.is_final else status.HTTP_202_ACCEPTED
+        return Response(body, status=code, headers=headers)
 
-        return pending_wait(self, request, generation_id=generation_id, timeout_seconds=wait, slot=slot, answer=answer)
+    def _answer_after_wait(
+        self, request: Request, *, generation_id: int, wait: int, slot: WaitSlot, headers: dict[str, str]
+    ) -> Response:
+        headers = {"Preference-Applied": f"wait={wait}", **headers}
+        return pending_wait(
+            self, request, generation_id=generation_id, timeout_seconds=wait, slot=slot,
+            answer=lambda: self._answer_now(request, generation_id=generation_id, headers=headers),
+        )
 
-    def _replayed(self, replay: StoredResponse) -> Response:
-        body = replay.body
-        if not body and replay.generation is not None:  # committed, response not kept yet: render it
-            body = GenerationSerializer(replay.generation, context={"request": self.request}).data
-        return Response(body, status=replay.status, headers={"Idempotent-Replayed": "true"})
+    def _replayed(self, request: Request, replay: IdempotentReplay, *, wait: int | None) -> Response:
+        """A retry of a request that committed (its client lost the answer, e.g. to a dropped connection): nothing
+        is created or charged again, and it is answered as the first request would be if it were answered now —
+        the generation's current status and images, 200 once final and 202 before, and with `Prefer: wait` a wait
+        for the final state as the first request had. The retrying client needs the truth, not the first answer's
+        snapshot: a replayed 202 `queued` for a generation that finished long ago sends it polling for nothing
+        (or, after a `Prefer: wait` that had answered 200, tells it the opposite of what it was told)."""
+        if replay.generation_id is None:
+            raise NotFound("The generation created with this Idempotency-Key no longer exists.")
+        generation = self.get_queryset().only("model_id", "requested_model_id", "status").get(pk=replay.generation_id)
+        headers = {
+            **lifecycle_headers(model=generation.requested_model_id or generation.model_id),
+            "Idempotent-Replayed": "true",
+        }
+        slot = wait_slot_acquire(tenant=self.tenant, seconds=wait) if wait and not generation.is_final else None
+        if slot is None:
+            return self._answer_now(request, generation_id=generation.pk, headers=headers)
+        return self._answer_after_wait(request, generation_id=generation.pk, wait=wait, slot=slot, headers=headers)
 
 
 class GenerationObjectView(TenantGenericAPIView):

@@ -52,7 +52,8 @@ def generation_list(
         queryset = queryset.filter(created_at__lt=created_before)
     if api_key_prefix:
         queryset = queryset.filter(api_key__prefix=api_key_prefix)
-    return queryset.prefetch_related(Prefetch("images", queryset=GenerationImage.objects.order_by("index")))
+    return queryset.prefetch_related(Prefetch("images", queryset=GenerationImage.objects.order_by("index")),
+                                     "input_images")
 
 
 def generation_is_final(*, generation_id: int) -> bool:

@@ -1,8 +1,10 @@
 """Stripe-style Idempotency-Key handling for POST endpoints.
 
-Same key + same body → the first response is replayed (nothing charged twice); same key + different body → 422;
-a first request still in flight → 409. Records live 24 h per tenant. The record is written in the same
-transaction as the work it protects, so a crash can never leave a key that points at nothing.
+Same key + same body → a replay: nothing is created or charged again, and the answer is the generation the first
+request created *as it is now* (a client retries because it lost the first answer; the stored snapshot of a queued
+generation would tell it a finished one is still queued). Same key + different body → 422; a first request still
+in flight → 409. Records live 24 h per tenant. The record is written in the same transaction as the work it
+protects, so a crash can never leave a key that points at nothing.
 """
 
 import hashlib
@@ -38,13 +40,11 @@ class IdempotencyRequestInProgress(errors.Conflict):
 
 
 @dataclass(frozen=True)
-class StoredResponse:
-    """A response to replay. An empty `body` means the first request committed but its response is not kept yet
-    (it is rendered after COMMIT): the caller renders `generation` instead."""
+class IdempotentReplay:
+    """A request with this key committed: the caller answers with its generation as it is now. None only if that
+    generation was deleted (the record's foreign key is SET_NULL; the API never deletes a generation)."""
 
-    status: int
-    body: dict[str, Any]
-    generation: Generation | None = None
+    generation_id: int | None
 
 
 def idempotency_key_check(key: str) -> str:
@@ -63,30 +63,26 @@ def _lock_key(*, tenant: Tenant, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _stored(record: IdempotencyRecord | None, fingerprint: str) -> StoredResponse | None:
+def _stored(record: IdempotencyRecord | None, fingerprint: str) -> IdempotentReplay | None:
     if record is None:
         return None
     if record.fingerprint != fingerprint:
         raise IdempotencyKeyReused(param="Idempotency-Key")
-    return StoredResponse(status=record.response_status, body=record.response_body, generation=record.generation)
+    return IdempotentReplay(generation_id=record.generation_id)
 
 
 def _live_record(*, tenant: Tenant, key: str) -> IdempotencyRecord | None:
-    return (
-        IdempotencyRecord.objects.select_related("generation__api_key")
-        .filter(tenant=tenant, key=key, expires_at__gt=timezone.now())
-        .first()
-    )
+    return IdempotencyRecord.objects.filter(tenant=tenant, key=key, expires_at__gt=timezone.now()).first()
 
 
-def idempotency_replay(*, tenant: Tenant, key: str, fingerprint: str) -> StoredResponse | None:
-    """The response to replay if a request with this key committed, checked before any work (and again, under
+def idempotency_replay(*, tenant: Tenant, key: str, fingerprint: str) -> IdempotentReplay | None:
+    """The replay if a request with this key committed, checked before any work (and again, under
     the key's lock, by `idempotency_begin`)."""
     return _stored(_live_record(tenant=tenant, key=key), fingerprint)
 
 
-def idempotency_begin(*, tenant: Tenant, key: str, fingerprint: str) -> StoredResponse | None:
-    """Call inside the request's transaction. Returns the response to replay, or None to go ahead.
+def idempotency_begin(*, tenant: Tenant, key: str, fingerprint: str) -> IdempotentReplay | None:
+    """Call inside the request's transaction. Returns the replay, or None to go ahead.
 
     On PostgreSQL a transaction-scoped advisory lock marks the key as in flight: a second request that cannot take
     it gets 409 at once instead of queueing behind the first. SQLite serialises writers (IMMEDIATE transactions), so
@@ -104,7 +100,8 @@ def idempotency_begin(*, tenant: Tenant, key: str, fingerprint: str) -> StoredRe
 
 
 def idempotency_complete(*, tenant: Tenant, key: str, fingerprint: str, generation: Generation) -> IdempotencyRecord:
-    """Record the key in the transaction of the work it protects, so a committed generation always has it."""
+    """Record the key in the transaction of the work it protects, so a committed generation always has it.
+    (`response_status` / `response_body` are no longer read: a replay renders the generation as it is now.)"""
     return IdempotencyRecord.objects.create(
         tenant=tenant,
         key=key,
@@ -114,11 +111,6 @@ def idempotency_complete(*, tenant: Tenant, key: str, fingerprint: str, generati
         response_body={},
         expires_at=timezone.now() + IDEMPOTENCY_TTL,
     )
-
-
-def idempotency_response_keep(*, tenant: Tenant, key: str, body: dict[str, Any]) -> None:
-    """Keep the response rendered after COMMIT, so replays return exactly it."""
-    IdempotencyRecord.objects.filter(tenant=tenant, key=key).update(response_body=body)
 
 
 def idempotency_records_purge() -> int:

@@ -222,27 +222,28 @@ def review_setting_save(*, setting: TenantReviewSetting, actor: Actor) -> Tenant
 # --- Reports and decisions ------------------------------------------------------------------------------
 
 
-def image_report(*, image: GenerationImage, api_key: ApiKey, reason: str = "") -> ImageReport:
-    """Put a tenant's image into the moderation queue (it stays visible meanwhile). Reporting again is a no-op."""
+def image_report(*, image: GenerationImage, actor: Actor, reason: str = "") -> tuple[ImageReport, bool]:
+    """Put a tenant's image into the moderation queue (it stays visible meanwhile): the report and True, or, when
+    the image was reported already, that first report and False (nothing changes)."""
     with transaction.atomic():
         locked = GenerationImage.objects.select_for_update(of=("self",)).select_related("generation__tenant").get(pk=image.pk)
         existing = ImageReport.objects.filter(image=locked).first()
         if existing is not None:
-            return existing
-        report = ImageReport.objects.create(image=locked, api_key=api_key, reason=reason)
+            return existing, False
+        report = ImageReport.objects.create(image=locked, api_key=actor.api_key, reason=reason)
         before = {"review_status": locked.review_status}
         if locked.review_status != ReviewStatus.REJECTED:
             locked.review_status = ReviewStatus.PENDING
             locked.save(update_fields=["review_status"])
         audit_record(
-            actor=Actor(api_key=api_key),
+            actor=actor,
             action="image.reported",
             target=locked,
             tenant=locked.generation.tenant,
             before=before,
             after={"review_status": locked.review_status, "image": str(locked), "reason": reason},
         )
-    return report
+    return report, True
 
 
 class RejectionReasonRequired(ValueError):

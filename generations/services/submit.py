@@ -16,7 +16,7 @@ from generations.catalog.validation import ValidatedRequest, generation_request_
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
 from generations.notifications import notify_work_available, work_available_notice_sql
-from generations.services.idempotency import StoredResponse, idempotency_begin, idempotency_complete
+from generations.services.idempotency import IdempotentReplay, idempotency_begin, idempotency_complete
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.moderation import prompt_screen
 from generations.storage import blob_delete, blob_save, input_key
@@ -32,6 +32,14 @@ class WebhookFilterWithoutUrl(errors.InvalidRequest):
 
     def __init__(self) -> None:
         super().__init__(param="webhook_events_filter")
+
+
+class MaskWithoutImage(errors.InvalidRequest):
+    code = "mask_without_image"
+    message = "A mask marks what to change in an input image: send it with the images to edit."
+
+    def __init__(self) -> None:
+        super().__init__(param="mask")
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,10 @@ class Idempotency:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """The new generation, or (when another request with the same Idempotency-Key committed first) its response."""
+    """The new generation, or (when another request with the same Idempotency-Key committed first) the replay."""
 
     generation: Generation | None = None
-    replay: StoredResponse | None = None
+    replay: IdempotentReplay | None = None
 
 
 def generation_request_build(
@@ -86,6 +94,8 @@ def generation_request_build(
 ) -> GenerationRequest:
     """The one way both APIs turn a validated body and its uploads into a request: input images are decoded,
     fetched and verified here, so call it once, after the idempotent-replay check."""
+    if mask_source and not image_sources:
+        raise MaskWithoutImage()  # it was stored and never used; a generation from text has no input images
     # The model must take this operation before any image is fetched or decoded: a text-only model never makes us
     # download anything.
     operation_check(model=data["model"], operation="edit" if image_sources else "generate")
@@ -229,7 +239,7 @@ def generation_submit(
     """Validate, screen and price outside the transaction; then the idempotency record, the generation, its hold
     and its wake-up commit together or not at all: in one statement when nothing else has to be written
     (`billing_reserve_at_once`), otherwise in one transaction. The caller renders the response after COMMIT from
-    the returned generation (and, with an Idempotency-Key, keeps it for replays: `idempotency_response_keep`)."""
+    the returned generation."""
     prepared = generation_prepare(tenant=tenant, api_key=api_key, request=request)
     public_id = generation_public_id()
     # Input files are written before the transaction (no slow uploads under the wallet lock) and removed again

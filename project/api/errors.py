@@ -7,11 +7,13 @@
 Services raise plain domain errors (`project.errors`); this module is the one place that maps their category to an
 HTTP status. `ApiError` remains for refusals that only exist at the HTTP layer (a malformed header, a body too big).
 Django's own error views (`handler404`, `handler500`, ...) answer in the same shape, so an unknown path, a crash or
-a database outage outside DRF never shows an HTML page or a traceback.
+a database outage outside DRF never shows an HTML page or a traceback. A higher layer may register another shape for
+a path prefix (`error_shape_register`: the OpenAI-compatible API under /v1/images/), which these views then use.
 """
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -183,30 +185,48 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 # --- Django's error views (ROOT_URLCONF handler400/403/404/500) ----------------------------------------------
 
 
+ErrorReshape = Callable[[dict[str, Any], int], dict[str, Any]]  # (the one error body, status) -> the body to send
+_SHAPES_BY_PREFIX: dict[str, ErrorReshape] = {}
+
+
+def error_shape_register(*, path_prefix: str, reshape: ErrorReshape) -> None:
+    """Have Django's error views below answer requests under `path_prefix` with `reshape(body, status)`. Registered
+    by the app that owns those paths (at start-up), so this module needs not know it."""
+    _SHAPES_BY_PREFIX[path_prefix] = reshape
+
+
 def _is_admin(request: HttpRequest) -> bool:
     return request.path.startswith("/admin/")
 
 
-def _json_error(status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status_code, headers=headers)
+def json_error_response(
+    request: HttpRequest, status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None
+) -> JsonResponse:
+    """An error answered outside DRF, in the shape registered for the request's path (else the one shape)."""
+    body = error_body(code, message)
+    for prefix, reshape in _SHAPES_BY_PREFIX.items():
+        if request.path.startswith(prefix):
+            body = reshape(body, status_code)
+            break
+    return JsonResponse(body, status=status_code, headers=headers)
 
 
 def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_admin(request):
         return django_error_views.bad_request(request, exception)
-    return _json_error(400, "invalid_request", "The request is invalid.")
+    return json_error_response(request, 400, "invalid_request", "The request is invalid.")
 
 
 def permission_denied_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_admin(request):
         return django_error_views.permission_denied(request, exception)
-    return _json_error(403, "permission_denied", "This operation is not allowed.")
+    return json_error_response(request, 403, "permission_denied", "This operation is not allowed.")
 
 
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_admin(request):
         return django_error_views.page_not_found(request, exception)
-    return _json_error(404, "not_found", "No such resource. GET /v1/docs/ lists the API.")
+    return json_error_response(request, 404, "not_found", "No such resource. GET /v1/docs/ lists the API.")
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:
@@ -216,12 +236,12 @@ def server_error_view(request: HttpRequest) -> HttpResponse:
     if isinstance(exc, DATABASE_UNAVAILABLE):
         database_outage_record(error=exc)
         unavailable = database_unavailable()
-        return _json_error(
-            503, unavailable.code, unavailable.message,
+        return json_error_response(
+            request, 503, unavailable.code, unavailable.message,
             headers={"Retry-After": str(unavailable.retry_after_seconds)},
         )
     if _is_admin(request):
         return django_error_views.server_error(request)
-    return _json_error(
-        500, "internal_error", "An internal error occurred. Quote the request id when contacting support."
+    return json_error_response(
+        request, 500, "internal_error", "An internal error occurred. Quote the request id when contacting support."
     )

@@ -274,9 +274,10 @@ def test_a_tenant_reports_an_image_into_the_queue_without_losing_it(customer):
     generation = succeeded_generation(customer)
     client = customer.client
 
-    response = client.post(report_url(generation), {"reason": "looks wrong"}, format="json")
+    response = client.post(report_url(generation), {"reason": "looks wrong"}, format="json",
+                           REMOTE_ADDR="198.51.100.23")
 
-    assert response.status_code == 200
+    assert response.status_code == 201
     assert response.json() | {"created_at": None} == {
         "object": "image_report", "generation": generation.public_id, "index": 0, "review_status": "pending",
         "reason": "looks wrong", "created_at": None,
@@ -284,7 +285,8 @@ def test_a_tenant_reports_an_image_into_the_queue_without_losing_it(customer):
     assert image_states(generation) == [(Status.PENDING, False)]
     assert client.get(f"/v1/generations/{generation.public_id}/images/0").status_code == 200
     audit = AuditEvent.objects.get(action="image.reported")
-    assert (audit.actor_api_key, audit.tenant) == (customer.key.api_key, customer.tenant)
+    assert (audit.actor_api_key, audit.tenant, audit.ip_address) == (
+        customer.key.api_key, customer.tenant, "198.51.100.23")
 
 
 def test_reporting_twice_is_idempotent(customer):
@@ -294,7 +296,8 @@ def test_reporting_twice_is_idempotent(customer):
     first = client.post(report_url(generation), {"reason": "one"}, format="json")
     second = client.post(report_url(generation), {"reason": "two"}, format="json")
 
-    assert second.status_code == 200 and second.json() == first.json()
+    assert (first.status_code, second.status_code) == (201, 200)  # created, then the existing report
+    assert second.json() == first.json() and second.json()["reason"] == "one"
     assert AuditEvent.objects.filter(action="image.reported").count() == 1
 
 

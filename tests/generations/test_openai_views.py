@@ -61,6 +61,33 @@ def test_sdk_edit_with_an_uploaded_image(sdk) -> None:
     assert customer.ledger(generation.public_id) == [("hold", 13_200), ("capture", 13_200)]
 
 
+def test_sdk_edit_with_several_images_sends_image_brackets_and_uses_them_all(sdk) -> None:
+    """The SDK sends a list of images as repeated `image[]` parts (as `curl -F "image[]=@in.png"` does)."""
+    customer, client = sdk
+    result = client.images.edit(
+        model="gpt-image-1", image=[("a.png", png_bytes("red"), "image/png"), ("b.png", png_bytes("blue"), "image/png")],
+        prompt="put them side by side", size="1024x1024", quality="low",
+    )
+    assert len(result.data) == 1 and result.data[0].b64_json
+    generation = Generation.objects.get()
+    assert generation.operation == "edit"
+    assert [(image.role, image.width) for image in generation.input_images.order_by("index")] == [
+        ("image", 64), ("image", 64)]
+    assert customer.ledger(generation.public_id) == [("hold", 13_200), ("capture", 13_200)]
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks create_variation deprecated
+def test_sdk_create_variation_is_an_sdk_not_found_error(sdk) -> None:
+    """We have no variations endpoint: the SDK must still get OpenAI's error shape to raise its own class."""
+    customer, client = sdk
+    with pytest.raises(openai.NotFoundError) as not_found:
+        client.images.create_variation(image=("in.png", png_bytes(), "image/png"), n=1)
+    error = not_found.value.body
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "not_found", None)
+    assert error["message"]
+    assert customer.wallet().held_micros == 0 and not Generation.objects.exists()
+
+
 def test_sdk_raises_its_error_classes(sdk, live_server) -> None:
     customer, client = sdk
     with pytest.raises(openai.BadRequestError) as bad_request:

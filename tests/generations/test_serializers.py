@@ -1,7 +1,11 @@
 """The generation body is written out by hand for speed: it must stay exactly what DRF's own field loop renders."""
 
+import base64
+import io
+
 import pytest
 from django.utils import timezone
+from PIL import Image
 from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
 
@@ -11,6 +15,12 @@ from generations.models import Generation
 from tests.generations.support import generation_post
 
 pytestmark = pytest.mark.django_db
+
+
+def _png_data_url() -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "teal").save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _both(generation: Generation) -> tuple[dict, dict]:
@@ -40,16 +50,18 @@ def test_the_written_out_body_equals_drfs_rendering_in_every_state(
     deleted.requested_model_id = "openai/dall-e-3"
     deleted.save()
 
+    edited = generation_post(customer, input_images=[_png_data_url()])
     rendered += [_both(Generation.objects.get(public_id=public_id))
-                 for public_id in (succeeded["id"], failed.public_id, deleted.public_id)]
+                 for public_id in (succeeded["id"], failed.public_id, deleted.public_id, edited["id"])]
 
     for fast, generic in rendered:
         assert fast == generic
         assert list(fast) == list(generic)  # same key order in the JSON
-    assert [fast["status"] for fast, _ in rendered] == ["queued", "succeeded", "failed", "succeeded"]
+    assert [fast["status"] for fast, _ in rendered] == ["queued", "succeeded", "failed", "succeeded", "queued"]
     assert len(rendered[1][0]["images"]) == 2 and rendered[1][0]["images"][0]["url"]
     assert rendered[2][0]["error"] == {"code": "upstream_error", "message": "It broke."}
     assert rendered[3][0]["api_key"] is None and rendered[3][0]["requested_model"] == "openai/dall-e-3"
+    assert [image["role"] for image in rendered[4][0]["input_images"]] == ["image"]
 
 
 def test_the_submit_answer_is_the_same_body_as_a_later_read(make_customer, roomy_plan, settings) -> None:

@@ -1,6 +1,7 @@
 """POST /v1/generations: validation, pricing, quotas and idempotency, before any worker runs."""
 
 import base64
+import hashlib
 import io
 import threading
 
@@ -38,6 +39,7 @@ def test_submit_queues_and_holds_the_estimate(make_customer) -> None:
         ({"params": {"bogus": 1}}, "params.bogus"),
         ({"input_images": ["data:image/png;base64,!!!"]}, "input_images[0]"),
         ({"input_images": ["data:image/png;base64," + base64.b64encode(b"not an image").decode()]}, "input_images[0]"),
+        ({"mask": png_data_url()}, "mask"),  # a mask without an image to edit
     ],
 )
 def test_bad_input_is_400_naming_the_field_and_charges_nothing(make_customer, overrides, param) -> None:
@@ -90,7 +92,38 @@ def test_edit_accepts_data_url_and_multipart_upload(make_customer) -> None:
     assert generation.operation == "edit" and generation.input_images.count() == 1
 
 
-def test_idempotent_replay_returns_the_first_response_and_holds_once(make_customer) -> None:
+def test_an_edits_input_images_are_listed_on_the_generation(make_customer) -> None:
+    customer = make_customer()
+    image, mask = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (48, 32), "red").save(image, "PNG")
+    Image.new("RGBA", (48, 32), (0, 0, 0, 0)).save(mask, "PNG")
+    image_bytes, mask_bytes = image.getvalue(), mask.getvalue()
+    image.name, mask.name = "in.png", "mask.png"
+    image.seek(0)
+    mask.seek(0)
+    submitted = customer.client.post(
+        "/v1/generations", {**LOW_SQUARE, "prompt": "blue", "input_images": image, "mask": mask}, format="multipart",
+    )
+    assert submitted.status_code == 202, submitted.json()
+
+    read = customer.client.get(f"/v1/generations/{submitted.json()['id']}").json()
+
+    assert read["input_images"] == submitted.json()["input_images"] == [
+        {"index": 0, "role": "image", "content_type": "image/png", "width": 48, "height": 32,
+         "bytes": len(image_bytes), "sha256": hashlib.sha256(image_bytes).hexdigest()},
+        {"index": 1, "role": "mask", "content_type": "image/png", "width": 48, "height": 32,
+         "bytes": len(mask_bytes), "sha256": hashlib.sha256(mask_bytes).hexdigest()},
+    ]
+    listed = customer.client.get("/v1/generations").json()["results"]
+    assert [entry["input_images"] for entry in listed] == [read["input_images"]]
+    generated = customer.client.post("/v1/generations", {**LOW_SQUARE, "prompt": "a cat"}, format="json").json()
+    assert generated["input_images"] == []
+    schema = customer.client.get("/v1/schema/?format=json").json()["components"]["schemas"]
+    assert "input_images" in schema["Generation"]["properties"]
+    assert set(schema["GenerationInputImage"]["properties"]) == set(read["input_images"][0])
+
+
+def test_idempotent_replay_returns_the_same_generation_and_holds_once(make_customer) -> None:
     customer = make_customer()
     body = {**LOW_SQUARE, "prompt": "a cat"}
     first = customer.client.post("/v1/generations", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
