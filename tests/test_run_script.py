@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs bash and a Python process per case
+
 ROOT = Path(__file__).resolve().parents[1]
 HONCHO_PORT_STEP = 100  # forwarder is the second process of the Procfile
 
