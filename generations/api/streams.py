@@ -159,18 +159,27 @@ def native_events(
     return body
 
 
-def stream_http_response(drf_response: Response, pending: PendingStream, read: Callable[..., Awaitable[Any]],
-                         release: Callable[[], Awaitable[None]]) -> StreamingHttpResponse:
+def stream_http_response(
+    drf_response: Response,
+    pending: PendingStream,
+    *,
+    read: Callable[..., Awaitable[Any]],
+    release_connections: Callable[[], Awaitable[None]],
+    release_slot: Callable[[], Awaitable[None]],
+) -> StreamingHttpResponse:
     """The streaming answer replacing a finalized `StreamResponse`: its headers (X-Generation-Id and the like),
     no buffering by proxies, and the slot released however the body ends."""
 
     async def body() -> AsyncIterator[bytes]:
         try:
+            # The request's middleware has run by now (and may have read the database): hand its connection back,
+            # or every open stream would keep one out of the pool until it ends.
+            await release_connections()
             async for chunk in pending.body(read):
                 yield chunk.encode()
         finally:
             # shielded: a client that hangs up cancels the body, and its slot must still be given back
-            await asyncio.shield(release())
+            await asyncio.shield(release_slot())
 
     response = StreamingHttpResponse(body(), content_type=EVENT_STREAM)
     for name, value in drf_response.items():

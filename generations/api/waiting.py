@@ -102,10 +102,11 @@ def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
         response = await sync_to_async(view)(request, *args, **kwargs)
         stream: PendingStream | None = getattr(response, "pending_stream", None)
         if stream is not None:
-            await sync_to_async(_release_request_connections)()
-            slot = stream.slot
-            return stream_http_response(response, stream, _shared_read,
-                                        partial(_shared_read, wait_slot_release, slot=slot))
+            return stream_http_response(
+                response, stream, read=_shared_read,
+                release_connections=sync_to_async(_release_request_connections),
+                release_slot=partial(_shared_read, wait_slot_release, slot=stream.slot),
+            )
         pending: PendingWait | None = getattr(response, "pending_wait", None)
         if pending is None:
             return response

@@ -43,6 +43,11 @@ def events(lines) -> list[tuple[str | None, str, dict]]:
     return found
 
 
+def open_waits(http: httpx.Client) -> int:
+    lines = http.get("/v1/quota", headers={"Accept": "application/json"}).json()["limits"]
+    return next(line["used"] for line in lines if line["name"] == "concurrent_waits")
+
+
 @pytest.fixture
 def stack(make_customer, aihubmix_sandbox, tmp_path):
     """gunicorn + the sandbox; the forwarder is started by the test (`start_forwarder()`) so it can see `queued`."""
@@ -104,8 +109,8 @@ def test_a_client_hanging_up_mid_stream_leaves_a_generation_that_succeeds(make_c
             lambda: Generation.objects.get(public_id=public_id).status == "succeeded", timeout=30
         ), Generation.objects.get(public_id=public_id).status
         assert customer.ledger(public_id) == [("hold", LOW_SQUARE_PRICE_MICROS), ("capture", LOW_SQUARE_PRICE_MICROS)]
-        # the slot was given back: a stream with a wait cap of the default plan opens again
-        assert http.get("/v1/quota").json()
+        # the stream's wait slot was given back when it hung up
+        assert wait_until(lambda: open_waits(http) == 0, timeout=10)
 
 
 def test_native_stream_queued_running_final_as_get_resume_and_cap(make_customer, stack, aihubmix_sandbox, tmp_path):
@@ -132,6 +137,7 @@ def test_native_stream_queued_running_final_as_get_resume_and_cap(make_customer,
             with forwarder(env=env, log=tmp_path / "fwd.log"):
                 lines += list(stream)
         got = events(lines)
+        assert wait_until(lambda: open_waits(http) == 0, timeout=10)  # the stream ended and gave its slot back
         assert [(event_id, name) for event_id, name, _ in got] == [("1", "queued"), ("2", "running"),
                                                                    ("100", "final")]
         assert got[0][2] == {"id": public_id, "status": "queued", "queue_position": 0}
