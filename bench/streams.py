@@ -85,7 +85,7 @@ class OpenStreams:
             task.cancel()
             try:
                 task.result(timeout=10)
-            except BaseException:  # noqa: BLE001 (canceled is the expected outcome)
+            except BaseException:
                 pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)

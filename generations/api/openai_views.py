@@ -169,7 +169,14 @@ _DESCRIPTION = (
     "Waits for the generation and answers in OpenAI's shape, plus `id` (the generation id, also sent as the "
     "`X-Generation-Id` header on every answer after the generation was created, errors included) and OpenAI's "
     "`usage` when the upstream reports tokens. Images withheld for review are left out of `data`; fetch them "
-    "later with `GET /v1/generations/{id}`."
+    "later with `GET /v1/generations/{id}`.\n\n"
+    "**Streaming.** With `stream: true` the answer is `text/event-stream` in OpenAI's shape: "
+    "`image_generation.completed` (edits: `image_edit.completed`) per image with `b64_json`, `created_at`, `size`, "
+    "`quality`, `background`, `output_format` and `usage`; partial-image events (`*.partial_image`, at most "
+    "`partial_images`) only where the upstream streams them (none do yet, so only the completed event comes, as "
+    "OpenAI allows); a failure is OpenAI's `error` event. Comment lines keep the connection open meanwhile, and "
+    "`X-Generation-Id` comes with the headers: a client that hangs up can find the generation, which goes on, is "
+    "stored and charged as without streaming. A stream counts against `max_concurrent_waits` like a wait."
 )
 
 

@@ -13,7 +13,14 @@ from PIL import Image
 
 from billing.models import Plan
 from generations.models import Generation
-from tests.generations.processes import forwarder, free_port, gunicorn, stack_environment, wait_http, wait_until
+from tests.generations.processes import (
+    forwarder,
+    free_port,
+    gunicorn,
+    stack_environment,
+    wait_http,
+    wait_until,
+)
 from tests.generations.support import LOW_SQUARE, LOW_SQUARE_PRICE_MICROS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
