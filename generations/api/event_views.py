@@ -5,14 +5,13 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from generations.api.serializers import GenerationSerializer
 from generations.api.streams import (
     TOO_MANY_STREAMS_RETRY_AFTER_SECONDS,
-    EventStreamRenderer,
+    JSONOrEventStream,
     PendingStream,
     StreamResponse,
     TooManyStreams,
@@ -39,7 +38,7 @@ is 429 `too_many_streams` with `Retry-After`. Closing the stream changes nothing
 
 
 class GenerationEventsView(GenerationObjectView):
-    renderer_classes = [EventStreamRenderer, JSONRenderer]
+    content_negotiation_class = JSONOrEventStream
 
     @extend_schema(
         operation_id="generations_events",

@@ -14,13 +14,12 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
-from generations.api.streams import EventStreamRenderer, PendingStream, StreamResponse, openai_image_events
+from generations.api.streams import JSONOrEventStream, PendingStream, StreamResponse, openai_image_events
 from generations.api.waiting import pending_wait
 from generations.catalog.lookup import model_get
 from generations.models import Generation, GenerationImage
@@ -186,7 +185,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
 
     generation_id: str | None = None
     event_prefix = "image_generation"  # OpenAI's stream event types: image_generation.* / image_edit.*
-    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    content_negotiation_class = JSONOrEventStream
 
     def get_exception_handler(self):
         return openai_exception_handler

@@ -22,7 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
-from rest_framework.renderers import BaseRenderer
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from generations.models import Generation
@@ -37,16 +38,14 @@ QUEUED_ID, RUNNING_ID, FINAL_ID = 1, 2, 100
 _BODY_HEADERS = {"content-type", "content-length", "vary", "allow"}
 
 
-class EventStreamRenderer(BaseRenderer):
-    """Lets DRF accept `Accept: text/event-stream`; an error answered before the stream starts is rendered as
-    JSON under this media type (a client reading the stream sees the status and the one error shape)."""
+class JSONOrEventStream(DefaultContentNegotiation):
+    """Streaming views answer JSON whatever the client accepts, except the stream itself (always
+    `text/event-stream`): `Accept: text/event-stream` is not refused with 406, and an error answered before the
+    stream starts keeps the one JSON error shape."""
 
-    media_type = EVENT_STREAM
-    format = "sse"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        return b"" if data is None else json.dumps(data).encode()
+    def select_renderer(self, request: Any, renderers: list[Any], format_suffix: str | None = None) -> tuple[Any, str]:
+        renderer = next(r for r in renderers if isinstance(r, JSONRenderer))
+        return renderer, renderer.media_type
 
 
 class TooManyStreams(errors.RateLimited):
