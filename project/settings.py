@@ -381,6 +381,11 @@ INPUT_FETCH_BUDGET_SECONDS = env.float("INPUT_FETCH_BUDGET_SECONDS", default=30.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
 # The OpenAI-compatible endpoints answer synchronously; keep this under the web server's request timeout.
 OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
+# Event streams (`GET /v1/generations/{id}/events`, `stream: true` on /v1/images/*): a comment line this often keeps
+# proxies from closing a quiet stream; a native stream ends after STREAM_MAX_SECONDS (the client resumes with
+# Last-Event-ID). Each open stream holds one of the tenant's wait slots (the plan's `max_concurrent_waits`).
+STREAM_KEEPALIVE_SECONDS = env.float("STREAM_KEEPALIVE_SECONDS", default=15.0)
+STREAM_MAX_SECONDS = env.float("STREAM_MAX_SECONDS", default=600.0)
 
 # Wake-ups between processes (generations/notifications.py): Redis pub/sub with the Redis broker, else PostgreSQL
 # LISTEN/NOTIFY, else (SQLite) datagram sockets between the processes of this machine. Subscribers re-read the

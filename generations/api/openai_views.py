@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
 from generations.api.openai_errors import openai_error_body
+from generations.api.streams import JSONOrEventStream, PendingStream, StreamResponse, openai_image_events
 from generations.api.waiting import pending_wait
 from generations.catalog.lookup import model_get
 from generations.models import Generation, GenerationImage
@@ -32,7 +33,10 @@ from project import errors
 from project.api.errors import api_exception_handler
 
 # Fields OpenAI defines that map onto our request; anything else is a vendor extra passed through `params`.
-_CORE_FIELDS = {"model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed"}
+_CORE_FIELDS = {
+    "model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed", "stream",
+    "partial_images",
+}
 
 
 class TooManyWaits(errors.RateLimited):
@@ -64,6 +68,14 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
     negative_prompt = serializers.CharField(required=False, max_length=2000, allow_blank=True)
     seed = serializers.IntegerField(required=False)
     user = serializers.CharField(required=False, max_length=256)
+    stream = serializers.BooleanField(
+        default=False, help_text="Answer `text/event-stream` with OpenAI's image events instead of one JSON body."
+    )
+    partial_images = serializers.IntegerField(
+        required=False, min_value=0, max_value=3,
+        help_text="With `stream`: at most this many partial images, sent only where the upstream streams them "
+        "(OpenAI itself may send fewer); the completed event always comes.",
+    )
 
 
 class OpenAIImageEditRequestSerializer(OpenAIImageRequestSerializer):
@@ -140,7 +152,14 @@ _DESCRIPTION = (
     "Waits for the generation and answers in OpenAI's shape, plus `id` (the generation id, also sent as the "
     "`X-Generation-Id` header on every answer after the generation was created, errors included) and OpenAI's "
     "`usage` when the upstream reports tokens. Images withheld for review are left out of `data`; fetch them "
-    "later with `GET /v1/generations/{id}`."
+    "later with `GET /v1/generations/{id}`.\n\n"
+    "**Streaming.** With `stream: true` the answer is `text/event-stream` in OpenAI's shape: "
+    "`image_generation.completed` (edits: `image_edit.completed`) per image with `b64_json`, `created_at`, `size`, "
+    "`quality`, `background`, `output_format` and `usage`; partial-image events (`*.partial_image`, at most "
+    "`partial_images`) only where the upstream streams them (none do yet, so only the completed event comes, as "
+    "OpenAI allows); a failure is OpenAI's `error` event. Comment lines keep the connection open meanwhile, and "
+    "`X-Generation-Id` comes with the headers: a client that hangs up can find the generation, which goes on, is "
+    "stored and charged as without streaming. A stream counts against `max_concurrent_waits` like a wait."
 )
 
 
@@ -149,6 +168,8 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
     serializer_class = OpenAIImageRequestSerializer  # for OPTIONS, which describes the body
 
     generation_id: str | None = None
+    event_prefix = "image_generation"  # OpenAI's stream event types: image_generation.* / image_edit.*
+    content_negotiation_class = JSONOrEventStream
 
     def get_exception_handler(self):
         return openai_exception_handler
@@ -160,8 +181,11 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             response[GENERATION_ID_HEADER] = self.generation_id
         return response
 
-    def _run(self, request: Request, generation_request: GenerationRequest, response_format: str) -> Response:
-        """Submit, then wait for the result without holding a thread (`waiting_view`) and answer with the images."""
+    def _run(
+        self, request: Request, generation_request: GenerationRequest, response_format: str, *, stream: bool = False
+    ) -> Response:
+        """Submit, then wait for the result without holding a thread (`waiting_view`) and answer with the images,
+        in one body or (`stream`) as OpenAI's server-sent events (generations/api/streams.py)."""
         seconds = settings.OPENAI_COMPAT_WAIT_SECONDS
         slot = wait_slot_acquire(tenant=self.tenant, seconds=seconds)
         if slot is None:
@@ -173,6 +197,16 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             raise
         self.generation_id = submitted.generation.public_id
         generation_id = submitted.generation.pk
+        if stream:
+            body = openai_image_events(
+                generation_id=generation_id,
+                prefix=self.event_prefix,
+                timeout_seconds=seconds,
+                completed=lambda: self._completed(generation_id, response_format),
+                error=lambda exc: self.handle_exception(exc).data,
+            )
+            headers = lifecycle_headers(model=generation_request.model)
+            return StreamResponse(PendingStream(generation_id=generation_id, slot=slot, body=body), headers=headers)
         return pending_wait(
             self,
             request,
@@ -181,6 +215,28 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             slot=slot,
             answer=lambda: self._answer(request, generation_id, response_format, model=generation_request.model),
         )
+
+    def _completed(self, generation_id: int, response_format: str) -> list[dict[str, Any]]:
+        """The `*.completed` events' data, one per image (an error raised is sent as OpenAI's `error` event)."""
+        generation, images = generation_result_final(generation=Generation.objects.get(pk=generation_id))
+        params = generation.params or {}
+        usage = generation.usage or {
+            "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+            "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
+        }
+        return [
+            {
+                "type": f"{self.event_prefix}.completed",
+                "b64_json": base64.b64encode(blob_read(key=image.storage_key)).decode(),
+                "created_at": int(generation.created_at.timestamp()),
+                "size": generation.size or "auto",
+                "quality": generation.quality or "auto",
+                "background": params.get("background", "auto"),
+                "output_format": params.get("output_format", "png"),
+                "usage": usage,
+            }
+            for image in images
+        ]
 
     def _answer(self, request: Request, generation_id: int, response_format: str, *, model: str) -> Response:
         generation, images = generation_result_final(generation=Generation.objects.get(pk=generation_id))
@@ -219,9 +275,12 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
             mask_source=None,
             image_field="image",
         )
-        return self._run(request, generation_request, _response_format(data))
+        return self._run(request, generation_request, _response_format(data), stream=data["stream"])
+
 
 class OpenAIImageEditsView(OpenAIImagesBaseView):
+    event_prefix = "image_edit"
+
     @extend_schema(
         operation_id="openai_images_edit",
         summary="OpenAI-compatible: edit images (multipart, synchronous)",
@@ -244,4 +303,4 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
             mask_source=request.FILES.get("mask"),
             image_field="image",
         )
-        return self._run(request, generation_request, _response_format(data))
+        return self._run(request, generation_request, _response_format(data), stream=data["stream"])

@@ -2,6 +2,7 @@ from django.urls import path
 
 import project.api.converters  # noqa: F401  (registers the `id` converter)
 from generations.api.catalog import ModelDetailView, ModelListView
+from generations.api.event_views import GenerationEventsView
 from generations.api.moderation_views import ImageReportView
 from generations.api.openai_views import OpenAIImageEditsView, OpenAIImageGenerationsView
 from generations.api.quota_views import QuotaView
@@ -20,6 +21,8 @@ urlpatterns = [
     path("models/<idpath:model>", ModelDetailView.as_view(), name="model-detail"),
     path("generations", waiting_view(GenerationListCreateView.as_view()), name="generations"),
     path("generations/<id:generation_id>", GenerationDetailView.as_view(), name="generation-detail"),
+    path("generations/<id:generation_id>/events", waiting_view(GenerationEventsView.as_view()),
+         name="generation-events"),
     path("generations/<id:generation_id>/cancel", GenerationCancelView.as_view(), name="generation-cancel"),
     path(
         "generations/<id:generation_id>/images/<int:index>",

@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from generations.api.streams import PendingStream, stream_http_response
 from generations.notifications import wait_for_generation
 from generations.selectors import generation_is_final
 from generations.services.waits import WaitSlot, wait_slot_release
@@ -93,11 +94,19 @@ def _release_request_connections() -> None:
 
 
 def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
-    """Wrap a DRF `as_view()` callable whose handlers may return a `WaitResponse`."""
+    """Wrap a DRF `as_view()` callable whose handlers may return a `WaitResponse` or a `StreamResponse`
+    (generations/api/streams.py)."""
 
     @wraps(view)
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = await sync_to_async(view)(request, *args, **kwargs)
+        stream: PendingStream | None = getattr(response, "pending_stream", None)
+        if stream is not None:
+            return stream_http_response(
+                response, stream, read=_shared_read,
+                release_connections=sync_to_async(_release_request_connections),
+                release_slot=partial(_shared_read, wait_slot_release, slot=stream.slot),
+            )
         pending: PendingWait | None = getattr(response, "pending_wait", None)
         if pending is None:
             return response

@@ -61,6 +61,18 @@ def generation_is_final(*, generation_id: int) -> bool:
     return Generation.objects.filter(pk=generation_id, status__in=Generation.FINAL_STATUSES).exists()
 
 
+def generation_stream_state(*, generation_id: int) -> tuple[str, int]:
+    """What an event stream re-reads: the generation's status and, while it is queued, how many of its tenant's
+    queued generations were submitted before it (0: it is next)."""
+    generation = Generation.objects.only("status", "tenant_id").get(pk=generation_id)
+    if generation.status != Generation.Status.QUEUED:
+        return generation.status, 0
+    ahead = Generation.objects.filter(
+        tenant_id=generation.tenant_id, status=Generation.Status.QUEUED, pk__lt=generation_id
+    ).count()
+    return generation.status, ahead
+
+
 def generations_in_progress(*, tenant: Tenant) -> tuple[int, int]:
     """(running, queued) for the tenant: two counts, each on its partial index."""
     mine = Generation.objects.filter(tenant=tenant)
