@@ -1,6 +1,9 @@
+from collections.abc import Collection
+
 from django.db.models import QuerySet
 
 from accounts.models import Tenant
+from webhooks.events import event_filter_wants
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
@@ -37,3 +40,14 @@ def webhook_tenant_delivery_list(
     if object_id:
         deliveries = deliveries.filter(event__payload__id=object_id)
     return deliveries
+
+
+def webhook_tenants_subscribed(*, tenant_ids: Collection[int], event_type: str) -> set[int]:
+    """Which of these tenants have an enabled endpoint that wants `event_type` (one query): a publisher of a
+    frequent, opt-in event skips rendering and recording it for the others."""
+    if not tenant_ids:
+        return set()
+    rows = WebhookEndpoint.objects.filter(tenant_id__in=set(tenant_ids), enabled=True).values_list(
+        "tenant_id", "event_types"
+    )
+    return {tenant_id for tenant_id, event_types in rows if event_filter_wants(event_types, event_type)}

@@ -12,16 +12,19 @@ import time
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
+from generations.api.serializers import CANCEL_AFTER_HELP
 from generations.api.waiting import pending_wait
 from generations.catalog.lookup import model_get
 from generations.models import Generation, GenerationImage
+from generations.services.deadlines import CANCEL_AFTER_HEADER
 from generations.services.submit import GenerationRequest, generation_request_build, generation_submit
 from generations.services.synchronous import generation_result_final
 from generations.services.waits import wait_slot_acquire, wait_slot_release
@@ -40,7 +43,9 @@ _TYPE_BY_STATUS = {
     429: "rate_limit_error",
 }
 # Fields OpenAI defines that map onto our request; anything else is a vendor extra passed through `params`.
-_CORE_FIELDS = {"model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed"}
+_CORE_FIELDS = {
+    "model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed", "cancel_after"
+}
 
 
 class TooManyWaits(errors.RateLimited):
@@ -82,6 +87,9 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
     negative_prompt = serializers.CharField(required=False, max_length=2000, allow_blank=True)
     seed = serializers.IntegerField(required=False)
     user = serializers.CharField(required=False, max_length=256)
+    cancel_after = serializers.CharField(
+        required=False, max_length=32, help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header."
+    )
 
 
 class OpenAIImageEditRequestSerializer(OpenAIImageRequestSerializer):
@@ -160,6 +168,11 @@ _DESCRIPTION = (
 )
 
 
+_CANCEL_AFTER_PARAMETER = OpenApiParameter(
+    CANCEL_AFTER_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, description=CANCEL_AFTER_HELP
+)
+
+
 class OpenAIImagesBaseView(TenantGenericAPIView):
     queryset = Generation.objects.all()
     serializer_class = OpenAIImageRequestSerializer  # for OPTIONS, which describes the body
@@ -223,6 +236,7 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
         responses={200: OpenAIImagesResponse},
         tags=["openai-compatible"],
         description=_DESCRIPTION,
+        parameters=[_CANCEL_AFTER_PARAMETER],
     )
     def post(self, request: Request) -> Response:
         serializer = OpenAIImageRequestSerializer(data=request.data)
@@ -234,6 +248,7 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
             image_sources=[],
             mask_source=None,
             image_field="image",
+            cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
         )
         return self._run(request, generation_request, _response_format(data))
 
@@ -245,6 +260,7 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
         responses={200: OpenAIImagesResponse},
         tags=["openai-compatible"],
         description=_DESCRIPTION,
+        parameters=[_CANCEL_AFTER_PARAMETER],
     )
     def post(self, request: Request) -> Response:
         serializer = OpenAIImageEditRequestSerializer(data=request.data)
@@ -259,5 +275,6 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
             image_sources=uploads,
             mask_source=request.FILES.get("mask"),
             image_field="image",
+            cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
         )
         return self._run(request, generation_request, _response_format(data))
