@@ -337,6 +337,7 @@ WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
     "WebhookEventTypeEnum": "webhooks.events.EVENT_TYPES",
+    "WebhookEventFilterEnum": "webhooks.events.EVENT_FILTER_NAMES",
     "UpstreamInterfaceEnum": "generations.catalog.specs.FAMILIES",
 }
 

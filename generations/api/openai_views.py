@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
-from generations.api.serializers import CANCEL_AFTER_HELP
+from generations.api.serializers import CANCEL_AFTER_HELP, CancelAfterField
 from generations.api.waiting import pending_wait
 from generations.catalog.lookup import model_get
 from generations.models import Generation, GenerationImage
@@ -87,9 +87,7 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
     negative_prompt = serializers.CharField(required=False, max_length=2000, allow_blank=True)
     seed = serializers.IntegerField(required=False)
     user = serializers.CharField(required=False, max_length=256)
-    cancel_after = serializers.CharField(
-        required=False, max_length=32, help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header."
-    )
+    cancel_after = CancelAfterField(required=False, help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header.")
 
 
 class OpenAIImageEditRequestSerializer(OpenAIImageRequestSerializer):

@@ -25,6 +25,19 @@ CANCEL_AFTER_HELP = (
 )
 
 
+
+@extend_schema_field({"oneOf": [{"type": "string", "example": "30s"}, {"type": "number", "example": 30}]})
+class CancelAfterField(serializers.Field):
+    """Passed through as sent: `generations.services.deadlines` refuses anything it cannot read with the one code
+    `invalid_cancel_after` (a DRF type check here would answer `validation_error` for some bad values)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class GenerationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     model = serializers.CharField(max_length=120, help_text="Catalog id (`openai/gpt-image-1`) or alias.")
     prompt = serializers.CharField(max_length=32000, trim_whitespace=False)
@@ -62,9 +75,8 @@ class GenerationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
             "the three terminal ones."
         ),
     )
-    cancel_after = serializers.CharField(
+    cancel_after = CancelAfterField(
         required=False,
-        max_length=32,
         help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header; if both are sent they must agree.",
     )
 

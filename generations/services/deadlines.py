@@ -40,6 +40,8 @@ def cancel_after_parse(*, value: object, param: str) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidCancelAfter(param=param)
     text = str(value).strip().lower()
+    if len(text) > 32:
+        raise InvalidCancelAfter(param=param)
     if _SECONDS.fullmatch(text):
         seconds = float(text)
     else:
