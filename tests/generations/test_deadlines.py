@@ -301,11 +301,11 @@ def test_a_retried_generation_starts_once(customer: Customer, receiver: HTTPServ
     assert WebhookEvent.objects.filter(type="generation.started").count() == 1
 
 
-def test_endpoints_api_accepts_start(customer: Customer) -> None:
+def test_endpoints_api_accepts_start(customer: Customer, receiver: HTTPServer) -> None:
     admin = APIClient()
     admin.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(tenant=customer.tenant, name='ops', is_admin=True).secret}")
     response = admin.post(
-        "/v1/webhook-endpoints", {"url": "https://hooks.example.com/x", "events": ["start"]}, format="json"
+        "/v1/webhook-endpoints", {"url": receiver.url_for("/x"), "events": ["start"]}, format="json"
     )
     assert response.status_code == 201, response.json()
     assert response.json()["events"] == ["generation.started"]
