@@ -332,6 +332,7 @@ def test_deadlines_and_the_start_event_through_web_forwarder_and_sandbox(
     env = stack_environment(
         sandbox=aihubmix_sandbox, media_root=tmp_path / "media", WEBHOOKS_ALLOW_PRIVATE_TARGETS="true",
         FORWARD_CANCEL_POLL_SECONDS="30",  # the running one is stopped by the sweep, not the poll
+        CANCEL_AFTER_MIN_SECONDS="1",  # the 2 s example, under the default 5 s minimum
     )
     headers = {"Authorization": f"Bearer {customer.key.secret}"}
     with gunicorn(env=env, port=port, log=tmp_path / "web.log"), forwarder(env=env, log=tmp_path / "fwd.log"):
