@@ -50,6 +50,8 @@ class Generation(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=4)
     not_before = models.DateTimeField(null=True, blank=True)
+    # `Cancel-After`: not started by then → canceled `deadline_exceeded`, never sent; running then → canceled.
+    deadline_at = models.DateTimeField(null=True, blank=True)
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -99,6 +101,12 @@ class Generation(models.Model):
             # The fair claim walks each tenant's queue head and counts its running generations.
             models.Index(fields=["tenant", "created_at", "id"], name="gen_tenant_queued", condition=Q(status="queued")),
             models.Index(fields=["tenant"], name="gen_tenant_running", condition=Q(status="running")),
+            # The deadline sweep: only open generations that have a deadline (few), so it costs nothing otherwise.
+            models.Index(
+                fields=["deadline_at"],
+                name="gen_open_deadline",
+                condition=Q(deadline_at__isnull=False, status__in=("queued", "running")),
+            ),
         ]
 
     def __str__(self) -> str:

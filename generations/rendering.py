@@ -48,6 +48,7 @@ def generation_render(
         "params": generation.params,
         "api_key": api_key_render(generation),
         "cancel_requested": generation.cancel_requested,
+        "deadline_at": _datetime(generation.deadline_at),
         "attempts": generation.attempts,
         "error": error_render(generation),
         "images": [

@@ -340,6 +340,7 @@ WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
     "WebhookEventTypeEnum": "webhooks.events.EVENT_TYPES",
+    "WebhookEventFilterEnum": "webhooks.events.EVENT_FILTER_NAMES",
     "UpstreamInterfaceEnum": "generations.catalog.specs.FAMILIES",
 }
 
@@ -371,6 +372,12 @@ FORWARD_REAP_SECONDS = env.float("FORWARD_REAP_SECONDS", default=15.0)
 FORWARD_SHUTDOWN_GRACE_SECONDS = env.float("FORWARD_SHUTDOWN_GRACE_SECONDS", default=60.0)
 # With nothing in flight, `forward_drain()` waits this long at most for a retry that is about to become due.
 FORWARD_IDLE_WAIT_SECONDS = env.float("FORWARD_IDLE_WAIT_SECONDS", default=5.0)
+# Expired deadlines (`Cancel-After`) are swept by each forwarder this often: a queued generation past its deadline
+# is canceled within about this long of it, a running one has its call stopped.
+FORWARD_DEADLINE_POLL_SECONDS = env.float("FORWARD_DEADLINE_POLL_SECONDS", default=0.5)
+# `Cancel-After` on submit (header or `cancel_after` in the body): the shortest and longest deadline accepted.
+CANCEL_AFTER_MIN_SECONDS = env.float("CANCEL_AFTER_MIN_SECONDS", default=5.0)
+CANCEL_AFTER_MAX_SECONDS = env.float("CANCEL_AFTER_MAX_SECONDS", default=86400.0)
 # Output images up to this size are spooled in memory on their way to storage, larger ones on disk.
 OUTPUT_SPOOL_BYTES = env.int("OUTPUT_SPOOL_BYTES", default=512 * 1024)
 INPUT_IMAGE_MAX_BYTES = env.int("INPUT_IMAGE_MAX_BYTES", default=20 * 1024 * 1024)

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Tenant
-from webhooks.events import EVENT_TYPES
+from webhooks.events import EVENT_TYPES, event_filter_wants
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -41,7 +41,7 @@ class WebhookEndpoint(models.Model):
     url = models.URLField(max_length=2048)
     description = models.CharField(max_length=500, blank=True)
     event_types = models.JSONField(
-        default=list, blank=True, help_text="Event types to deliver; an empty list means every event."
+        default=list, blank=True, help_text="Event types to deliver; an empty list means every event but generation.started."
     )
     secret = models.CharField(max_length=128, default=new_endpoint_secret)
     enabled = models.BooleanField(default=True)
@@ -61,7 +61,7 @@ class WebhookEndpoint(models.Model):
         return f"{self.id} {self.url}"
 
     def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+        return event_filter_wants(self.event_types, event_type)
 
 
 class WebhookSigningSecret(models.Model):

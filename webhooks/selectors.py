@@ -1,6 +1,9 @@
+from collections.abc import Collection
+
 from django.db.models import QuerySet
 
 from accounts.models import Tenant
+from webhooks.events import event_filter_wants
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
@@ -44,3 +47,13 @@ def webhook_backlog(*, tenant: Tenant | None = None) -> int:
     pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
     return (pending if tenant is None else pending.filter(event__tenant=tenant)).count()
 
+
+def webhook_tenants_subscribed(*, tenant_ids: Collection[int], event_type: str) -> set[int]:
+    """Which of these tenants have an enabled endpoint that wants `event_type` (one query): a publisher of a
+    frequent, opt-in event skips rendering and recording it for the others."""
+    if not tenant_ids:
+        return set()
+    rows = WebhookEndpoint.objects.filter(tenant_id__in=set(tenant_ids), enabled=True).values_list(
+        "tenant_id", "event_types"
+    )
+    return {tenant_id for tenant_id, event_types in rows if event_filter_wants(event_types, event_type)}

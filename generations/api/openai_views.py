@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,10 +22,12 @@ from rest_framework.response import Response
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
 from generations.api.openai_errors import openai_error_body
+from generations.api.serializers import CANCEL_AFTER_HELP, CancelAfterField
 from generations.api.streams import JSONOrEventStream, PendingStream, StreamResponse, openai_image_events
 from generations.api.waiting import pending_wait
 from generations.catalog.lookup import model_get
 from generations.models import Generation, GenerationImage
+from generations.services.deadlines import CANCEL_AFTER_HEADER
 from generations.services.submit import GenerationRequest, generation_request_build, generation_submit
 from generations.services.synchronous import generation_result_final
 from generations.services.waits import wait_slot_acquire, wait_slot_release
@@ -35,7 +38,7 @@ from project.api.errors import api_exception_handler
 # Fields OpenAI defines that map onto our request; anything else is a vendor extra passed through `params`.
 _CORE_FIELDS = {
     "model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed", "stream",
-    "partial_images",
+    "partial_images", "cancel_after",
 }
 
 
@@ -76,6 +79,7 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
         help_text="With `stream`: at most this many partial images, sent only where the upstream streams them "
         "(OpenAI itself may send fewer); the completed event always comes.",
     )
+    cancel_after = CancelAfterField(required=False, help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header.")
 
 
 class OpenAIImageEditRequestSerializer(OpenAIImageRequestSerializer):
@@ -160,6 +164,11 @@ _DESCRIPTION = (
     "OpenAI allows); a failure is OpenAI's `error` event. Comment lines keep the connection open meanwhile, and "
     "`X-Generation-Id` comes with the headers: a client that hangs up can find the generation, which goes on, is "
     "stored and charged as without streaming. A stream counts against `max_concurrent_waits` like a wait."
+)
+
+
+_CANCEL_AFTER_PARAMETER = OpenApiParameter(
+    CANCEL_AFTER_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, description=CANCEL_AFTER_HELP
 )
 
 
@@ -263,6 +272,7 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
         responses={200: OpenAIImagesResponse},
         tags=["openai-compatible"],
         description=_DESCRIPTION,
+        parameters=[_CANCEL_AFTER_PARAMETER],
     )
     def post(self, request: Request) -> Response:
         serializer = OpenAIImageRequestSerializer(data=request.data)
@@ -274,6 +284,7 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
             image_sources=[],
             mask_source=None,
             image_field="image",
+            cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
         )
         return self._run(request, generation_request, _response_format(data), stream=data["stream"])
 
@@ -288,6 +299,7 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
         responses={200: OpenAIImagesResponse},
         tags=["openai-compatible"],
         description=_DESCRIPTION,
+        parameters=[_CANCEL_AFTER_PARAMETER],
     )
     def post(self, request: Request) -> Response:
         serializer = OpenAIImageRequestSerializer(data=request.data)  # the fields; the files are read below
@@ -302,5 +314,6 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
             image_sources=uploads,
             mask_source=request.FILES.get("mask"),
             image_field="image",
+            cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
         )
         return self._run(request, generation_request, _response_format(data), stream=data["stream"])

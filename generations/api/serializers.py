@@ -16,6 +16,27 @@ from generations.rendering import (
 )
 from project.api.serializers import StrictFieldsMixin
 
+CANCEL_AFTER_HELP = (
+    "A deadline from the submit, as Replicate's `Cancel-After`: `30s`, `5m`, `1h30m`, `1.5h`, `250ms` or bare "
+    "seconds (`90`); between CANCEL_AFTER_MIN_SECONDS (5 s) and CANCEL_AFTER_MAX_SECONDS (24 h). Not started by "
+    "then: canceled with error code `deadline_exceeded`, nothing charged, never sent upstream. Still running then: "
+    "canceled like `POST /v1/generations/{id}/cancel` (the upstream's cost of images already produced is charged), "
+    "code `deadline_exceeded`. Invalid: 400 `invalid_cancel_after`, nothing created."
+)
+
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "example": "30s"}, {"type": "number", "example": 30}]})
+class CancelAfterField(serializers.Field):
+    """Passed through as sent: `generations.services.deadlines` refuses anything it cannot read with the one code
+    `invalid_cancel_after` (a DRF type check here would answer `validation_error` for some bad values)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
 
 class GenerationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     model = serializers.CharField(max_length=120, help_text="Catalog id (`openai/gpt-image-1`) or alias.")
@@ -49,9 +70,14 @@ class GenerationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
         required=False,
         max_length=10,
         help_text=(
-            "Which events to send to `webhook`: some of generation.succeeded, generation.failed, "
-            "generation.canceled. Default: all three."
+            "Which events to send to `webhook`: some of generation.started (or `start`, Replicate's name: the "
+            "generation began running), generation.succeeded, generation.failed, generation.canceled. Default: "
+            "the three terminal ones."
         ),
+    )
+    cancel_after = CancelAfterField(
+        required=False,
+        help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header; if both are sent they must agree.",
     )
 
 
@@ -131,6 +157,11 @@ class GenerationSerializer(serializers.ModelSerializer):
     )
     webhook = serializers.SerializerMethodField()
     webhook_events_filter = serializers.ListField(child=serializers.CharField())
+    deadline_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="The `Cancel-After` deadline (submit time + duration), or null. Past it the generation is "
+        "canceled with error code `deadline_exceeded`.",
+    )
     files_deleted_at = serializers.DateTimeField(
         allow_null=True,
         help_text="When the input and output images were deleted (DELETE, or the retention period); then null URLs.",
@@ -139,8 +170,9 @@ class GenerationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Generation
         fields = ["id", "object", "status", "model", "requested_model", "operation", "prompt", "negative_prompt", "n", "size",
-                  "quality", "seed", "params", "api_key", "cancel_requested", "attempts", "error", "images",
-                  "input_images", "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage", "webhook",
+                  "quality", "seed", "params", "api_key", "cancel_requested", "deadline_at", "attempts", "error",
+                  "images", "input_images", "images_returned", "unit_price_usd", "estimated_usd", "charged_usd", "usage",
+                  "webhook",
                   "webhook_events_filter", "created_at", "started_at", "finished_at", "files_deleted_at"]
 
     def to_representation(self, generation: Generation) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from accounts.api.base import TenantGenericAPIView
 from accounts.services import actor_from_api
 from generations.api.catalog import lifecycle_headers
 from generations.api.serializers import (
+    CANCEL_AFTER_HELP,
     GenerationCreateSerializer,
     GenerationFilterSerializer,
     GenerationSerializer,
@@ -28,6 +29,7 @@ from generations.selectors import (
     image_serveable_get,
 )
 from generations.services.cancel import generation_cancel
+from generations.services.deadlines import CANCEL_AFTER_HEADER
 from generations.services.files import generation_files_delete
 from generations.services.idempotency import (
     IdempotentReplay,
@@ -127,6 +129,9 @@ class GenerationListCreateView(TenantGenericAPIView):
         parameters=[
             OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER),
             OpenApiParameter("Prefer", OpenApiTypes.STR, OpenApiParameter.HEADER, description="wait=N"),
+            OpenApiParameter(
+                CANCEL_AFTER_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, description=CANCEL_AFTER_HELP
+            ),
         ],
         responses={200: GenerationSerializer, 202: GenerationSerializer},
     )
@@ -151,6 +156,7 @@ class GenerationListCreateView(TenantGenericAPIView):
             image_sources=[*(files.getlist("input_images") if files else []), *data.get("input_images", [])],
             mask_source=(files.get("mask") if files else None) or data.get("mask"),
             image_field="input_images",
+            cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
         )
         result = generation_submit(
             tenant=self.tenant, api_key=self.api_key, request=generation_request, idempotency=idempotency

@@ -19,6 +19,7 @@ from generations.forwarder.pipeline import InFlight, Pipeline
 from generations.forwarder.settling import SuccessBatches
 from generations.notifications import GENERATION_CANCEL, GENERATION_FINISHED, WORK_AVAILABLE, asubscribe
 from generations.selectors import generations_cancel_requested
+from generations.services.deadlines import generations_deadlines_enforce
 from generations.services.leases import (
     ClaimedGeneration,
     generation_claim_batch,
@@ -77,6 +78,7 @@ class Forwarder:
                 background.append(asyncio.create_task(self.successes.run()))
                 background.append(asyncio.create_task(self._renew_loop()))
                 background.append(asyncio.create_task(self._cancel_poll_loop()))
+                background.append(asyncio.create_task(self._deadline_loop()))
                 if not self.until_idle:
                     background.append(asyncio.create_task(self._listen_loop()))
                     background.append(asyncio.create_task(self._reap_loop()))
@@ -213,6 +215,21 @@ class Forwarder:
             with contextlib.suppress(*DB_ERRORS):
                 for gid in await self.database.run(generations_cancel_requested, ids=ids):
                     self._cancel(gid, reason="canceled")
+
+    async def _deadline_loop(self) -> None:
+        """`Cancel-After` deadlines: expired queued generations canceled (free) within about
+        FORWARD_DEADLINE_POLL_SECONDS, running ones stopped at once when they are ours (others' forwarders get the
+        cancel notice). Every forwarder sweeps; SKIP LOCKED keeps them out of each other's way."""
+        while True:
+            await asyncio.sleep(settings.FORWARD_DEADLINE_POLL_SECONDS)
+            try:
+                sweep = await self.database.run(generations_deadlines_enforce)
+            except DB_ERRORS:
+                continue
+            for gid in sweep.running:
+                self._cancel(gid, reason="canceled")
+            if sweep.canceled or sweep.running:
+                logger.info("forwarder.deadlines", canceled=len(sweep.canceled), running=len(sweep.running))
 
     def _cancel(self, generation_id: int, *, reason: str) -> None:
         entry = self.in_flight.get(generation_id)

@@ -5,6 +5,7 @@ Round-robin by queue position: every tenant's oldest claimable generation comes 
 tenant with 10,000 queued delays another tenant's first generation by at most one claim round. The running cap is
 applied here (not at submit, which only bounds the queue depth), inside one claim transaction that holds a
 transaction-scoped advisory lock, so two forwarder processes can never both fill the same tenant's last slot.
+A generation past its `Cancel-After` deadline is never claimed (the deadline sweep cancels it: deadlines.py).
 """
 
 from datetime import datetime
@@ -30,6 +31,7 @@ CROSS JOIN LATERAL (
     SELECT g.id, g.created_at, row_number() OVER (ORDER BY g.created_at, g.id) AS position
     FROM {generation} g
     WHERE g.tenant_id = c.tenant_id AND g.status = 'queued' AND (g.not_before IS NULL OR g.not_before <= %s)
+      AND (g.deadline_at IS NULL OR g.deadline_at > %s)
     ORDER BY g.created_at, g.id
     LIMIT GREATEST(0, LEAST(%s, COALESCE(c.cap - r.running, %s)))
 ) picked
@@ -43,7 +45,7 @@ def _fair_candidates_postgresql(*, limit: int, now: datetime) -> list[int]:
     sql = _FAIR_CANDIDATES_SQL.format(caps=caps, generation=Generation._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
-        cursor.execute(sql, [*caps_params, now, limit, limit, limit])
+        cursor.execute(sql, [*caps_params, now, now, limit, limit, limit])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -52,7 +54,7 @@ def _fair_candidates_portable(*, limit: int, now: datetime) -> list[int]:
     from django.db.models import Count, Q
 
     queued = Generation.objects.filter(status=Generation.Status.QUEUED).filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now)
+        Q(not_before__isnull=True) | Q(not_before__lte=now), Q(deadline_at__isnull=True) | Q(deadline_at__gt=now)
     )
     tenant_ids = sorted(set(queued.values_list("tenant_id", flat=True)))
     if not tenant_ids:

@@ -6,7 +6,8 @@ one rendering both use), so a receiver needs no second call.
 
 from generations.models import Generation, GenerationImage
 from generations.rendering import generation_render
-from webhooks.events import GENERATION_CANCELED, GENERATION_FAILED, GENERATION_SUCCEEDED
+from webhooks.events import GENERATION_CANCELED, GENERATION_FAILED, GENERATION_STARTED, GENERATION_SUCCEEDED
+from webhooks.selectors import webhook_tenants_subscribed
 from webhooks.services.publishing import EventToPublish, webhook_events_publish
 from webhooks.services.request_webhooks import RequestWebhook
 
@@ -33,6 +34,33 @@ def generation_final_events_publish(
                 request_webhook=_request_webhook(generation),
             )
             for generation in generations
+        ]
+    )
+
+
+def generation_started_events_publish(*, generations: list[Generation]) -> None:
+    """`generation.started` for generations that have just been claimed, in the claim's transaction (the outbox row
+    commits with `running`, or neither does). Opt-in: only generations whose per-request webhook asked for it or
+    whose tenant has an endpoint naming it are rendered and recorded, so a claim nobody listens to costs one query."""
+    if not generations:
+        return
+    subscribed = webhook_tenants_subscribed(
+        tenant_ids={generation.tenant_id for generation in generations}, event_type=GENERATION_STARTED
+    )
+    wanted = [
+        generation
+        for generation in generations
+        if generation.tenant_id in subscribed or GENERATION_STARTED in (generation.webhook_events_filter or [])
+    ]
+    webhook_events_publish(
+        events=[
+            EventToPublish(
+                tenant=generation.tenant,
+                event_type=GENERATION_STARTED,
+                data=generation_render(generation, images=[]),  # just claimed: no images yet
+                request_webhook=_request_webhook(generation),
+            )
+            for generation in wanted
         ]
     )
 

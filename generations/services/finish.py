@@ -18,6 +18,9 @@ from generations.notifications import notify_generations_finished
 from generations.services.events import generation_final_events_publish
 from generations.services.wallet_alerts import wallet_alerts_publish
 
+# A cancel at the generation's `Cancel-After` deadline (services/deadlines.py) rather than the tenant's request.
+DEADLINE_EXCEEDED = "deadline_exceeded"
+
 # What every final state clears: the lease (no worker holds it any more) and the retry time.
 _CLEARED_ON_FINISH = ("lease_token", "lease_expires_at", "not_before")
 # Every field `generation_final_fields_set` writes (a batch's UPDATE lists them).
@@ -99,6 +102,10 @@ def generation_cancel_finish(*, generation: Generation, images_returned: int) ->
         generation.charged_micros = entry.amount_micros if entry.kind == "capture" else 0
         generation.upstream_cost_micros = entry.cost_micros
     generation.images_returned = 0
-    generation.error_code = "canceled"
-    generation.error_message = "Canceled while running; charged the upstream cost of the images it produced."
+    # The deadline sweep marks the cancel it requests with its code; any other cancel is the tenant's.
+    at_deadline = generation.error_code == DEADLINE_EXCEEDED
+    generation.error_code = DEADLINE_EXCEEDED if at_deadline else "canceled"
+    generation.error_message = (
+        "Canceled at its Cancel-After deadline while running" if at_deadline else "Canceled while running"
+    ) + "; charged the upstream cost of the images it produced."
     generation_finish(generation=generation, status=Generation.Status.CANCELED)

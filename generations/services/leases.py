@@ -19,6 +19,7 @@ from generations.catalog.upstream_body import stored_interface
 from generations.models import Generation
 from generations.notifications import notify_work_available
 from generations.services.claims import claim_candidates
+from generations.services.events import generation_started_events_publish
 from generations.services.finish import Failure, generation_cancel_finish, generation_fail_finish
 
 
@@ -49,7 +50,7 @@ class ClaimedGeneration:
 
 def _claimable(now):
     return Generation.objects.filter(status=Generation.Status.QUEUED).filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now)
+        Q(not_before__isnull=True) | Q(not_before__lte=now), Q(deadline_at__isnull=True) | Q(deadline_at__gt=now)
     )
 
 
@@ -79,9 +80,12 @@ def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGen
         )
         rows = list(
             Generation.objects.filter(id__in=ids, lease_token=token)
-            .select_related("tenant")
+            .select_related("tenant", "api_key")  # api_key: the started event's rendering names it
             .prefetch_related("input_images")
         )
+        # The `generation.started` event, in the transaction that marks them running (the outbox commits with it);
+        # once per generation: a retry's claim keeps the first `started_at`.
+        generation_started_events_publish(generations=[row for row in rows if row.started_at == now])
     return [
         ClaimedGeneration(
             id=row.id,
@@ -107,7 +111,9 @@ def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGen
 def generation_next_due_in_seconds() -> float | None:
     """Seconds until the earliest queued generation becomes claimable (0 if one already is), or None."""
     now = timezone.now()
-    queued = Generation.objects.filter(status=Generation.Status.QUEUED)
+    queued = Generation.objects.filter(status=Generation.Status.QUEUED).filter(
+        Q(deadline_at__isnull=True) | Q(deadline_at__gt=now)
+    )
     if queued.filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).exists():
         return 0.0
     earliest = queued.order_by("not_before").values_list("not_before", flat=True).first()

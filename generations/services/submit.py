@@ -16,6 +16,7 @@ from generations.catalog.validation import ValidatedRequest, generation_request_
 from generations.images import VerifiedImage
 from generations.models import Generation, GenerationInputImage, generation_public_id
 from generations.notifications import notify_work_available, work_available_notice_sql
+from generations.services.deadlines import cancel_after_resolve, deadline_from_now
 from generations.services.idempotency import IdempotentReplay, idempotency_begin, idempotency_complete
 from generations.services.inputs import input_image_load, input_images_load
 from generations.services.moderation import prompt_screen
@@ -56,6 +57,8 @@ class GenerationRequest:
     mask: VerifiedImage | None = None
     webhook: str | None = None
     webhook_events_filter: list[str] | None = None
+    # `Cancel-After` (header or body), in seconds from the submit.
+    cancel_after_seconds: float | None = None
 
     @property
     def operation(self) -> str:
@@ -91,11 +94,15 @@ def generation_request_build(
     image_sources: list[Any],
     mask_source: Any | None,
     image_field: str,
+    cancel_after_header: str | None = None,
 ) -> GenerationRequest:
     """The one way both APIs turn a validated body and its uploads into a request: input images are decoded,
-    fetched and verified here, so call it once, after the idempotent-replay check."""
+    fetched and verified here, so call it once, after the idempotent-replay check. `cancel_after_header`: the
+    request's `Cancel-After` header (the body's `cancel_after` is in `data`)."""
     if mask_source and not image_sources:
         raise MaskWithoutImage()  # it was stored and never used; a generation from text has no input images
+    # Before any image is fetched: a bad deadline is refused at once.
+    cancel_after_seconds = cancel_after_resolve(header=cancel_after_header, body=data.get("cancel_after"))
     # The model must take this operation before any image is fetched or decoded: a text-only model never makes us
     # download anything.
     operation_check(model=data["model"], operation="edit" if image_sources else "generate")
@@ -112,6 +119,7 @@ def generation_request_build(
         mask=input_image_load(mask_source, param="mask") if mask_source else None,
         webhook=data.get("webhook"),
         webhook_events_filter=data.get("webhook_events_filter"),
+        cancel_after_seconds=cancel_after_seconds,
     )
 
 
@@ -201,6 +209,7 @@ def _generation_new(
         max_attempts=settings.FORWARD_MAX_ATTEMPTS,
         webhook_url=prepared.webhook.url if prepared.webhook else "",
         webhook_events_filter=list(prepared.webhook.events) if prepared.webhook else [],
+        deadline_at=deadline_from_now(request.cancel_after_seconds),
     )
     generation.images_known_empty()
     return generation

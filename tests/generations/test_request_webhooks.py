@@ -161,7 +161,7 @@ def test_a_failed_delivery_is_retried_and_logged(customer: Customer, admin: APIC
         ({"webhook": "http://[::1]:8080/hook"}, False, "webhook_url_not_allowed", "webhook"),
         ({"webhook": "https://user:pw@hooks.example.com/x"}, True, "webhook_url_not_allowed", "webhook"),
         ({"webhook": "ftp://hooks.example.com/x"}, True, "webhook_url_not_allowed", "webhook"),
-        ({"webhook": "https://127.0.0.1/h", "webhook_events_filter": ["generation.started"]}, True,
+        ({"webhook": "https://127.0.0.1/h", "webhook_events_filter": ["generation.begun"]}, True,
          "invalid_webhook_events_filter", "webhook_events_filter"),
         ({"webhook": "https://127.0.0.1/h", "webhook_events_filter": []}, True,
          "invalid_webhook_events_filter", "webhook_events_filter"),

@@ -1,10 +1,13 @@
 from rest_framework import serializers
 
 from project.api.serializers import StrictFieldsMixin
-from webhooks.events import EVENT_TYPES
+from webhooks.events import EVENT_FILTER_NAMES, EVENT_TYPES
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
-_EVENTS_HELP = "Event types to receive. Empty or omitted: every event type."
+_EVENTS_HELP = (
+    "Event types to receive (`start` is accepted for generation.started, as Replicate names it). Empty or omitted: "
+    "every event type except generation.started, which is sent only when named."
+)
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
@@ -43,7 +46,7 @@ class IssuedWebhookEndpointSerializer(WebhookEndpointSerializer):
 class WebhookEndpointCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     url = serializers.URLField(max_length=2048)
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_TYPES),
+        child=serializers.ChoiceField(choices=EVENT_FILTER_NAMES),
         default=list,
         allow_empty=True,
         help_text=_EVENTS_HELP,
@@ -54,7 +57,7 @@ class WebhookEndpointCreateSerializer(StrictFieldsMixin, serializers.Serializer)
 class WebhookEndpointUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     url = serializers.URLField(max_length=2048, required=False)
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_TYPES),
+        child=serializers.ChoiceField(choices=EVENT_FILTER_NAMES),
         required=False,
         allow_empty=True,
         help_text=_EVENTS_HELP,

@@ -9,7 +9,12 @@ from django.utils import timezone
 from accounts.models import Tenant
 from accounts.services import Actor, audit_record
 from project import errors
-from webhooks.events import REQUEST_EVENT_TYPES
+from webhooks.events import (
+    EVENT_ALIASES,
+    REQUEST_DEFAULT_EVENT_TYPES,
+    REQUEST_EVENT_TYPES,
+    event_types_canonical,
+)
 from webhooks.models import WebhookSigningSecret, new_endpoint_secret
 from webhooks.services.endpoints import webhook_url_check
 
@@ -31,15 +36,16 @@ def request_webhook_check(*, url: str, events: list[str] | None) -> RequestWebho
     """Validate a per-request webhook before anything is charged; `None` events means the terminal events."""
     webhook_url_check(url=url, param="webhook")
     if events is None:
-        return RequestWebhook(url=url, events=REQUEST_EVENT_TYPES)
-    unknown = sorted(set(events) - set(REQUEST_EVENT_TYPES))
+        return RequestWebhook(url=url, events=REQUEST_DEFAULT_EVENT_TYPES)
+    unknown = sorted({str(event) for event in events} - set(REQUEST_EVENT_TYPES) - set(EVENT_ALIASES))
     if unknown or not events:
         raise InvalidWebhookEventsFilter(
-            f"webhook_events_filter must list some of {', '.join(REQUEST_EVENT_TYPES)}"
+            f"webhook_events_filter must list some of {', '.join([*EVENT_ALIASES, *REQUEST_EVENT_TYPES])}"
             + (f"; unknown: {', '.join(unknown)}." if unknown else "."),
             param="webhook_events_filter",
         )
-    return RequestWebhook(url=url, events=tuple(e for e in REQUEST_EVENT_TYPES if e in events))
+    wanted = event_types_canonical(events)
+    return RequestWebhook(url=url, events=tuple(e for e in REQUEST_EVENT_TYPES if e in wanted))
 
 
 def webhook_signing_secret_get(*, tenant: Tenant) -> str:
