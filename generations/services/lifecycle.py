@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry
 from billing.services.ledger import Capture, billing_capture, billing_capture_many, billing_release
+from generations.catalog.lookup import ModelRetired, catalog_entry_find
 from generations.catalog.upstream_body import stored_interface
 from generations.models import Generation, GenerationImage
 from generations.notifications import (
@@ -118,6 +119,7 @@ def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGen
             .select_related("tenant")
             .prefetch_related("input_images")
         )
+        rows = _retired_failed(rows)
     return [
         ClaimedGeneration(
             id=row.id,
@@ -138,6 +140,21 @@ def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGen
         )
         for row in rows
     ]
+
+
+def _retired_failed(rows: list[Generation]) -> list[Generation]:
+    """Fails (and releases) the claimed generations whose model retired while they waited, so they are never sent:
+    the vendor no longer serves the model and AIHubMix bills a call once sent. Returns the others."""
+    sendable = []
+    for row in rows:
+        entry = catalog_entry_find(row.model_id, enabled_only=False)
+        if entry is None or entry.status != "retired":
+            sendable.append(row)
+            continue
+        when = f" on {entry.shutdown_at:%Y-%m-%d}" if entry.shutdown_at else ""
+        hint = f" Use {entry.replacement} instead." if entry.replacement else ""
+        _fail(row, Failure(code=ModelRetired.code, message=f"{entry.id} was retired{when} before this generation started.{hint}"))
+    return sendable
 
 
 def generation_next_due_in_seconds() -> float | None:

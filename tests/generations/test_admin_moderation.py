@@ -46,7 +46,7 @@ def test_the_queue_shows_pending_images_with_prompt_tenant_model_and_reason(supe
     html = page.content.decode()
     assert page.status_code == 200
     assert html.count('class="mq-card"') == 2
-    assert "a lighthouse at dusk" in html and "studio" in html and "openai/gpt-image-1" in html
+    assert "a lighthouse at dusk" in html and "studio" in html and "openai/gpt-image-2" in html
     assert "Held (review mode" in html
     assert "not reviewed" not in html
 
@@ -64,7 +64,7 @@ def test_queue_filters_by_tenant_model_and_reason(superuser_client, held, custom
     assert cards("?reason=reported") == 1
     assert cards("?reason=held") == 2
     assert cards("?reason=sampled") == 0
-    assert cards("?model=openai/gpt-image-1&tenant=studio") == 2
+    assert cards("?model=openai/gpt-image-2&tenant=studio") == 2
     assert cards("?model=nope") == 0
 
 

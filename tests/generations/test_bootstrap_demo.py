@@ -73,7 +73,7 @@ def test_in_sandbox_mode_every_model_listed_for_the_demo_tenant_succeeds_end_to_
     # Everything the shipped catalog serves is usable in the sandbox; nothing is left unpriced.
     assert unusable == {} and len(usable) == len(models) >= 25
     demo_priced = Price.objects.filter(note__startswith="DEMO PRICE").values_list("model_id", flat=True)
-    assert "openai/gpt-image-1" not in demo_priced and "bfl/flux-2-pro" in demo_priced
+    assert "openai/gpt-image-2" not in demo_priced and "bfl/flux-2-pro" in demo_priced
 
 
 def test_against_the_real_upstream_bootstrap_demo_sets_no_demo_prices(tmp_path, settings) -> None:

@@ -59,7 +59,7 @@ def test_settling_a_generation_does_not_deadlock_with_a_submit_of_the_same_tenan
     from generations.services.submit import GenerationRequest, generation_create, generation_prepare
 
     customer = make_customer()
-    request = GenerationRequest(model="gpt-image-1", prompt="x", quality="low", size="1024x1024")
+    request = GenerationRequest(model="gpt-image-2", prompt="x", quality="low", size="1024x1024")
 
     def create() -> None:
         prepared = generation_prepare(tenant=customer.tenant, api_key=None, request=request)

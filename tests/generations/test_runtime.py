@@ -153,14 +153,14 @@ from billing.models import Plan
 from billing.services.prices import price_set
 from billing.services.wallets import billing_account_open
 from generations.services.submit import GenerationRequest, generation_submit
-price_set(model_id="openai/gpt-image-1", quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
+price_set(model_id="openai/gpt-image-2", quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
 tenant = tenant_create(slug="outage", name="Outage")
 plan = Plan.objects.create(name="outage", max_concurrent=None, requests_per_minute=None)
 billing_account_open(tenant=tenant, plan=plan, opening_credit_micros=10_000_000)
 key = api_key_create(tenant=tenant, name="k").api_key
 for index in range({count}):
     generation_submit(tenant=tenant, api_key=key, request=GenerationRequest(
-        model="openai/gpt-image-1", prompt=f"outage {{index}}", quality="low", size="1024x1024"))
+        model="openai/gpt-image-2", prompt=f"outage {{index}}", quality="low", size="1024x1024"))
 """
 
 
@@ -245,7 +245,7 @@ def _bulk_queue(tenant, count: int) -> None:
     now = timezone.now()
     Generation.objects.bulk_create(
         Generation(
-            public_id=f"gen_bulk{tenant.pk}_{index:05d}", tenant=tenant, model_id="openai/gpt-image-1",
+            public_id=f"gen_bulk{tenant.pk}_{index:05d}", tenant=tenant, model_id="openai/gpt-image-2",
             operation="generate", prompt="bulk", n=1, size="1024x1024", quality="low",
             upstream_body={"prompt": "bulk"}, unit_cost_micros=11_000, unit_price_micros=13_200,
             estimate_micros=13_200, max_attempts=4, created_at=now,

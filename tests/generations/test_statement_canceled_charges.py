@@ -37,11 +37,11 @@ def test_canceled_while_running_charges_get_their_own_statement_line(make_custom
     body = customer.client.get(f"/v1/statements/{statement.pk}").json()
     model_line, canceled_line = body["lines"]
     assert model_line == {
-        "model": "openai/gpt-image-1", "quality": "low", "size": "1024x1024", "charge": "images", "images": 10,
+        "model": "openai/gpt-image-2", "quality": "low", "size": "1024x1024", "charge": "images", "images": 10,
         "unit_price_usd": "0.013200", "amount_usd": "0.132000",
     }
     assert canceled_line == {
-        "model": "openai/gpt-image-1", "quality": "low", "size": "1024x1024", "charge": "canceled", "images": 0,
+        "model": "openai/gpt-image-2", "quality": "low", "size": "1024x1024", "charge": "canceled", "images": 0,
         "unit_price_usd": "0.000000", "amount_usd": "0.011000",
     }
     assert 10 * LOW_SQUARE_PRICE_MICROS == 132_000  # 10 × 0.0132 = 0.1320 on the model's line
@@ -50,8 +50,8 @@ def test_canceled_while_running_charges_get_their_own_statement_line(make_custom
     rows = list(csv.reader(io.StringIO(customer.client.get(f"/v1/statements/{statement.pk}.csv").content.decode())))
     assert rows == [
         ["model", "quality", "size", "charge", "images", "unit_price_usd", "amount_usd"],
-        ["openai/gpt-image-1", "low", "1024x1024", "images", "10", "0.013200", "0.132000"],
-        ["openai/gpt-image-1", "low", "1024x1024", "canceled", "0", "", "0.011000"],
+        ["openai/gpt-image-2", "low", "1024x1024", "images", "10", "0.013200", "0.132000"],
+        ["openai/gpt-image-2", "low", "1024x1024", "canceled", "0", "", "0.011000"],
         ["total", "", "", "", "10", "", "0.143000"],
     ]
 

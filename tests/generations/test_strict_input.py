@@ -56,7 +56,7 @@ def test_other_create_endpoints_refuse_unknown_fields(admin_client, path, body) 
 def test_the_model_filter_resolves_aliases_and_refuses_unknown_models(make_customer) -> None:
     customer = make_customer()
     created = customer.client.post("/v1/generations", {**LOW_SQUARE, "prompt": "a cat"}, format="json").json()
-    for name in (GPT_IMAGE, "gpt-image-1", "GPT-IMAGE-1"):
+    for name in (GPT_IMAGE, "gpt-image-2", "GPT-IMAGE-1"):
         listed = customer.client.get("/v1/generations", {"model": name})
         assert listed.status_code == 200
         assert [item["id"] for item in listed.json()["results"]] == [created["id"]]

@@ -172,15 +172,15 @@ def test_kontext_pro_answers_in_one_step_one_post_and_succeeded(customer, forwar
 
 def test_openai_edits_go_as_multipart_with_every_image(customer, forwarding) -> None:
     generation, requests = run(
-        customer, forwarding, "openai/gpt-image-1",
-        {"model": "gpt-image-1", "prompt": "make it blue", "input_images": [RED_URL, BLUE_URL],
+        customer, forwarding, "openai/gpt-image-2",
+        {"model": "gpt-image-2", "prompt": "make it blue", "input_images": [RED_URL, BLUE_URL],
          "quality": "low", "params": {"input_fidelity": "high"}},
     )
 
     post = only_post(requests)
     assert generation["status"] == "succeeded"
     assert post.path == "/v1/images/edits" and post.files == ("image[]", "image[]")
-    assert post.form == {"model": "gpt-image-1", "prompt": "make it blue", "n": "1", "size": "1024x1024",
+    assert post.form == {"model": "gpt-image-2", "prompt": "make it blue", "n": "1", "size": "1024x1024",
                          "quality": "low", "input_fidelity": "high"}
 
 
