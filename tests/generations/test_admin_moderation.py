@@ -167,9 +167,9 @@ def test_the_tenant_list_shows_plan_balance_and_usage_this_month(superuser_clien
     html = superuser_client.get("/admin/accounts/tenant/").content.decode()
 
     assert "studio" in html
-    assert "49.973600" in html  # 50 USD opening credit minus two captured images
+    assert "49.985600" in html  # 50 USD opening credit minus two captured images
     assert "default" in html
-    assert "0.026400" in html  # 2 × 0.0132 charged this month
+    assert "0.014400" in html  # 2 × 0.0072 charged this month
 
 
 def test_a_moderator_sees_the_queue_on_the_admin_index(db, held):

@@ -71,7 +71,7 @@ def test_an_image_held_for_review_can_be_found_later(sdk) -> None:
     assert raw.http_response.json()["id"] == generation_id
 
     found = customer.client.get(f"/v1/generations/{generation_id}").json()
-    assert found["status"] == "succeeded" and found["charged_usd"] == "0.013200"
+    assert found["status"] == "succeeded" and found["charged_usd"] == "0.007200"
     assert [(image["review_status"], image["url"]) for image in found["images"]] == [("pending", None)]
 
 

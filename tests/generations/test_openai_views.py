@@ -58,7 +58,7 @@ def test_sdk_edit_with_an_uploaded_image(sdk) -> None:
     assert len(result.data) == 1 and result.data[0].b64_json
     generation = Generation.objects.get()
     assert generation.operation == "edit" and generation.input_images.count() == 1
-    assert customer.ledger(generation.public_id) == [("hold", 13_200), ("capture", 13_200)]
+    assert customer.ledger(generation.public_id) == [("hold", 7_200), ("capture", 7_200)]
 
 
 def test_sdk_raises_its_error_classes(sdk, live_server) -> None:
