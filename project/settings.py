@@ -375,6 +375,10 @@ INPUT_FETCH_BUDGET_SECONDS = env.float("INPUT_FETCH_BUDGET_SECONDS", default=30.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
 # The OpenAI-compatible endpoints answer synchronously; keep this under the web server's request timeout.
 OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100.0)
+# A model with its own read timeout (AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS: gpt-image-2) is waited for that long plus
+# this margin, at most OPENAI_COMPAT_WAIT_MAX_SECONDS (generations.api.openai_views.openai_wait_seconds).
+OPENAI_COMPAT_WAIT_MARGIN_SECONDS = env.float("OPENAI_COMPAT_WAIT_MARGIN_SECONDS", default=15.0)
+OPENAI_COMPAT_WAIT_MAX_SECONDS = env.float("OPENAI_COMPAT_WAIT_MAX_SECONDS", default=330.0)
 
 # Wake-ups between processes (generations/notifications.py): Redis pub/sub with the Redis broker, else PostgreSQL
 # LISTEN/NOTIFY, else (SQLite) datagram sockets between the processes of this machine. Subscribers re-read the

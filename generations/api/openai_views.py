@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from accounts.api.base import TenantGenericAPIView
 from generations.api.catalog import lifecycle_headers
 from generations.api.waiting import pending_wait
-from generations.catalog.lookup import model_get
+from generations.catalog.lookup import model_get, model_id_resolve
 from generations.models import Generation, GenerationImage
 from generations.services.submit import GenerationRequest, generation_request_build, generation_submit
 from generations.services.synchronous import generation_result_final
@@ -42,6 +42,19 @@ _TYPE_BY_STATUS = {
 # Fields OpenAI defines that map onto our request; anything else is a vendor extra passed through `params`.
 _CORE_FIELDS = {"model", "prompt", "n", "size", "quality", "response_format", "user", "negative_prompt", "seed"}
 
+
+
+def openai_wait_seconds(*, model: str) -> float:
+    """How long `/v1/images/*` waits for a result: OPENAI_COMPAT_WAIT_SECONDS, or for a model with a read timeout
+    of its own (gpt-image-2 high quality answers after 90-130 s) that timeout plus OPENAI_COMPAT_WAIT_MARGIN_SECONDS,
+    capped by OPENAI_COMPAT_WAIT_MAX_SECONDS (keep the web server's request timeout above it). Waiting less than
+    the call may take would answer 504 for a call that succeeds and is charged."""
+    model_id = model_id_resolve(model) or model
+    read_timeout = settings.AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS.get(model_id)
+    if read_timeout is None:
+        return settings.OPENAI_COMPAT_WAIT_SECONDS
+    wanted = read_timeout + settings.OPENAI_COMPAT_WAIT_MARGIN_SECONDS
+    return max(settings.OPENAI_COMPAT_WAIT_SECONDS, min(wanted, settings.OPENAI_COMPAT_WAIT_MAX_SECONDS))
 
 class TooManyWaits(errors.RateLimited):
     code = "too_many_waits"
@@ -178,7 +191,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
 
     def _run(self, request: Request, generation_request: GenerationRequest, response_format: str) -> Response:
         """Submit, then wait for the result without holding a thread (`waiting_view`) and answer with the images."""
-        seconds = settings.OPENAI_COMPAT_WAIT_SECONDS
+        seconds = openai_wait_seconds(model=generation_request.model)
         slot = wait_slot_acquire(tenant=self.tenant, seconds=seconds)
         if slot is None:
             raise TooManyWaits(retry_after_seconds=TOO_MANY_WAITS_RETRY_AFTER_SECONDS)

@@ -107,3 +107,18 @@ def test_every_model_but_irag_is_priced_after_migrate_with_its_source() -> None:
         e["pricing"]["source"] for e in catalog_seed_data() if e["id"] in current - {"qianfan/irag-1.0"}
     )
     assert not Price.objects.filter(model_id__in=current, note="").exists()
+
+
+@pytest.mark.django_db
+def test_the_openai_wait_covers_a_slow_models_read_timeout(settings) -> None:
+    from generations.api.openai_views import openai_wait_seconds
+
+    settings.OPENAI_COMPAT_WAIT_SECONDS = 100
+    settings.OPENAI_COMPAT_WAIT_MARGIN_SECONDS = 15
+    settings.OPENAI_COMPAT_WAIT_MAX_SECONDS = 330
+    settings.AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS = {"openai/gpt-image-2": 300, "bfl/flux-2-pro": 30}
+    assert openai_wait_seconds(model="gpt-image-2") == 315  # high quality takes 90-130 s: never a 504 at 100 s
+    assert openai_wait_seconds(model="glm-image") == 100
+    assert openai_wait_seconds(model="flux-2-pro") == 100  # never shorter than the default
+    settings.OPENAI_COMPAT_WAIT_MAX_SECONDS = 200
+    assert openai_wait_seconds(model="openai/gpt-image-2") == 200
