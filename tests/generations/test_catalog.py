@@ -96,7 +96,7 @@ def test_every_extra_is_type_checked(spec: ModelSpec) -> None:
         ("glm-image", "2080x1024", False),
         ("doubao-seedream-4-5", "1K", False),
         ("doubao-seedream-4-5", "4k", True),
-        ("imagen-4.0-generate-001", "3:4", True),
+        ("gemini-3.1-flash-image", "3:4", True),
         ("flux-1.1-pro", "1440x256", True),
         ("flux-1.1-pro", "1500x256", False),
     ],
@@ -113,11 +113,10 @@ def test_sizes_are_normalised_for_pricing() -> None:
     assert validate("doubao-seedream-4-0", size="2k").size == "2K"
     assert validate("gpt-image-2").size == "1024x1024"
     assert validate("glm-image").quality == "hd"
-    assert validate("imagen-4.0-generate-001").quality == ""
+    assert validate("gemini-3.1-flash-image").quality == ""
 
 
 def test_surprising_upstream_defaults_are_made_explicit() -> None:
-    assert validate("imagen-4.0-generate-001").upstream_body["input"]["numberOfImages"] == 1
     assert validate("doubao-seedream-4-0").upstream_body["input"]["watermark"] is False
     assert (
         validate("doubao-seedream-4-0", params={"watermark": True}).upstream_body["input"]["watermark"]
@@ -133,7 +132,7 @@ def test_seedream_group_mode_carries_n_and_counts_reference_images() -> None:
 
 
 def test_operations_prompts_and_images_are_checked() -> None:
-    assert refusal("imagen-4.0-generate-001", operation="edit", input_image_count=1) == (
+    assert refusal("glm-image", operation="edit", input_image_count=1) == (
         "operation_not_supported",
         "operation",
     )

@@ -88,7 +88,6 @@ def materialize(result: ProviderResult, index: int = 0, *, max_bytes: int = 20_0
         ("gpt-image-2", "edit", 2, {}, "openai_compat", 1024, 1024),
         ("wan2.6-t2i", "generate", 0, {"size": "1280x1440"}, "openai_compat", 1280, 1440),
         ("qwen-image-edit-plus", "edit", 1, {"size": "768x1024"}, "predictions", 768, 1024),
-        ("imagen-4.0-generate-001", "generate", 0, {"size": "16:9", "n": 3}, "predictions", 1024, 576),
         ("doubao-seedream-4-0", "edit", 2, {"size": "1K"}, "predictions", 1024, 1024),
         ("glm-image", "generate", 0, {"size": "1568x1056"}, "predictions", 1568, 1056),
         ("FLUX-1.1-pro", "generate", 0, {"size": "800x608"}, "predictions", 800, 608),
@@ -119,7 +118,7 @@ def test_the_sandbox_refuses_a_wrong_bearer_token(aihubmix_sandbox: SandboxHandl
     ("marker", "model", "error_class", "code"),
     [
         ("[fault:429]", "gpt-image-2", TransientProviderError, "upstream_rate_limited"),
-        ("[fault:500]", "imagen-4.0-generate-001", TransientProviderError, "upstream_unavailable"),
+        ("[fault:500]", "doubao-seedream-5.0-lite", TransientProviderError, "upstream_unavailable"),
         ("[fault:503]", "flux-2-pro", TransientProviderError, "upstream_unavailable"),
         ("[fault:400]", "glm-image", PermanentProviderError, "upstream_rejected"),
         ("[fault:401]", "gpt-image-2", PermanentProviderError, "upstream_auth_failed"),

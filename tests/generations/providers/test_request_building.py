@@ -106,7 +106,7 @@ def test_openai_compatible_generation_posts_the_validated_json_with_the_bearer_t
 
 
 def test_openai_edit_sends_multipart_with_every_image_and_string_fields() -> None:
-    call = call_for("gpt-image-2", operation="edit", images=[PNG, JPEG], params={"input_fidelity": "high"})
+    call = call_for("gpt-image-2", operation="edit", images=[PNG, JPEG], params={"background": "opaque"})
 
     _, (request,) = run(call, lambda request: httpx.Response(200, json={"data": [{"b64_json": "QUJD"}]}))
 
@@ -115,20 +115,8 @@ def test_openai_edit_sends_multipart_with_every_image_and_string_fields() -> Non
     body = request.content
     assert body.count(b'name="image[]"') == 2
     assert b"\x89PNG-one" in body and b"\xff\xd8-two" in body
-    for field, value in (("model", b"gpt-image-2"), ("n", b"1"), ("input_fidelity", b"high")):
+    for field, value in (("model", b"gpt-image-2"), ("n", b"1"), ("background", b"opaque")):
         assert f'name="{field}"\r\n\r\n'.encode() + value in body
-
-
-def test_predictions_post_to_the_vendor_model_path_and_imagen_always_gets_number_of_images() -> None:
-    call = call_for("imagen-4.0-fast-generate-001", n=2, size="16:9")
-
-    result, (request,) = run(call, lambda request: httpx.Response(200, json=OK_URL))
-
-    assert str(request.url) == "https://hub.test/v1/models/google/imagen-4.0-fast-generate-001/predictions"
-    assert json.loads(request.content) == {
-        "input": {"prompt": "a lighthouse", "numberOfImages": 2, "aspectRatio": "16:9"}
-    }
-    assert result.outputs[0].url == "https://cdn.example/1.png"
 
 
 @pytest.mark.parametrize(
