@@ -100,12 +100,11 @@ def test_a_retired_model_served_with_its_replacement_runs_and_is_charged_as_the_
     make_customer, forwarding
 ) -> None:
     customer = make_customer()
-    price_set(model_id="google/gemini-3-pro-image", quality="*", size="*", cost_micros=50_000, actor=SYSTEM)
     set_status("openai/gpt-image-2", "retired", shutdown_at=timezone.now() - timedelta(days=1),
                replacement=CatalogModel.objects.get(model_id="google/gemini-3-pro-image"), serve_with_replacement=True)
 
     response = customer.client.post(
-        "/v1/generations", {"model": "gpt-image-2", "prompt": "a fox", "quality": "low"}, format="json"
+        "/v1/generations", {"model": "gpt-image-2", "prompt": "a fox"}, format="json"
     )
     assert response.status_code == 202, response.json()
     assert response.headers["Link"] == '</v1/models/google/gemini-3-pro-image>; rel="successor-version"'
@@ -114,10 +113,12 @@ def test_a_retired_model_served_with_its_replacement_runs_and_is_charged_as_the_
 
     assert generation["status"] == "succeeded"
     assert (generation["model"], generation["requested_model"]) == ("google/gemini-3-pro-image", "openai/gpt-image-2")
-    # 0.05 USD cost + the default plan's 20 % markup: the replacement's price, not gpt-image-2's 0.011.
-    assert generation["charged_usd"] == "0.060000"
-    assert customer.ledger(generation["id"]) == [("hold", 60_000), ("capture", 60_000)]
-    assert [request.path for request in forwarding.requests] == ["/v1/models/google/gemini-3-pro-image/predictions"]
+    # Its shipped 1K price, 0.134 USD, + the default plan's 20 % markup: the replacement's price, not gpt-image-2's.
+    assert generation["charged_usd"] == "0.160800"
+    assert customer.ledger(generation["id"]) == [("hold", 160_800), ("capture", 160_800)]
+    assert [request.path for request in forwarding.requests] == [
+        "/gemini/v1beta/models/gemini-3-pro-image:generateContent"
+    ]
     listed = models_by_id(customer.client)["openai/gpt-image-2"]
     assert listed["available"] is True and listed["lifecycle"]["status"] == "retired"
 

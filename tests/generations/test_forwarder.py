@@ -93,7 +93,7 @@ def test_many_generations_drain_in_one_pass(make_customer, forwarding, roomy_pla
 
 @pytest.mark.parametrize(
     ("model", "sandbox_call"),
-    [("google/imagen-4.0-fast-generate-001", "predictions"), ("bfl/flux-kontext-max", "tasks.submit")],
+    [("bfl/FLUX-1.1-pro", "predictions"), ("bfl/flux-kontext-max", "tasks.submit")],
 )
 def test_predictions_and_async_task_families_end_to_end(make_customer, forwarding, model, sandbox_call) -> None:
     from accounts.services import SYSTEM
