@@ -124,8 +124,8 @@ def direct_child(*, base_url: str, count: int, concurrency: int) -> None:
 
             async def one(index: int) -> int:
                 async with semaphore:
-                    # The same route and body the forwarder sends for gpt-image-1 (predictions; base64 answer).
-                    response = await client.post(f"{base_url}/models/openai/gpt-image-1/predictions", json={
+                    # The same route and body the forwarder sends for gpt-image-2 (predictions; base64 answer).
+                    response = await client.post(f"{base_url}/models/openai/gpt-image-2/predictions", json={
                         "input": {"prompt": f"direct {index}", "quality": "low", "size": "1024x1024", "n": 1},
                     })
                     response.raise_for_status()
@@ -205,7 +205,7 @@ def main() -> None:
         direct = json.loads(done.stdout.strip().splitlines()[-1])
 
         # --- the forwarder ---------------------------------------------------------------------------------
-        price_set(model_id="openai/gpt-image-1", quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
+        price_set(model_id="openai/gpt-image-2", quality="low", size="1024x1024", cost_micros=6_000, actor=SYSTEM)
         slug = f"bench-{int(time.time())}"
         tenant = tenant_create(slug=slug, name="Bench")
         plan = Plan.objects.create(
@@ -217,7 +217,7 @@ def main() -> None:
         for index in range(args.generations):
             generation_submit(
                 tenant=tenant, api_key=api_key, request=GenerationRequest(
-                    model="openai/gpt-image-1", prompt=f"drain {index}", quality="low", size="1024x1024"),
+                    model="openai/gpt-image-2", prompt=f"drain {index}", quality="low", size="1024x1024"),
             )
         mine = Generation.objects.filter(tenant=tenant)
 

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-BODY = {"model": "gpt-image-1", "quality": "low", "size": "1024x1024", "prompt": "a lighthouse at dawn"}
+BODY = {"model": "gpt-image-2", "quality": "low", "size": "1024x1024", "prompt": "a lighthouse at dawn"}
 # What the forwarder sends upstream for BODY (gpt-image generations go to the predictions route).
-DIRECT_PATH = "/models/openai/gpt-image-1/predictions"
+DIRECT_PATH = "/models/openai/gpt-image-2/predictions"
 DIRECT_BODY = {"input": {"prompt": "a lighthouse at dawn", "n": 1, "size": "1024x1024", "quality": "low"}}
 
 

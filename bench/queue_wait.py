@@ -79,8 +79,8 @@ def main() -> None:
     from generations.models import Generation
     from generations.services.submit import GenerationRequest, generation_submit
 
-    model, body = "openai/gpt-image-1", {"quality": "low", "size": "1024x1024"}
-    price_set(model_id=model, quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
+    model, body = "openai/gpt-image-2", {"quality": "low", "size": "1024x1024"}
+    price_set(model_id=model, quality="low", size="1024x1024", cost_micros=6_000, actor=SYSTEM)
     tenant = tenant_create(slug="bench", name="Bench")
     billing_account_open(tenant=tenant, plan=None, opening_credit_micros=1_000_000_000)
     api_key = api_key_create(tenant=tenant, name="bench").api_key

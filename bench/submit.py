@@ -37,7 +37,7 @@ BENCH = ROOT / "bench"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 SPREAD_TENANTS = 200
-BODY = {"model": "openai/gpt-image-1", "quality": "low", "size": "1024x1024", "prompt": "a lighthouse at dawn"}
+BODY = {"model": "openai/gpt-image-2", "quality": "low", "size": "1024x1024", "prompt": "a lighthouse at dawn"}
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

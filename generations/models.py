@@ -328,6 +328,10 @@ class CatalogModel(models.Model):
     serve_with_replacement = models.BooleanField(
         default=False, help_text="Retired: run requests on the replacement (and charge its price) instead of 410."
     )
+    former_ids = models.JSONField(
+        default=list, blank=True,
+        help_text="Ids this model was published under before (still accepted, e.g. bfl/flux-kontext-pro).",
+    )
     notes = models.TextField(blank=True, help_text="Staff only.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -25,7 +25,7 @@ cat <<MSG
     curl -H "Authorization: Bearer $KEY" http://$HOST:$PORT/v1/api-keys
 
     curl -H "Authorization: Bearer $KEY" -H "Prefer: wait=30" -H "Content-Type: application/json" \
-      -d '{"model": "gpt-image-1", "prompt": "a lighthouse at dawn", "quality": "low", "size": "1024x1024"}' \
+      -d '{"model": "gpt-image-2", "prompt": "a lighthouse at dawn", "quality": "low", "size": "1024x1024"}' \
       http://$HOST:$PORT/v1/generations
 
   API docs: http://$HOST:$PORT/v1/docs/   Health: http://$HOST:$PORT/healthz   Admin: http://$HOST:$PORT/admin/

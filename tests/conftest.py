@@ -151,6 +151,7 @@ def _catalog_rows(request: pytest.FixtureRequest) -> None:
     if not CatalogModel.objects.exists():
         # The one seed is the migration's: run it again, on the current models.
         import_module("generations.migrations.0010_catalog_seed").seed(apps, None)
+        import_module("generations.migrations.0016_lifecycle_calendar_prices_former_ids").catalog_refresh(apps, None)
 
 
 @pytest.fixture(scope="session", autouse=True)

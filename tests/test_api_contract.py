@@ -292,7 +292,7 @@ JSON_ENDPOINTS = [
 
 
 @pytest.mark.parametrize("body", ["[" * DEEP + "]" * DEEP, '{"a":' * DEEP + "1" + "}" * DEEP,
-                                  "[" * 100_000 + "]" * 100_000, '{"model": "gpt-image-1", "params": ' +
+                                  "[" * 100_000 + "]" * 100_000, '{"model": "gpt-image-2", "params": ' +
                                   '{"x":' * DEEP + "1" + "}" * DEEP + "}"])
 @pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS)
 def test_deeply_nested_json_is_400_malformed_request_on_every_json_endpoint(customer, method, path, body) -> None:

@@ -65,7 +65,7 @@ def test_answers_stay_fast_during_an_outage_and_readiness_returns_within_two_sec
                                      ("GET", "/healthz/ready"), ("GET", "/healthz/live")):
                     started = time.monotonic()
                     response = client.request(method, f"{base}{path}", headers=auth,
-                                              json={"model": "gpt-image-1", "prompt": "x"})
+                                              json={"model": "gpt-image-2", "prompt": "x"})
                     answers.append((path, method, response.status_code, time.monotonic() - started, response))
             api = [a for a in answers if a[0] == "/v1/generations"]
             assert {a[2] for a in api} == {503}, [(a[1], a[2], a[4].text[:200]) for a in api if a[2] != 503]

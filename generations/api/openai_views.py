@@ -25,7 +25,7 @@ from generations.api.openai_errors import openai_error_body
 from generations.api.serializers import CANCEL_AFTER_HELP, CancelAfterField
 from generations.api.streams import JSONOrEventStream, PendingStream, StreamResponse, openai_image_events
 from generations.api.waiting import pending_wait
-from generations.catalog.lookup import model_get
+from generations.catalog.lookup import model_get, model_id_resolve
 from generations.models import Generation, GenerationImage
 from generations.services.deadlines import CANCEL_AFTER_HEADER
 from generations.services.submit import GenerationRequest, generation_request_build, generation_submit
@@ -41,6 +41,19 @@ _CORE_FIELDS = {
     "partial_images", "cancel_after",
 }
 
+
+
+def openai_wait_seconds(*, model: str) -> float:
+    """How long `/v1/images/*` waits for a result: OPENAI_COMPAT_WAIT_SECONDS, or for a model with a read timeout
+    of its own (gpt-image-2 high quality answers after 90-130 s) that timeout plus OPENAI_COMPAT_WAIT_MARGIN_SECONDS,
+    capped by OPENAI_COMPAT_WAIT_MAX_SECONDS (keep the web server's request timeout above it). Waiting less than
+    the call may take would answer 504 for a call that succeeds and is charged."""
+    model_id = model_id_resolve(model) or model
+    read_timeout = settings.AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS.get(model_id)
+    if read_timeout is None:
+        return settings.OPENAI_COMPAT_WAIT_SECONDS
+    wanted = read_timeout + settings.OPENAI_COMPAT_WAIT_MARGIN_SECONDS
+    return max(settings.OPENAI_COMPAT_WAIT_SECONDS, min(wanted, settings.OPENAI_COMPAT_WAIT_MAX_SECONDS))
 
 class TooManyWaits(errors.RateLimited):
     code = "too_many_waits"
@@ -195,7 +208,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
     ) -> Response:
         """Submit, then wait for the result without holding a thread (`waiting_view`) and answer with the images,
         in one body or (`stream`) as OpenAI's server-sent events (generations/api/streams.py)."""
-        seconds = settings.OPENAI_COMPAT_WAIT_SECONDS
+        seconds = openai_wait_seconds(model=generation_request.model)
         slot = wait_slot_acquire(tenant=self.tenant, seconds=seconds)
         if slot is None:
             raise TooManyWaits(retry_after_seconds=TOO_MANY_WAITS_RETRY_AFTER_SECONDS)

@@ -46,6 +46,10 @@ def _names_index(*, enabled_only: bool) -> dict[str, CatalogEntry]:
             spec = entry.spec
             for name in (spec.id, spec.alias, spec.upstream_model):
                 index.setdefault(name.lower(), entry)
+        # Former ids last: a current id or alias always wins over an old name that happens to collide with it.
+        for entry in catalog_list() if enabled_only else catalog_entries():
+            for name in entry.former_ids:
+                index.setdefault(name.lower(), entry)
         return index
 
     return readcache_get(("catalog:names", enabled_only, disabled), build)

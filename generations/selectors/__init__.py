@@ -8,6 +8,7 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from accounts.models import Tenant
+from generations.catalog.registry import lifecycle_status
 from generations.models import CatalogModel, Generation, GenerationImage
 from project import errors
 
@@ -159,7 +160,7 @@ def catalog_shutdown_report(*, now: datetime, within_days: int = 90) -> list[Shu
         report.append(
             ShutdownRow(
                 model_id=row.model_id,
-                status=row.status,
+                status=lifecycle_status(status=row.status, shutdown_at=row.shutdown_at, now=now),
                 shutdown_at=row.shutdown_at,
                 replacement=row.replacement.model_id if row.replacement else None,
                 tenants=[ShutdownUse(use["tenant__slug"], use["generations"], use["images"]) for use in uses],

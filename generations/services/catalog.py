@@ -12,7 +12,7 @@ from accounts.services import Actor, audit_record
 from billing.selectors.prices import price_list_current
 from billing.services.prices import price_set
 from generations.catalog.lookup import catalog_list
-from generations.catalog.registry import catalog_row_spec_data
+from generations.catalog.registry import catalog_row_spec_data, lifecycle_status
 from generations.catalog.specs import CatalogRuleError, ModelSpec, spec_from_dict
 from generations.models import CatalogModel
 from project import errors
@@ -42,7 +42,7 @@ def catalog_model_check(*, row: CatalogModel) -> ModelSpec:
         if row.pk is not None and row.replacement_id == row.pk:
             raise InvalidCatalogModel("A model cannot replace itself.", param="replacement")
         replacement = CatalogModel.objects.get(pk=row.replacement_id)
-        if replacement.status == CatalogModel.Status.RETIRED:
+        if lifecycle_status(status=replacement.status, shutdown_at=replacement.shutdown_at) == "retired":
             raise InvalidCatalogModel(f"{replacement.model_id} is retired itself.", param="replacement")
     if row.serve_with_replacement and row.replacement_id is None:
         raise InvalidCatalogModel("Serving with a replacement needs a replacement.", param="serve_with_replacement")

@@ -15,6 +15,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from generations.catalog.lookup import ModelRetired, catalog_entry_find
 from generations.catalog.upstream_body import stored_interface
 from generations.models import Generation
 from generations.notifications import notify_work_available
@@ -83,6 +84,7 @@ def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGen
             .select_related("tenant", "api_key")  # api_key: the started event's rendering names it
             .prefetch_related("input_images")
         )
+        rows = _retired_failed(rows)
         # The `generation.started` event, in the transaction that marks them running (the outbox commits with it);
         # once per generation: a retry's claim keeps the first `started_at`.
         generation_started_events_publish(generations=[row for row in rows if row.started_at == now])
@@ -106,6 +108,22 @@ def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGen
         )
         for row in rows
     ]
+
+
+def _retired_failed(rows: list[Generation]) -> list[Generation]:
+    """Fails (and releases) the claimed generations whose model retired while they waited, so they are never sent:
+    the vendor no longer serves the model and AIHubMix bills a call once sent. Returns the others."""
+    sendable = []
+    for row in rows:
+        entry = catalog_entry_find(row.model_id, enabled_only=False)
+        if entry is None or entry.status != "retired":
+            sendable.append(row)
+            continue
+        when = f" on {entry.shutdown_at:%Y-%m-%d}" if entry.shutdown_at else ""
+        hint = f" Use {entry.replacement} instead." if entry.replacement else ""
+        message = f"{entry.id} was retired{when} before this generation started.{hint}"
+        generation_fail_finish(generation=row, failure=Failure(code=ModelRetired.code, message=message))
+    return sendable
 
 
 def generation_next_due_in_seconds() -> float | None:

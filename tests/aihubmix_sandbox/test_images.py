@@ -20,7 +20,7 @@ def _generate(sandbox: SandboxHandle, prompt: str, **extra: str) -> bytes:
         f"{sandbox.base_url}/images/generations",
         headers=AUTH,
         timeout=30,
-        json={"model": "gpt-image-1", "prompt": prompt, "size": "512x384", **extra},
+        json={"model": "gpt-image-2", "prompt": prompt, "size": "512x384", **extra},
     )
     assert response.status_code == 200
     return base64.b64decode(response.json()["data"][0]["b64_json"])

@@ -70,7 +70,7 @@ def test_a_handle_started_in_process_stops_cleanly() -> None:
     response = httpx.post(
         f"{handle.base_url}/images/generations",
         headers={"Authorization": "Bearer any"},
-        json={"model": "gpt-image-1", "prompt": "x", "size": "64x64"},
+        json={"model": "gpt-image-2", "prompt": "x", "size": "64x64"},
     )
     handle.stop()
     assert "b64_json" in json.loads(response.content)["data"][0]

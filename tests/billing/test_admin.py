@@ -110,7 +110,7 @@ def test_wallets_and_ledger_cannot_be_edited_in_the_admin(
 
 def test_adding_a_price_in_the_admin_supersedes_the_current_one_and_is_audited(staff_client: Client) -> None:
     form = {
-        "model_id": "openai/gpt-image-1",
+        "model_id": "openai/gpt-image-2",
         "quality": "low",
         "size": "1024x1024",
         "cost_usd": "0.012",
@@ -120,7 +120,7 @@ def test_adding_a_price_in_the_admin_supersedes_the_current_one_and_is_audited(s
     }
     response = staff_client.post("/admin/billing/price/add/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
-    rows = Price.objects.filter(model_id="openai/gpt-image-1", quality="low", size="1024x1024")
+    rows = Price.objects.filter(model_id="openai/gpt-image-2", quality="low", size="1024x1024")
     assert sorted(rows.values_list("cost_micros", flat=True)) == [11_000, 12_000]
     assert rows.filter(effective_to__isnull=True).get().cost_micros == 12_000
     assert AuditEvent.objects.filter(action="price.set", actor_user__email="staff@example.com").exists()

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_seeded_gpt_image_1_price_depends_on_quality_and_size(tenant: Tenant) -> None:
-    low = price_quote(tenant=tenant, model_id="openai/gpt-image-1", quality="low", size="1024x1024", n=2)
-    high = price_quote(tenant=tenant, model_id="openai/gpt-image-1", quality="high", size="1536x1024", n=1)
+    low = price_quote(tenant=tenant, model_id="openai/gpt-image-2", quality="low", size="1024x1024", n=2)
+    high = price_quote(tenant=tenant, model_id="openai/gpt-image-2", quality="high", size="1536x1024", n=1)
     assert (low.unit_cost_micros, low.unit_price_micros, low.estimate_micros) == (11_000, 13_200, 26_400)
     assert (high.unit_cost_micros, high.unit_price_micros) == (250_000, 300_000)
 
@@ -36,7 +36,7 @@ def test_a_model_without_a_price_is_refused_never_charged_zero(tenant: Tenant) -
         "model",
     )
     with pytest.raises(PriceNotFound):
-        price_quote(tenant=tenant, model_id="openai/gpt-image-1", quality="ultra", size="1024x1024", n=1)
+        price_quote(tenant=tenant, model_id="openai/gpt-image-2", quality="ultra", size="1024x1024", n=1)
 
 
 def test_the_most_specific_current_price_wins() -> None:

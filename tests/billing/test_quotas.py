@@ -17,7 +17,7 @@ def limit_plan(tenant: Tenant, **limits: object) -> None:
 
 def test_model_outside_the_plan_is_403(tenant: Tenant, funded, reserve) -> None:
     funded(1_000_000)
-    limit_plan(tenant, allowed_models=["openai/gpt-image-1"])
+    limit_plan(tenant, allowed_models=["openai/gpt-image-2"])
     error = refusal(lambda: reserve("gen_1"))
     assert (domain_error_status(error), error.code, error.param) == (403, "model_not_allowed", "model")
 

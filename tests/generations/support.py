@@ -11,9 +11,9 @@ from billing.services.prices import price_set
 from billing.services.wallets import billing_account_open
 from generations.models import Generation
 
-GPT_IMAGE = "openai/gpt-image-1"
+GPT_IMAGE = "openai/gpt-image-2"
 LOW_SQUARE = {"model": GPT_IMAGE, "quality": "low", "size": "1024x1024"}
-LOW_SQUARE_PRICE_MICROS = 13_200  # seeded cost 0.011 USD + the default plan's 20 % markup
+LOW_SQUARE_PRICE_MICROS = 7_200  # seeded cost 0.006 USD + the default plan's 20 % markup
 S3_BUCKET = "imagegen-test"  # the bucket the `s3_storage` fixture creates in moto
 
 
@@ -36,7 +36,7 @@ class Customer:
 def customer_create(slug: str = "studio", *, credit_micros: int = 50_000_000, plan: Plan | None = None) -> Customer:
     # Seeded by a data migration, but transactional tests flush the database between tests.
     if not Price.objects.filter(model_id=GPT_IMAGE, quality="low", size="1024x1024").exists():
-        price_set(model_id=GPT_IMAGE, quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
+        price_set(model_id=GPT_IMAGE, quality="low", size="1024x1024", cost_micros=6_000, actor=SYSTEM)
     tenant = tenant_create(slug=slug, name=slug.title())
     billing_account_open(tenant=tenant, plan=plan, opening_credit_micros=credit_micros)
     key = api_key_create(tenant=tenant, name="app")

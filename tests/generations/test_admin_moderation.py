@@ -46,7 +46,7 @@ def test_the_queue_shows_pending_images_with_prompt_tenant_model_and_reason(supe
     html = page.content.decode()
     assert page.status_code == 200
     assert html.count('class="mq-card"') == 2
-    assert "a lighthouse at dusk" in html and "studio" in html and "openai/gpt-image-1" in html
+    assert "a lighthouse at dusk" in html and "studio" in html and "openai/gpt-image-2" in html
     assert "Held (review mode" in html
     assert "not reviewed" not in html
 
@@ -64,7 +64,7 @@ def test_queue_filters_by_tenant_model_and_reason(superuser_client, held, custom
     assert cards("?reason=reported") == 1
     assert cards("?reason=held") == 2
     assert cards("?reason=sampled") == 0
-    assert cards("?model=openai/gpt-image-1&tenant=studio") == 2
+    assert cards("?model=openai/gpt-image-2&tenant=studio") == 2
     assert cards("?model=nope") == 0
 
 
@@ -167,9 +167,9 @@ def test_the_tenant_list_shows_plan_balance_and_usage_this_month(superuser_clien
     html = superuser_client.get("/admin/accounts/tenant/").content.decode()
 
     assert "studio" in html
-    assert "$49.97" in html  # 50 USD opening credit minus two captured images
+    assert "$49.99" in html  # 50 USD opening credit minus two captured images
     assert "default" in html
-    assert "$0.0264" in html  # 2 × 0.0132 charged this month
+    assert "$0.0144" in html  # 2 × 0.0072 charged this month
 
 
 def test_a_moderator_sees_the_queue_on_the_admin_index(db, held):

@@ -21,7 +21,7 @@ from tests.generations.support import LOW_SQUARE_PRICE_MICROS, generation_post
 from tests.threads import run_in_threads
 from webhooks.models import WebhookEvent
 
-COST_MICROS = 11_000
+COST_MICROS = 6_000
 
 
 def _output(public_id: str) -> StoredOutput:
@@ -48,9 +48,9 @@ def test_a_batch_settles_each_member_like_a_single_settlement(make_customer, roo
 
     statuses = {pid: (row.status if (row := results[claims[pid].id]) else None) for pid in [*kept, canceled, lost]}
     assert statuses == {kept[0]: "succeeded", kept[1]: "succeeded", canceled: "canceled", lost: None}
-    assert [studio.ledger(pid) for pid in kept] == [[("hold", 13_200), ("capture", 13_200)]] * 2
-    assert studio.ledger(canceled) == [("hold", 13_200), ("capture", COST_MICROS)]
-    assert other.ledger(lost) == [("hold", 13_200)]
+    assert [studio.ledger(pid) for pid in kept] == [[("hold", 7_200), ("capture", 7_200)]] * 2
+    assert studio.ledger(canceled) == [("hold", 7_200), ("capture", COST_MICROS)]
+    assert other.ledger(lost) == [("hold", 7_200)]
     wallet = studio.wallet()
     assert wallet.balance_micros == 50_000_000 - 2 * LOW_SQUARE_PRICE_MICROS - COST_MICROS
     assert (wallet.held_micros, wallet.open_holds, wallet.month_images, wallet.day_images) == (0, 0, 2, 2)
@@ -59,7 +59,7 @@ def test_a_batch_settles_each_member_like_a_single_settlement(make_customer, roo
     assert not GenerationImage.objects.filter(generation__public_id=canceled).exists()
     events = {event.payload["id"]: event for event in WebhookEvent.objects.filter(type="generation.succeeded")}
     assert set(events) == set(kept) and all(len(e.payload["images"]) == 1 for e in events.values())
-    assert all(e.payload["charged_usd"] == "0.013200" for e in events.values())
+    assert all(e.payload["charged_usd"] == "0.007200" for e in events.values())
     assert Generation.objects.get(public_id=kept[0]).charged_micros == LOW_SQUARE_PRICE_MICROS
     assert wallet_drifts() == []
 
@@ -82,7 +82,7 @@ def test_a_batch_that_fails_half_way_is_rolled_back_and_its_retry_captures_once(
     monkeypatch.setattr(finish, "notify_generations_finished", notify_once_failing)
     with pytest.raises(OperationalError):
         generations_succeed(successes=successes)
-    assert customer.ledger() == [("hold", 13_200)] * 3
+    assert customer.ledger() == [("hold", 7_200)] * 3
     assert set(Generation.objects.filter(public_id__in=ids).values_list("status", flat=True)) == {"running"}
 
     first = generations_succeed(successes=successes)
@@ -101,13 +101,13 @@ def test_billing_capture_many_captures_each_hold_once_and_refuses_an_unknown_one
 
     with pytest.raises(HoldNotFound):
         billing_capture_many(captures=[Capture(reference=first, images=1), Capture(reference="gen_nope", images=1)])
-    assert customer.ledger() == [("hold", 13_200)] * 2  # nothing of the refused batch was written
+    assert customer.ledger() == [("hold", 7_200)] * 2  # nothing of the refused batch was written
 
     done = billing_capture_many(captures=[Capture(reference=first, images=1), Capture(reference=first, images=1),
                                           Capture(reference=second, images=5)])
     later = billing_capture_many(captures=[Capture(reference=second, images=1)])
 
-    assert (done[first].amount_micros, done[second].amount_micros) == (13_200, 13_200)  # never above the hold
+    assert (done[first].amount_micros, done[second].amount_micros) == (7_200, 7_200)  # never above the hold
     assert later == {second: None}
     assert LedgerEntry.objects.filter(kind="capture").count() == 2
     assert wallet_drifts() == []
@@ -134,10 +134,10 @@ def test_a_member_that_fails_alone_does_not_hold_back_its_batch(make_customer, r
     forward_drain()
 
     assert set(Generation.objects.filter(public_id__in=fine).values_list("status", flat=True)) == {"succeeded"}
-    assert [customer.ledger(pid) for pid in fine] == [[("hold", 13_200), ("capture", 13_200)]] * 3
+    assert [customer.ledger(pid) for pid in fine] == [[("hold", 7_200), ("capture", 7_200)]] * 3
     failed = Generation.objects.get(public_id=poisoned)
     assert (failed.status, failed.charged_micros) == ("failed", 0)  # retried until its attempts ran out
-    assert customer.ledger(poisoned) == [("hold", 13_200), ("release", 13_200)]
+    assert customer.ledger(poisoned) == [("hold", 7_200), ("release", 7_200)]
     assert any(poisoned in members and members & set(fine) for members in batches)  # it did share a batch
     assert wallet_drifts() == []
 

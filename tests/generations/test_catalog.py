@@ -10,7 +10,7 @@ from generations.catalog.validation import InvalidGenerationRequest, generation_
 from project.api.errors import domain_error_status
 
 pytestmark = pytest.mark.django_db
-CATALOG = catalog_seed_specs()
+CATALOG = catalog_seed_specs(retired=False)  # a retired model answers 410 (test_catalog_lifecycle)
 
 
 def validate(spec: ModelSpec | str, **overrides):
@@ -97,7 +97,7 @@ def test_every_extra_is_type_checked(spec: ModelSpec) -> None:
         ("glm-image", "2080x1024", False),
         ("doubao-seedream-4-5", "1K", False),
         ("doubao-seedream-4-5", "4k", True),
-        ("imagen-4.0-generate-001", "3:4", True),
+        ("gemini-3.1-flash-image", "3:4", True),
         ("flux-1.1-pro", "1440x256", True),
         ("flux-1.1-pro", "1500x256", False),
     ],
@@ -112,13 +112,12 @@ def test_size_rules_follow_the_provider_page(model: str, size: str, accepted: bo
 def test_sizes_are_normalised_for_pricing() -> None:
     assert validate("wan2.6-t2i", size=" 1440*1280 ").size == "1440x1280"
     assert validate("doubao-seedream-4-0", size="2k").size == "2K"
-    assert validate("gpt-image-1").size == "1024x1024"
+    assert validate("gpt-image-2").size == "1024x1024"
     assert validate("glm-image").quality == "hd"
-    assert validate("imagen-4.0-generate-001").quality == ""
+    assert validate("gemini-3.1-flash-image").quality == ""
 
 
 def test_surprising_upstream_defaults_are_made_explicit() -> None:
-    assert validate("imagen-4.0-generate-001").upstream_body["input"]["numberOfImages"] == 1
     assert validate("doubao-seedream-4-0").upstream_body["input"]["watermark"] is False
     assert (
         validate("doubao-seedream-4-0", params={"watermark": True}).upstream_body["input"]["watermark"]
@@ -134,42 +133,42 @@ def test_seedream_group_mode_carries_n_and_counts_reference_images() -> None:
 
 
 def test_operations_prompts_and_images_are_checked() -> None:
-    assert refusal("imagen-4.0-generate-001", operation="edit", input_image_count=1) == (
+    assert refusal("glm-image", operation="edit", input_image_count=1) == (
         "operation_not_supported",
         "operation",
     )
     assert refusal("qwen-image-edit", input_image_count=0) == ("missing_input_image", "images")
-    assert refusal("gpt-image-1", input_image_count=1) == ("unexpected_input_image", "images")
+    assert refusal("gpt-image-2", input_image_count=1) == ("unexpected_input_image", "images")
     assert refusal("flux-kontext-max", operation="edit", input_image_count=2) == (
         "too_many_input_images",
         "images",
     )
     assert refusal("wan2.6-t2i", prompt="x" * 801) == ("prompt_too_long", "prompt")
-    assert refusal("gpt-image-1", prompt="  ") == ("prompt_required", "prompt")
-    assert refusal("gpt-image-1", negative_prompt="blur") == ("unsupported_parameter", "negative_prompt")
+    assert refusal("gpt-image-2", prompt="  ") == ("prompt_required", "prompt")
+    assert refusal("gpt-image-2", negative_prompt="blur") == ("unsupported_parameter", "negative_prompt")
     assert refusal("qwen-image-plus", seed=2**31) == ("invalid_parameter", "seed")
-    assert refusal("gpt-image-1", operation="edit", input_image_count=1, params={"moderation": "low"}) == (
+    assert refusal("gpt-image-2", operation="edit", input_image_count=1, params={"moderation": "low"}) == (
         "unsupported_parameter",
         "params.moderation",
     )
 
 
 def test_models_are_found_by_id_or_alias_and_can_be_disabled(settings) -> None:
-    assert model_get("gpt-image-1") == model_get("openai/gpt-image-1")
-    settings.DISABLED_MODELS = ["gpt-image-1"]
+    assert model_get("gpt-image-2") == model_get("openai/gpt-image-2")
+    settings.DISABLED_MODELS = ["gpt-image-2"]
 
     with pytest.raises(UnknownModel) as caught:
-        model_get("openai/gpt-image-1")
+        model_get("openai/gpt-image-2")
 
     assert (caught.value.code, caught.value.param, domain_error_status(caught.value)) == (
         "unknown_model",
         "model",
         400,
     )
-    assert "openai/gpt-image-1" not in [entry.id for entry in catalog_list()]
+    assert "openai/gpt-image-2" not in [entry.id for entry in catalog_list()]
     # A generation accepted before the model was disabled still runs.
     call = provider_call_from_stored(
-        model_id="openai/gpt-image-1", interface="predictions", operation="generate", body={"input": {}}, images=[]
+        model_id="openai/gpt-image-2", interface="predictions", operation="generate", body={"input": {}}, images=[]
     )
     assert call.family == "predictions"
 

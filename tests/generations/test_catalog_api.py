@@ -9,14 +9,14 @@ def test_the_models_list_gives_each_model_its_rules(admin_client) -> None:
 
     assert response.status_code == 200
     models = {model["id"]: model for model in response.json()["data"]}
-    gpt = models["openai/gpt-image-1"]
-    assert gpt["alias"] == "gpt-image-1"
+    gpt = models["openai/gpt-image-2"]
+    assert gpt["alias"] == "gpt-image-2"
     assert (gpt["family"], gpt["edit_family"]) == ("predictions", "openai_compat")
     assert gpt["lifecycle"] == {"status": "active", "shutdown_at": None, "replacement": None}
     assert gpt["operations"] == ["edit", "generate"]
     assert gpt["n"] == {"min": 1, "max": 10, "default": 1}
-    assert gpt["qualities"] == ["low", "medium", "high"]
-    assert gpt["sizes"]["presets"] == ["1024x1024", "1024x1536", "1536x1024", "auto"]
+    assert gpt["qualities"] == ["low", "medium", "high", "auto"]
+    assert gpt["sizes"]["presets"][:3] == ["1024x1024", "1024x1536", "1536x1024"] and "auto" in gpt["sizes"]["presets"]
     glm = models["openai/glm-image"]
     assert glm["sizes"]["custom"] == {
         "min_side": 1024,
@@ -55,8 +55,8 @@ def test_the_models_list_needs_an_api_key(api_client) -> None:
 def test_models_show_this_tenants_prices(make_customer) -> None:
     customer = make_customer()
     models = {model["id"]: model for model in customer.client.get("/v1/models").json()["data"]}
-    low_square = [p for p in models["openai/gpt-image-1"]["prices"] if (p["quality"], p["size"]) == ("low", "1024x1024")]
-    assert low_square == [{"quality": "low", "size": "1024x1024", "unit_price_usd": "0.013200"}]
-    assert models["bfl/flux-kontext-max"]["prices"] == []
-    detail = customer.client.get("/v1/models/gpt-image-1").json()
-    assert any(p["unit_price_usd"] == "0.013200" for p in detail["prices"])
+    low_square = [p for p in models["openai/gpt-image-2"]["prices"] if (p["quality"], p["size"]) == ("low", "1024x1024")]
+    assert low_square == [{"quality": "low", "size": "1024x1024", "unit_price_usd": "0.007200"}]
+    assert models["qianfan/irag-1.0"]["prices"] == []  # the one model without a published price
+    detail = customer.client.get("/v1/models/gpt-image-2").json()
+    assert any(p["unit_price_usd"] == "0.007200" for p in detail["prices"])

@@ -46,23 +46,23 @@ def models_by_id(client) -> dict[str, dict]:
 @pytest.mark.django_db
 def test_a_deprecated_model_still_runs_and_says_so_in_headers_and_the_list(make_customer) -> None:
     customer = make_customer()
-    set_status("openai/gpt-image-1", "deprecated", shutdown_at=SHUTDOWN,
-               replacement=CatalogModel.objects.get(model_id="openai/gpt-image-1.5"))
+    set_status("openai/gpt-image-2", "deprecated", shutdown_at=SHUTDOWN,
+               replacement=CatalogModel.objects.get(model_id="google/gemini-3-pro-image"))
 
     response = customer.client.post(
-        "/v1/generations", {"model": "gpt-image-1", "prompt": "a fox", "quality": "low"}, format="json"
+        "/v1/generations", {"model": "gpt-image-2", "prompt": "a fox", "quality": "low"}, format="json"
     )
-    listed = models_by_id(customer.client)["openai/gpt-image-1"]
+    listed = models_by_id(customer.client)["openai/gpt-image-2"]
 
     assert response.status_code == 202
-    deprecated_at = CatalogModel.objects.get(model_id="openai/gpt-image-1").deprecated_at
+    deprecated_at = CatalogModel.objects.get(model_id="openai/gpt-image-2").deprecated_at
     assert response.headers["Deprecation"] == f"@{int(deprecated_at.timestamp())}"
     assert response.headers["Sunset"] == http_date(SHUTDOWN.timestamp())
-    assert response.headers["Link"] == '</v1/models/openai/gpt-image-1.5>; rel="successor-version"'
+    assert response.headers["Link"] == '</v1/models/google/gemini-3-pro-image>; rel="successor-version"'
     assert listed["lifecycle"] == {
         "status": "deprecated",
         "shutdown_at": "2027-03-01T00:00:00Z",
-        "replacement": "openai/gpt-image-1.5",
+        "replacement": "google/gemini-3-pro-image",
     }
     assert listed["available"] is True
 
@@ -71,7 +71,7 @@ def test_a_deprecated_model_still_runs_and_says_so_in_headers_and_the_list(make_
 def test_an_active_model_has_no_deprecation_headers(make_customer) -> None:
     customer = make_customer()
     response = customer.client.post(
-        "/v1/generations", {"model": "gpt-image-1", "prompt": "a fox", "quality": "low"}, format="json"
+        "/v1/generations", {"model": "gpt-image-2", "prompt": "a fox", "quality": "low"}, format="json"
     )
     assert response.status_code == 202 and "Deprecation" not in response.headers and "Sunset" not in response.headers
 
@@ -79,19 +79,19 @@ def test_an_active_model_has_no_deprecation_headers(make_customer) -> None:
 @pytest.mark.django_db
 def test_a_retired_model_answers_410_naming_its_replacement_and_charges_nothing(make_customer) -> None:
     customer = make_customer()
-    set_status("openai/gpt-image-1", "retired", shutdown_at=timezone.now() - timedelta(days=1),
-               replacement=CatalogModel.objects.get(model_id="openai/gpt-image-1.5"))
+    set_status("openai/gpt-image-2", "retired", shutdown_at=timezone.now() - timedelta(days=1),
+               replacement=CatalogModel.objects.get(model_id="google/gemini-3-pro-image"))
 
     response = customer.client.post(
-        "/v1/generations", {"model": "gpt-image-1", "prompt": "a fox", "quality": "low"}, format="json"
+        "/v1/generations", {"model": "gpt-image-2", "prompt": "a fox", "quality": "low"}, format="json"
     )
 
     assert response.status_code == 410
     error = response.json()["error"]
     assert error["code"] == "model_retired" and error["param"] == "model"
-    assert "openai/gpt-image-1.5" in error["message"]
+    assert "google/gemini-3-pro-image" in error["message"]
     assert not Generation.objects.exists() and customer.ledger() == []
-    listed = models_by_id(customer.client)["openai/gpt-image-1"]
+    listed = models_by_id(customer.client)["openai/gpt-image-2"]
     assert (listed["available"], listed["unavailable_reason"]) == (False, "retired")
 
 
@@ -100,25 +100,26 @@ def test_a_retired_model_served_with_its_replacement_runs_and_is_charged_as_the_
     make_customer, forwarding
 ) -> None:
     customer = make_customer()
-    price_set(model_id="openai/gpt-image-1.5", quality="*", size="*", cost_micros=50_000, actor=SYSTEM)
-    set_status("openai/gpt-image-1", "retired", shutdown_at=timezone.now() - timedelta(days=1),
-               replacement=CatalogModel.objects.get(model_id="openai/gpt-image-1.5"), serve_with_replacement=True)
+    set_status("openai/gpt-image-2", "retired", shutdown_at=timezone.now() - timedelta(days=1),
+               replacement=CatalogModel.objects.get(model_id="google/gemini-3-pro-image"), serve_with_replacement=True)
 
     response = customer.client.post(
-        "/v1/generations", {"model": "gpt-image-1", "prompt": "a fox", "quality": "low"}, format="json"
+        "/v1/generations", {"model": "gpt-image-2", "prompt": "a fox"}, format="json"
     )
     assert response.status_code == 202, response.json()
-    assert response.headers["Link"] == '</v1/models/openai/gpt-image-1.5>; rel="successor-version"'
+    assert response.headers["Link"] == '</v1/models/google/gemini-3-pro-image>; rel="successor-version"'
     forward_drain()
     generation = customer.client.get(f"/v1/generations/{response.json()['id']}").json()
 
     assert generation["status"] == "succeeded"
-    assert (generation["model"], generation["requested_model"]) == ("openai/gpt-image-1.5", "openai/gpt-image-1")
-    # 0.05 USD cost + the default plan's 20 % markup: the replacement's price, not gpt-image-1's 0.011.
-    assert generation["charged_usd"] == "0.060000"
-    assert customer.ledger(generation["id"]) == [("hold", 60_000), ("capture", 60_000)]
-    assert [request.path for request in forwarding.requests] == ["/v1/models/openai/gpt-image-1.5/predictions"]
-    listed = models_by_id(customer.client)["openai/gpt-image-1"]
+    assert (generation["model"], generation["requested_model"]) == ("google/gemini-3-pro-image", "openai/gpt-image-2")
+    # Its shipped 1K price, 0.134 USD, + the default plan's 20 % markup: the replacement's price, not gpt-image-2's.
+    assert generation["charged_usd"] == "0.160800"
+    assert customer.ledger(generation["id"]) == [("hold", 160_800), ("capture", 160_800)]
+    assert [request.path for request in forwarding.requests] == [
+        "/gemini/v1beta/models/gemini-3-pro-image:generateContent"
+    ]
+    listed = models_by_id(customer.client)["openai/gpt-image-2"]
     assert listed["available"] is True and listed["lifecycle"]["status"] == "retired"
 
 
@@ -189,13 +190,13 @@ def test_invalid_rules_are_refused_at_save_with_a_clear_message(staff, rules, fi
 
 @pytest.mark.django_db
 def test_models_a_tenant_cannot_use_are_marked_with_the_reason(make_customer) -> None:
-    plan = Plan.objects.create(name="narrow", allowed_models=["openai/gpt-image-1", "bfl/flux-2-pro"])
+    plan = Plan.objects.create(name="narrow", allowed_models=["openai/gpt-image-2", "qianfan/irag-1.0"])
     customer = make_customer(plan=plan)
 
     models = models_by_id(customer.client)
 
-    assert (models["openai/gpt-image-1"]["available"], models["openai/gpt-image-1"]["unavailable_reason"]) == (True, None)
-    assert models["bfl/flux-2-pro"]["unavailable_reason"] == "not_priced"
+    assert (models["openai/gpt-image-2"]["available"], models["openai/gpt-image-2"]["unavailable_reason"]) == (True, None)
+    assert models["qianfan/irag-1.0"]["unavailable_reason"] == "not_priced"
     assert models["ideogram/V3"]["unavailable_reason"] == "not_in_plan"
 
 
@@ -224,10 +225,10 @@ def test_the_admin_price_form_refuses_unknown_models_and_resolves_aliases(staff)
 @pytest.mark.django_db
 def test_the_shutdown_page_lists_models_nearing_shutdown_and_their_tenants_this_month(staff, make_customer) -> None:
     customer = make_customer()
-    set_status("openai/gpt-image-1", "deprecated", shutdown_at=timezone.now() + timedelta(days=20))
-    customer.client.post("/v1/generations", {"model": "gpt-image-1", "prompt": "a fox", "quality": "low"}, format="json")
+    set_status("openai/gpt-image-2", "deprecated", shutdown_at=timezone.now() + timedelta(days=20))
+    customer.client.post("/v1/generations", {"model": "gpt-image-2", "prompt": "a fox", "quality": "low"}, format="json")
     old = Generation.objects.create(
-        tenant=make_customer("old-user").tenant, model_id="openai/gpt-image-1", operation="generate", prompt="x", n=1
+        tenant=make_customer("old-user").tenant, model_id="openai/gpt-image-2", operation="generate", prompt="x", n=1
     )
     Generation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=62))
 
@@ -235,9 +236,9 @@ def test_the_shutdown_page_lists_models_nearing_shutdown_and_their_tenants_this_
 
     assert response.status_code == 200
     rows = {row.model_id: row for row, _days, _overdue in response.context["rows"]}
-    assert [(use.tenant_slug, use.generations) for use in rows["openai/gpt-image-1"].tenants] == [("studio", 1)]
+    assert [(use.tenant_slug, use.generations) for use in rows["openai/gpt-image-2"].tenants] == [("studio", 1)]
     assert "google/imagen-4.0-generate-001" in rows  # seeded deprecated: Google shut Imagen down on 2026-08-17
-    assert "openai/gpt-image-1.5" not in rows
+    assert "google/gemini-3-pro-image" not in rows
     assert b"studio (1 / 0)" in response.content
 
 

@@ -42,7 +42,7 @@ def test_concurrent_requests_with_one_idempotency_key_create_one_generation(make
     assert len(created) == 1, results
     assert {status for status, _ in results} <= {202, 409}
     assert Generation.objects.filter(tenant=customer.tenant).count() == 1
-    assert customer.ledger() == [("hold", 13_200)]
+    assert customer.ledger() == [("hold", 7_200)]
 
 
 def test_settling_a_generation_does_not_deadlock_with_a_submit_of_the_same_tenant(make_customer) -> None:
@@ -59,7 +59,7 @@ def test_settling_a_generation_does_not_deadlock_with_a_submit_of_the_same_tenan
     from generations.services.submit import GenerationRequest, generation_create, generation_prepare
 
     customer = make_customer()
-    request = GenerationRequest(model="gpt-image-1", prompt="x", quality="low", size="1024x1024")
+    request = GenerationRequest(model="gpt-image-2", prompt="x", quality="low", size="1024x1024")
 
     def create() -> None:
         prepared = generation_prepare(tenant=customer.tenant, api_key=None, request=request)

@@ -58,7 +58,7 @@ def test_delete_removes_the_files_from_disk_and_images_answer_410(make_customer,
     # Metadata and money stay.
     kept = customer.client.get(f"/v1/generations/{generation['id']}").json()
     assert kept["status"] == "succeeded" and kept["files_deleted_at"] is not None
-    assert kept["charged_usd"] == generation["charged_usd"] == "0.026400"
+    assert kept["charged_usd"] == generation["charged_usd"] == "0.014400"
     assert [(i["sha256"], i["bytes"], i["url"]) for i in kept["images"]] == [
         (i["sha256"], i["bytes"], None) for i in generation["images"]
     ]

@@ -17,14 +17,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_success_stores_images_and_captures_exactly_their_price(make_customer, forwarding) -> None:
     customer = make_customer()
     created = generation_post(customer, n=2)
-    assert created["status"] == "queued" and created["estimated_usd"] == "0.026400"
+    assert created["status"] == "queued" and created["estimated_usd"] == "0.014400"
     assert customer.wallet().held_micros == 2 * LOW_SQUARE_PRICE_MICROS
 
     assert forward_drain().claimed == 1
 
     generation = customer.client.get(f"/v1/generations/{created['id']}").json()
     assert generation["status"] == "succeeded"
-    assert generation["charged_usd"] == "0.026400" and generation["images_returned"] == 2
+    assert generation["charged_usd"] == "0.014400" and generation["images_returned"] == 2
     for image in generation["images"]:
         stored = Path(settings.MEDIA_ROOT) / Generation.objects.get(public_id=created["id"]).images.get(
             index=image["index"]).storage_key
@@ -34,9 +34,9 @@ def test_success_stores_images_and_captures_exactly_their_price(make_customer, f
         download = customer.client.get(f"/v1/generations/{created['id']}/images/{image['index']}")
         assert download.status_code == 200 and b"".join(download.streaming_content) == data
     assert str(stored.relative_to(settings.MEDIA_ROOT)).startswith(f"tenants/{customer.tenant.slug}/generations/")
-    assert customer.ledger(created["id"]) == [("hold", 26_400), ("capture", 26_400)]
+    assert customer.ledger(created["id"]) == [("hold", 14_400), ("capture", 14_400)]
     wallet = customer.wallet()
-    assert wallet.held_micros == 0 and wallet.balance_micros == 50_000_000 - 26_400
+    assert wallet.held_micros == 0 and wallet.balance_micros == 50_000_000 - 14_400
     assert forwarding.calls["predictions"] == 1
 
 
@@ -68,7 +68,7 @@ def test_transient_errors_then_success_capture_once(make_customer, forwarding) -
     forward_drain()
     generation = Generation.objects.get(public_id=created["id"])
     assert generation.status == "succeeded" and generation.attempts == 3
-    assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
+    assert customer.ledger(created["id"]) == [("hold", 7_200), ("capture", 7_200)]
     assert forwarding.calls["predictions"] == 3
 
 
@@ -88,12 +88,12 @@ def test_many_generations_drain_in_one_pass(make_customer, forwarding, roomy_pla
     stats = forward_drain(concurrency=8)
     assert stats.claimed == 12 and stats.max_in_flight == 8
     assert set(Generation.objects.filter(public_id__in=ids).values_list("status", flat=True)) == {"succeeded"}
-    assert customer.wallet().balance_micros == 50_000_000 - 12 * 13_200
+    assert customer.wallet().balance_micros == 50_000_000 - 12 * 7_200
 
 
 @pytest.mark.parametrize(
     ("model", "sandbox_call"),
-    [("google/imagen-4.0-fast-generate-001", "predictions"), ("bfl/flux-kontext-max", "tasks.submit")],
+    [("bfl/FLUX-1.1-pro", "predictions"), ("bfl/flux-kontext-max", "tasks.submit")],
 )
 def test_predictions_and_async_task_families_end_to_end(make_customer, forwarding, model, sandbox_call) -> None:
     from accounts.services import SYSTEM
@@ -123,7 +123,7 @@ def test_leases_are_renewed_while_a_slow_call_is_in_flight(make_customer, forwar
     assert forward_drain().claimed == 1
     generation = Generation.objects.get(public_id=created["id"])
     assert generation.status == "succeeded" and generation.attempts == 1
-    assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
+    assert customer.ledger(created["id"]) == [("hold", 7_200), ("capture", 7_200)]
 
 
 def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_generation(
@@ -147,7 +147,7 @@ def test_a_storage_failure_while_settling_retries_instead_of_stranding_the_gener
     generation = Generation.objects.get(public_id=created["id"])
     assert generation.status == "succeeded" and generation.attempts == 2
     assert generation.unknown_outcomes == 1, "the first answer was paid for upstream and then lost"
-    assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
+    assert customer.ledger(created["id"]) == [("hold", 7_200), ("capture", 7_200)]
 
 
 def test_an_unreadable_answer_is_failed_once_refunded_and_kept_for_staff(make_customer, forwarding) -> None:
@@ -162,4 +162,4 @@ def test_an_unreadable_answer_is_failed_once_refunded_and_kept_for_staff(make_cu
     assert generation.upstream_response.startswith('{"data": [{"url": "http://')
     # The tenant gets everything back; what the upstream probably charged is recorded as our loss.
     assert customer.ledger(created["id"]) == [("hold", LOW_SQUARE_PRICE_MICROS), ("release", LOW_SQUARE_PRICE_MICROS)]
-    assert generation.upstream_cost_micros == 11_000 and customer.wallet().held_micros == 0
+    assert generation.upstream_cost_micros == 6_000 and customer.wallet().held_micros == 0

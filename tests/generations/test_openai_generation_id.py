@@ -31,7 +31,7 @@ def png_bytes() -> bytes:
 def test_generate_names_the_generation_and_reports_usage(sdk) -> None:
     customer, client = sdk
     raw = client.images.with_raw_response.generate(
-        model="gpt-image-1", prompt="a lighthouse at dusk", size="1024x1024", quality="low"
+        model="gpt-image-2", prompt="a lighthouse at dusk", size="1024x1024", quality="low"
     )
     result = raw.parse()
     generation = Generation.objects.get()
@@ -49,7 +49,7 @@ def test_generate_names_the_generation_and_reports_usage(sdk) -> None:
 def test_edit_names_the_generation(sdk) -> None:
     _customer, client = sdk
     raw = client.images.with_raw_response.edit(
-        model="gpt-image-1", image=("in.png", png_bytes(), "image/png"), prompt="add a hat", size="1024x1024",
+        model="gpt-image-2", image=("in.png", png_bytes(), "image/png"), prompt="add a hat", size="1024x1024",
         quality="low",
     )
     generation = Generation.objects.get()
@@ -64,21 +64,21 @@ def test_an_image_held_for_review_can_be_found_later(sdk) -> None:
         setting=TenantReviewSetting(tenant=customer.tenant, mode=TenantReviewSetting.Mode.HOLD), actor=SYSTEM
     )
     raw = client.images.with_raw_response.generate(
-        model="gpt-image-1", prompt="something to review", size="1024x1024", quality="low"
+        model="gpt-image-2", prompt="something to review", size="1024x1024", quality="low"
     )
     assert raw.parse().data == []
     generation_id = raw.headers["x-generation-id"]
     assert raw.http_response.json()["id"] == generation_id
 
     found = customer.client.get(f"/v1/generations/{generation_id}").json()
-    assert found["status"] == "succeeded" and found["charged_usd"] == "0.013200"
+    assert found["status"] == "succeeded" and found["charged_usd"] == "0.007200"
     assert [(image["review_status"], image["url"]) for image in found["images"]] == [("pending", None)]
 
 
 def test_a_failed_generation_still_names_itself(sdk) -> None:
     _customer, client = sdk
     with pytest.raises(openai.BadRequestError) as refused:
-        client.images.generate(model="gpt-image-1", prompt="bad [fault:moderated]", size="1024x1024", quality="low")
+        client.images.generate(model="gpt-image-2", prompt="bad [fault:moderated]", size="1024x1024", quality="low")
     generation = Generation.objects.get()
     assert generation.status == "failed"
     assert refused.value.response.headers["x-generation-id"] == generation.public_id
@@ -87,6 +87,6 @@ def test_a_failed_generation_still_names_itself(sdk) -> None:
 def test_a_request_refused_before_submit_names_no_generation(sdk) -> None:
     _customer, client = sdk
     with pytest.raises(openai.BadRequestError) as refused:
-        client.images.generate(model="gpt-image-1", prompt="x", size="17x17", quality="low")
+        client.images.generate(model="gpt-image-2", prompt="x", size="17x17", quality="low")
     assert "x-generation-id" not in refused.value.response.headers
     assert not Generation.objects.exists()

@@ -30,21 +30,21 @@ def png_bytes(color: str = "navy") -> bytes:
 def test_sdk_generate_returns_b64_images_and_charges(sdk) -> None:
     customer, client = sdk
     result = client.images.generate(
-        model="gpt-image-1", prompt="a red bicycle", size="1024x1024", quality="low", n=2,
+        model="gpt-image-2", prompt="a red bicycle", size="1024x1024", quality="low", n=2,
         response_format="b64_json",
     )
     assert len(result.data) == 2
     image = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json)))
     assert image.size == (1024, 1024)
     assert customer.wallet().balance_micros == 50_000_000 - 2 * LOW_SQUARE_PRICE_MICROS
-    assert Generation.objects.get().model_id == "openai/gpt-image-1"
+    assert Generation.objects.get().model_id == "openai/gpt-image-2"
 
 
 def test_sdk_generate_with_url_response_format(sdk) -> None:
     import httpx
 
     _, client = sdk
-    result = client.images.generate(model="gpt-image-1", prompt="a kite", size="1024x1024", quality="low",
+    result = client.images.generate(model="gpt-image-2", prompt="a kite", size="1024x1024", quality="low",
                                     response_format="url")
     assert httpx.get(result.data[0].url, timeout=10).status_code == 200
 
@@ -52,13 +52,13 @@ def test_sdk_generate_with_url_response_format(sdk) -> None:
 def test_sdk_edit_with_an_uploaded_image(sdk) -> None:
     customer, client = sdk
     result = client.images.edit(
-        model="gpt-image-1", image=("input.png", png_bytes(), "image/png"), prompt="add a hat",
+        model="gpt-image-2", image=("input.png", png_bytes(), "image/png"), prompt="add a hat",
         size="1024x1024", quality="low",
     )
     assert len(result.data) == 1 and result.data[0].b64_json
     generation = Generation.objects.get()
     assert generation.operation == "edit" and generation.input_images.count() == 1
-    assert customer.ledger(generation.public_id) == [("hold", 13_200), ("capture", 13_200)]
+    assert customer.ledger(generation.public_id) == [("hold", 7_200), ("capture", 7_200)]
 
 
 def test_sdk_edit_with_several_images_sends_image_brackets_and_uses_them_all(sdk) -> None:
@@ -91,7 +91,7 @@ def test_sdk_create_variation_is_an_sdk_not_found_error(sdk) -> None:
 def test_sdk_raises_its_error_classes(sdk, live_server) -> None:
     customer, client = sdk
     with pytest.raises(openai.BadRequestError) as bad_request:
-        client.images.generate(model="gpt-image-1", prompt="x", size="17x17", quality="low")
+        client.images.generate(model="gpt-image-2", prompt="x", size="17x17", quality="low")
     error = bad_request.value.body
     assert (error["code"], error["param"]) == ("unsupported_size", "size")
     assert bad_request.value.status_code == 400 and error["type"] == "invalid_request_error"
@@ -100,9 +100,9 @@ def test_sdk_raises_its_error_classes(sdk, live_server) -> None:
         openai.OpenAI(api_key="nope.nope", base_url=f"{live_server.url}/v1", max_retries=0) as stranger,
         pytest.raises(openai.AuthenticationError),
     ):
-        stranger.images.generate(model="gpt-image-1", prompt="x")
+        stranger.images.generate(model="gpt-image-2", prompt="x")
 
     with pytest.raises(openai.BadRequestError) as blocked:
-        client.images.generate(model="gpt-image-1", prompt="bad [fault:moderated]", size="1024x1024", quality="low")
+        client.images.generate(model="gpt-image-2", prompt="bad [fault:moderated]", size="1024x1024", quality="low")
     assert blocked.value.body["code"] == "content_policy_violation"
     assert customer.wallet().balance_micros == 50_000_000 and customer.wallet().held_micros == 0

@@ -84,7 +84,7 @@ def test_a_signed_delivery_of_the_generation_reaches_the_requested_url(
     fetched = customer.client.get(f"/v1/generations/{created['id']}").json()
     strip = lambda body: {**body, "images": [{**i, "url": None} for i in body["images"]]}  # noqa: E731
     assert strip(delivered) == strip(fetched)
-    assert delivered["status"] == "succeeded" and delivered["charged_usd"] == "0.026400"
+    assert delivered["status"] == "succeeded" and delivered["charged_usd"] == "0.014400"
     assert "charged_micros" not in delivered and len(delivered["images"]) == 2
     for image in delivered["images"]:
         assert image["url"].startswith("http://testserver/v1/files/")
@@ -113,7 +113,7 @@ def test_endpoint_deliveries_carry_the_same_full_generation_object(
     assert envelope["type"] == "generation.succeeded"
     data = envelope["data"]
     assert data["id"] == created["id"] and data["object"] == "generation"
-    assert data["charged_usd"] == "0.013200" and "charged_micros" not in data
+    assert data["charged_usd"] == "0.007200" and "charged_micros" not in data
     assert set(data) == set(customer.client.get(f"/v1/generations/{created['id']}").json())
     assert data["images"][0]["url"].startswith("http://testserver/v1/files/")
 

@@ -90,7 +90,7 @@ def test_files_older_than_the_retention_period_are_purged(make_customer, forward
     assert gone.status_code == 410 and gone.json()["error"]["code"] == "gone"
     body = on_plan.client.get(f"/v1/generations/{old.public_id}").json()
     assert body["files_deleted_at"] is not None and body["images"][0]["url"] is None
-    assert body["charged_usd"] == "0.013200" and on_plan.ledger(old.public_id) == ledger_before
+    assert body["charged_usd"] == "0.007200" and on_plan.ledger(old.public_id) == ledger_before
     assert on_plan.client.get(f"/v1/generations/{recent.public_id}/images/0").status_code == 200
     assert no_retention.client.get(f"/v1/generations/{ancient.public_id}/images/0").status_code == 200
 

@@ -154,14 +154,14 @@ from billing.models import Plan
 from billing.services.prices import price_set
 from billing.services.wallets import billing_account_open
 from generations.services.submit import GenerationRequest, generation_submit
-price_set(model_id="openai/gpt-image-1", quality="low", size="1024x1024", cost_micros=11_000, actor=SYSTEM)
+price_set(model_id="openai/gpt-image-2", quality="low", size="1024x1024", cost_micros=6_000, actor=SYSTEM)
 tenant = tenant_create(slug="outage", name="Outage")
 plan = Plan.objects.create(name="outage", max_concurrent=None, requests_per_minute=None)
 billing_account_open(tenant=tenant, plan=plan, opening_credit_micros=10_000_000)
 key = api_key_create(tenant=tenant, name="k").api_key
 for index in range({count}):
     generation_submit(tenant=tenant, api_key=key, request=GenerationRequest(
-        model="openai/gpt-image-1", prompt=f"outage {{index}}", quality="low", size="1024x1024"))
+        model="openai/gpt-image-2", prompt=f"outage {{index}}", quality="low", size="1024x1024"))
 """
 
 
@@ -248,10 +248,10 @@ def _bulk_queue(tenant, count: int) -> None:
     now = timezone.now()
     Generation.objects.bulk_create(
         Generation(
-            public_id=f"gen_bulk{tenant.pk}_{index:05d}", tenant=tenant, model_id="openai/gpt-image-1",
+            public_id=f"gen_bulk{tenant.pk}_{index:05d}", tenant=tenant, model_id="openai/gpt-image-2",
             operation="generate", prompt="bulk", n=1, size="1024x1024", quality="low",
-            upstream_body={"prompt": "bulk"}, unit_cost_micros=11_000, unit_price_micros=13_200,
-            estimate_micros=13_200, max_attempts=4, created_at=now,
+            upstream_body={"prompt": "bulk"}, unit_cost_micros=6_000, unit_price_micros=7_200,
+            estimate_micros=7_200, max_attempts=4, created_at=now,
         )
         for index in range(count)
     )
@@ -303,9 +303,9 @@ def test_cancel_of_a_hanging_call_is_prompt_and_free(make_customer, aihubmix_san
         # The cancel notice (not the 30 s poll) stops the in-flight call.
         assert wait_until(lambda: statuses([created["id"]])[created["id"]] == "canceled", timeout=10)
         assert time.monotonic() - started < 5
-    assert customer.ledger(created["id"]) == [("hold", 13_200), ("release", 13_200)]
+    assert customer.ledger(created["id"]) == [("hold", 7_200), ("release", 7_200)]
     release = LedgerEntry.objects.get(reference=created["id"], kind="release")
-    assert release.cost_micros == 11_000, "the abandoned call may still be charged upstream: recorded as ours"
+    assert release.cost_micros == 6_000, "the abandoned call may still be charged upstream: recorded as ours"
 
 
 def test_a_lost_call_then_a_successful_retry_records_both_upstream_costs(make_customer, forwarding) -> None:
@@ -314,9 +314,9 @@ def test_a_lost_call_then_a_successful_retry_records_both_upstream_costs(make_cu
     forward_drain()
     generation = Generation.objects.get(public_id=created["id"])
     assert generation.status == "succeeded" and generation.unknown_outcomes == 1
-    assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
-    assert LedgerEntry.objects.get(reference=created["id"], kind="capture").cost_micros == 2 * 11_000
-    assert generation.upstream_cost_micros == 2 * 11_000
+    assert customer.ledger(created["id"]) == [("hold", 7_200), ("capture", 7_200)]
+    assert LedgerEntry.objects.get(reference=created["id"], kind="capture").cost_micros == 2 * 6_000
+    assert generation.upstream_cost_micros == 2 * 6_000
 
 
 @pytest.mark.slow

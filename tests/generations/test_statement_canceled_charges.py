@@ -15,7 +15,7 @@ from generations.services.leases import generation_claim_batch
 from tests.generations.support import LOW_SQUARE, LOW_SQUARE_PRICE_MICROS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-LOW_SQUARE_COST_MICROS = 11_000
+LOW_SQUARE_COST_MICROS = 6_000
 
 
 def test_canceled_while_running_charges_get_their_own_statement_line(make_customer, forwarding, roomy_plan) -> None:
@@ -38,28 +38,28 @@ def test_canceled_while_running_charges_get_their_own_statement_line(make_custom
     body = customer.client.get(f"/v1/statements/{statement.pk}").json()
     model_line, canceled_line = body["lines"]
     assert model_line == {
-        "model": "openai/gpt-image-1", "quality": "low", "size": "1024x1024", "charge": "images", "images": 10,
-        "unit_price_usd": "0.013200", "amount_usd": "0.132000",
+        "model": "openai/gpt-image-2", "quality": "low", "size": "1024x1024", "charge": "images", "images": 10,
+        "unit_price_usd": "0.007200", "amount_usd": "0.072000",
     }
     assert canceled_line == {
-        "model": "openai/gpt-image-1", "quality": "low", "size": "1024x1024", "charge": "canceled", "images": 0,
-        "unit_price_usd": "0.000000", "amount_usd": "0.011000",
+        "model": "openai/gpt-image-2", "quality": "low", "size": "1024x1024", "charge": "canceled", "images": 0,
+        "unit_price_usd": "0.000000", "amount_usd": "0.006000",
     }
-    assert 10 * LOW_SQUARE_PRICE_MICROS == 132_000  # 10 × 0.0132 = 0.1320 on the model's line
-    assert (body["images"], body["charges_usd"]) == (10, "0.143000")
+    assert 10 * LOW_SQUARE_PRICE_MICROS == 72_000  # 10 × 0.0072 = 0.072 on the model's line
+    assert (body["images"], body["charges_usd"]) == (10, "0.078000")
 
     rows = list(csv.reader(io.StringIO(customer.client.get(f"/v1/statements/{statement.pk}.csv").content.decode())))
     assert rows == [
         ["model", "quality", "size", "charge", "images", "unit_price_usd", "amount_usd"],
-        ["openai/gpt-image-1", "low", "1024x1024", "images", "10", "0.013200", "0.132000"],
-        ["openai/gpt-image-1", "low", "1024x1024", "canceled", "0", "", "0.011000"],
-        ["total", "", "", "", "10", "", "0.143000"],
+        ["openai/gpt-image-2", "low", "1024x1024", "images", "10", "0.007200", "0.072000"],
+        ["openai/gpt-image-2", "low", "1024x1024", "canceled", "0", "", "0.006000"],
+        ["total", "", "", "", "10", "", "0.078000"],
     ]
 
     html = customer.client.get(f"/v1/statements/{statement.pk}.html").content.decode()
     assert "Canceled while running (upstream cost)" in html and "Images delivered" in html
-    # Pages show dollars ($0.132), the CSV above keeps six decimals.
-    assert html.count("$0.132<") == 1 and "$0.011<" in html and "$0.143<" in html
+    # Pages show dollars ($0.072), the CSV above keeps six decimals.
+    assert html.count("$0.072<") == 1 and "$0.006<" in html and "$0.078<" in html
 
     # Quotas count delivered images only.
     quota = {line["name"]: line for line in customer.client.get("/v1/quota").json()["limits"]}

@@ -56,7 +56,7 @@ def test_other_create_endpoints_refuse_unknown_fields(admin_client, path, body) 
 def test_the_model_filter_resolves_aliases_and_refuses_unknown_models(make_customer) -> None:
     customer = make_customer()
     created = customer.client.post("/v1/generations", {**LOW_SQUARE, "prompt": "a cat"}, format="json").json()
-    for name in (GPT_IMAGE, "gpt-image-1", "GPT-IMAGE-1"):
+    for name in (GPT_IMAGE, "gpt-image-2", "GPT-IMAGE-2"):
         listed = customer.client.get("/v1/generations", {"model": name})
         assert listed.status_code == 200
         assert [item["id"] for item in listed.json()["results"]] == [created["id"]]
@@ -70,7 +70,7 @@ def test_an_input_image_for_a_text_only_model_is_refused_before_any_fetch(make_c
     settings.OUTPUT_FETCH_ALLOW_PRIVATE = True
     httpserver.expect_request("/cat.png").respond_with_data(b"never fetched", content_type="image/png")
     customer = make_customer()
-    body = {"model": "imagen-4.0-generate-001", "prompt": "a cat", "input_images": [httpserver.url_for("/cat.png")]}
+    body = {"model": "glm-image", "prompt": "a cat", "input_images": [httpserver.url_for("/cat.png")]}
     response = customer.client.post("/v1/generations", body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "operation_not_supported"

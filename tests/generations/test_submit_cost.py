@@ -66,7 +66,7 @@ def test_plan_changes_apply_to_the_next_request(make_customer, roomy_plan) -> No
 def test_price_blocklist_key_and_tenant_changes_apply_to_the_next_request(make_customer) -> None:
     customer = make_customer()
     body = {**LOW_SQUARE, "prompt": "a quiet harbour"}
-    assert customer.client.post("/v1/generations", body, format="json").json()["unit_price_usd"] == "0.013200"
+    assert customer.client.post("/v1/generations", body, format="json").json()["unit_price_usd"] == "0.007200"
 
     price_set(model_id=GPT_IMAGE, quality="low", size="1024x1024", cost_micros=20_000, actor=SYSTEM)
     assert customer.client.post("/v1/generations", body, format="json").json()["unit_price_usd"] == "0.024000"

@@ -82,7 +82,7 @@ def test_a_tenant_at_its_wait_cap_does_not_slow_another_tenant(make_customer, ai
         assert "Preference-Applied" not in over.headers
         # … and the OpenAI-compatible one refuses with 429 and Retry-After, creating nothing.
         before = Generation.objects.filter(tenant=greedy.tenant).count()
-        refused = httpx.post(f"{base}/v1/images/generations", json={**LOW_SQUARE, "model": "gpt-image-1",
+        refused = httpx.post(f"{base}/v1/images/generations", json={**LOW_SQUARE, "model": "gpt-image-2",
                              "prompt": "refused"}, headers=greedy_headers, timeout=30)
         assert refused.status_code == 429, refused.text
         assert int(refused.headers["Retry-After"]) > 0
@@ -168,7 +168,7 @@ def test_a_plan_without_waits_never_waits(make_customer) -> None:
     response = customer.client.post("/v1/generations", {**LOW_SQUARE, "prompt": "x"}, format="json",
                                     HTTP_PREFER="wait=10")
     assert response.status_code == 202 and "Preference-Applied" not in response
-    openai = customer.client.post("/v1/images/generations", {**LOW_SQUARE, "model": "gpt-image-1", "prompt": "x"},
+    openai = customer.client.post("/v1/images/generations", {**LOW_SQUARE, "model": "gpt-image-2", "prompt": "x"},
                                   format="json")
     assert openai.status_code == 429 and openai["Retry-After"] == "5"
     error = openai.json()["error"]

@@ -63,7 +63,7 @@ def test_generation_succeeds_through_the_web_and_a_forwarder_process(
         image = httpx.get(body["images"][0]["url"], timeout=10)
         assert image.status_code == 200 and image.headers["content-type"] == "image/png"
     assert (tmp_path / "media" / Generation.objects.get().images.get().storage_key).exists()
-    assert customer.ledger(body["id"]) == [("hold", 13_200), ("capture", 13_200)]
+    assert customer.ledger(body["id"]) == [("hold", 7_200), ("capture", 7_200)]
 
 
 def test_forwarder_killed_mid_generation_is_recovered_and_charged_once(
@@ -92,6 +92,6 @@ def test_forwarder_killed_mid_generation_is_recovered_and_charged_once(
 
     generation = Generation.objects.get()
     assert generation.attempts == 2 and generation.unknown_outcomes == 1
-    assert customer.ledger(created["id"]) == [("hold", 13_200), ("capture", 13_200)]
+    assert customer.ledger(created["id"]) == [("hold", 7_200), ("capture", 7_200)]
     capture = LedgerEntry.objects.get(reference=created["id"], kind="capture")
-    assert capture.cost_micros == 2 * 11_000, "the lost first call may have been charged: recorded as our cost"
+    assert capture.cost_micros == 2 * 6_000, "the lost first call may have been charged: recorded as our cost"

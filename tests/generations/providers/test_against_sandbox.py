@@ -86,11 +86,10 @@ def materialize(result: ProviderResult, index: int = 0, *, max_bytes: int = 20_0
 @pytest.mark.parametrize(
     ("model", "operation", "images", "fields", "family", "width", "height"),
     [
-        ("gpt-image-1", "generate", 0, {"size": "1536x1024", "n": 2}, "predictions", 1536, 1024),
-        ("gpt-image-1", "edit", 2, {}, "openai_compat", 1024, 1024),
+        ("gpt-image-2", "generate", 0, {"size": "1536x1024", "n": 2}, "predictions", 1536, 1024),
+        ("gpt-image-2", "edit", 2, {}, "openai_compat", 1024, 1024),
         ("wan2.6-t2i", "generate", 0, {"size": "1280x1440"}, "openai_compat", 1280, 1440),
         ("qwen-image-edit-plus", "edit", 1, {"size": "768x1024"}, "predictions", 768, 1024),
-        ("imagen-4.0-generate-001", "generate", 0, {"size": "16:9", "n": 3}, "predictions", 1024, 576),
         ("doubao-seedream-4-0", "edit", 2, {"size": "1K"}, "predictions", 1024, 1024),
         ("glm-image", "generate", 0, {"size": "1568x1056"}, "predictions", 1568, 1056),
         ("FLUX-1.1-pro", "generate", 0, {"size": "800x608"}, "predictions", 800, 608),
@@ -113,20 +112,20 @@ def test_each_family_generates_and_edits_real_images_at_the_requested_size(
 
 def test_the_sandbox_refuses_a_wrong_bearer_token(aihubmix_sandbox: SandboxHandle) -> None:
     with pytest.raises(PermanentProviderError) as caught:
-        generate(aihubmix_sandbox, "gpt-image-1", api_key="sk-wrong")
+        generate(aihubmix_sandbox, "gpt-image-2", api_key="sk-wrong")
     assert (caught.value.status, caught.value.code) == (401, "upstream_auth_failed")
 
 
 @pytest.mark.parametrize(
     ("marker", "model", "error_class", "code"),
     [
-        ("[fault:429]", "gpt-image-1", TransientProviderError, "upstream_rate_limited"),
-        ("[fault:500]", "imagen-4.0-generate-001", TransientProviderError, "upstream_unavailable"),
+        ("[fault:429]", "gpt-image-2", TransientProviderError, "upstream_rate_limited"),
+        ("[fault:500]", "doubao-seedream-5.0-lite", TransientProviderError, "upstream_unavailable"),
         ("[fault:503]", "flux-2-pro", TransientProviderError, "upstream_unavailable"),
         ("[fault:400]", "glm-image", PermanentProviderError, "upstream_rejected"),
-        ("[fault:401]", "gpt-image-1", PermanentProviderError, "upstream_auth_failed"),
+        ("[fault:401]", "gpt-image-2", PermanentProviderError, "upstream_auth_failed"),
         ("[fault:403]", "doubao-seedream-4-5", PermanentProviderError, "upstream_quota_exhausted"),
-        ("[fault:moderated]", "gpt-image-1", ContentPolicyError, "content_policy_violation"),
+        ("[fault:moderated]", "gpt-image-2", ContentPolicyError, "content_policy_violation"),
         ("[fault:moderated]", "flux-kontext-max", ContentPolicyError, "content_policy_violation"),
         ("[fault:task-error]", "flux-2-flex", PermanentProviderError, "upstream_task_failed"),
         ("[fault:task-not-found]", "flux-kontext-max", PermanentProviderError, "upstream_task_not_found"),
@@ -152,9 +151,9 @@ def test_a_counted_fault_fails_that_many_times_for_the_prompt_then_succeeds(
     prompt = "a lighthouse [fault:500x2]"
     for _ in range(2):
         with pytest.raises(TransientProviderError):
-            generate(aihubmix_sandbox, "gpt-image-1", prompt=prompt)
+            generate(aihubmix_sandbox, "gpt-image-2", prompt=prompt)
 
-    result = generate(aihubmix_sandbox, "gpt-image-1", prompt=prompt)
+    result = generate(aihubmix_sandbox, "gpt-image-2", prompt=prompt)
 
     assert len(result.outputs) == 1
     assert aihubmix_sandbox.calls["predictions"] == 3
@@ -164,7 +163,7 @@ def test_a_counted_fault_fails_that_many_times_for_the_prompt_then_succeeds(
 @pytest.mark.parametrize(
     ("marker", "model", "code"),
     [
-        ("[fault:not-image]", "gpt-image-1", "output_not_image"),
+        ("[fault:not-image]", "gpt-image-2", "output_not_image"),
         ("[fault:not-image]", "qwen-image-max", "output_not_image"),
         ("[fault:oversized]", "doubao-seedream-4-0", "output_too_large"),
         ("[fault:bomb]", "flux-kontext-max", "output_dimensions_too_large"),

@@ -76,5 +76,5 @@ def test_over_real_http_a_slow_answer_outlasts_the_default_only_for_the_slow_mod
 
     assert len(asyncio.run(go(call_for("gpt-image-2"))).outputs) == 1
     with pytest.raises(UnknownOutcomeError) as caught:
-        asyncio.run(go(call_for("gpt-image-1.5")))
+        asyncio.run(go(call_for("glm-image")))
     assert caught.value.code == "upstream_timeout"

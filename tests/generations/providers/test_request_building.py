@@ -106,7 +106,7 @@ def test_openai_compatible_generation_posts_the_validated_json_with_the_bearer_t
 
 
 def test_openai_edit_sends_multipart_with_every_image_and_string_fields() -> None:
-    call = call_for("gpt-image-1", operation="edit", images=[PNG, JPEG], params={"input_fidelity": "high"})
+    call = call_for("gpt-image-2", operation="edit", images=[PNG, JPEG], params={"background": "opaque"})
 
     _, (request,) = run(call, lambda request: httpx.Response(200, json={"data": [{"b64_json": "QUJD"}]}))
 
@@ -115,20 +115,8 @@ def test_openai_edit_sends_multipart_with_every_image_and_string_fields() -> Non
     body = request.content
     assert body.count(b'name="image[]"') == 2
     assert b"\x89PNG-one" in body and b"\xff\xd8-two" in body
-    for field, value in (("model", b"gpt-image-1"), ("n", b"1"), ("input_fidelity", b"high")):
+    for field, value in (("model", b"gpt-image-2"), ("n", b"1"), ("background", b"opaque")):
         assert f'name="{field}"\r\n\r\n'.encode() + value in body
-
-
-def test_predictions_post_to_the_vendor_model_path_and_imagen_always_gets_number_of_images() -> None:
-    call = call_for("imagen-4.0-fast-generate-001", n=2, size="16:9")
-
-    result, (request,) = run(call, lambda request: httpx.Response(200, json=OK_URL))
-
-    assert str(request.url) == "https://hub.test/v1/models/google/imagen-4.0-fast-generate-001/predictions"
-    assert json.loads(request.content) == {
-        "input": {"prompt": "a lighthouse", "numberOfImages": 2, "aspectRatio": "16:9"}
-    }
-    assert result.outputs[0].url == "https://cdn.example/1.png"
 
 
 @pytest.mark.parametrize(
@@ -248,7 +236,7 @@ def test_async_task_submits_reports_the_task_id_and_polls_until_ready() -> None:
 def test_error_answers_map_to_the_error_classes(status, body, headers, error_class, code) -> None:
     response = httpx.Response(status, json=body, headers={"x-request-id": "tr-9", **headers})
     with pytest.raises(error_class) as caught:
-        run(call_for("gpt-image-1"), lambda request: response)
+        run(call_for("gpt-image-2"), lambda request: response)
     assert (caught.value.code, caught.value.status, caught.value.trace_id) == (code, status, "tr-9")
     if status == 429:
         assert caught.value.retry_after == 7.0
@@ -262,18 +250,18 @@ def test_a_connect_failure_is_transient_and_a_read_timeout_an_unknown_outcome() 
         raise httpx.ReadTimeout("no answer", request=request)
 
     with pytest.raises(TransientProviderError) as refused:
-        run(call_for("gpt-image-1"), refuse)
+        run(call_for("gpt-image-2"), refuse)
     with pytest.raises(UnknownOutcomeError) as timed_out:
-        run(call_for("gpt-image-1"), silent)
+        run(call_for("gpt-image-2"), silent)
 
     assert (refused.value.code, timed_out.value.code) == ("upstream_unreachable", "upstream_timeout")
 
 
 def test_a_garbled_or_empty_success_is_not_taken_for_images() -> None:
     with pytest.raises(MalformedResponse):
-        run(call_for("gpt-image-1"), lambda request: httpx.Response(200, content=b"<html>oops"))
+        run(call_for("gpt-image-2"), lambda request: httpx.Response(200, content=b"<html>oops"))
     with pytest.raises(PermanentProviderError) as empty:
-        run(call_for("gpt-image-1"), lambda request: httpx.Response(200, json={"data": []}))
+        run(call_for("gpt-image-2"), lambda request: httpx.Response(200, json={"data": []}))
     assert empty.value.code == "upstream_empty_result"
 
 
@@ -343,7 +331,7 @@ def test_every_documented_answer_shape_is_read(answer, expected) -> None:
     ("model", "answer"),
     [
         ("glm-image", {"result": {"images": ["https://cdn.example/x.png"]}}),
-        ("gpt-image-1", {"output": {"pictures": [B64]}}),
+        ("gpt-image-2", {"output": {"pictures": [B64]}}),
         # An async model answering with neither a task id nor an image: it may be running, and is paid for.
         ("flux-2-pro", {"output": [{"status": "queued"}]}),
     ],

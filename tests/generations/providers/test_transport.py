@@ -168,8 +168,8 @@ def _client(base_url: str, *, read_timeout: float = 30.0) -> AIHubMixClient:
 
 
 def _call() -> ProviderCall:
-    return ProviderCall(model_id="openai/gpt-image-1", family="openai_compat", operation="generate",
-                        body={"model": "gpt-image-1", "prompt": "a lighthouse"})
+    return ProviderCall(model_id="openai/gpt-image-2", family="openai_compat", operation="generate",
+                        body={"model": "gpt-image-2", "prompt": "a lighthouse"})
 
 
 def test_a_refused_connection_is_transient_and_retried_before_giving_up() -> None:
