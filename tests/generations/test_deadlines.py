@@ -131,7 +131,7 @@ def test_cancel_after_in_the_body_works_alone_or_agreeing_with_the_header(custom
 
 def test_the_openai_endpoint_refuses_a_bad_cancel_after_in_its_error_shape(customer: Customer) -> None:
     response = customer.client.post(
-        "/v1/images/generations", {"model": "gpt-image-1", "prompt": "x", "quality": "low", "size": "1024x1024"},
+        "/v1/images/generations", {"model": "gpt-image-2", "prompt": "x", "quality": "low", "size": "1024x1024"},
         format="json", HTTP_CANCEL_AFTER="forever",
     )
     assert response.status_code == 400
@@ -168,7 +168,7 @@ def test_a_queued_generation_past_its_deadline_is_never_claimed_and_is_canceled_
     body = customer.client.get(f"/v1/generations/{created['id']}").json()
     assert body["status"] == "canceled" and body["charged_usd"] == "0.000000"
     assert body["error"]["code"] == "deadline_exceeded"
-    assert customer.ledger(created["id"]) == [("hold", 13_200), ("release", 13_200)]
+    assert customer.ledger(created["id"]) == [("hold", 7_200), ("release", 7_200)]
     assert customer.wallet().held_micros == 0
     assert WebhookEvent.objects.filter(type="generation.canceled").count() == 1
     assert generations_deadlines_enforce().canceled == []  # once
@@ -194,8 +194,8 @@ def test_a_running_generation_at_its_deadline_is_canceled_like_a_tenants_cancel(
     generation_settle_canceled(claim=claim, call_abandoned=True)
     body = customer.client.get(f"/v1/generations/{created['id']}").json()
     assert body["status"] == "canceled" and body["error"]["code"] == "deadline_exceeded"
-    assert customer.ledger(created["id"]) == [("hold", 13_200), ("release", 13_200)]
-    assert LedgerEntry.objects.get(reference=created["id"], kind="release").cost_micros == 11_000
+    assert customer.ledger(created["id"]) == [("hold", 7_200), ("release", 7_200)]
+    assert LedgerEntry.objects.get(reference=created["id"], kind="release").cost_micros == 6_000
 
 
 def test_a_running_generation_that_answers_after_its_deadline_pays_the_upstream_cost(
@@ -218,8 +218,8 @@ def test_a_running_generation_that_answers_after_its_deadline_pays_the_upstream_
     body = customer.client.get(f"/v1/generations/{created['id']}").json()
     assert body["status"] == "canceled" and body["error"]["code"] == "deadline_exceeded"
     assert customer.ledger(created["id"]) in (
-        [("hold", 13_200), ("capture", 11_000)],  # the answer came first: its cost, no margin
-        [("hold", 13_200), ("release", 13_200)],  # the call was stopped first
+        [("hold", 7_200), ("capture", 6_000)],  # the answer came first: its cost, no margin
+        [("hold", 7_200), ("release", 7_200)],  # the call was stopped first
     )
 
 
@@ -371,9 +371,9 @@ def test_deadlines_and_the_start_event_through_web_forwarder_and_sandbox(
     assert bodies[second_id]["error"]["code"] == "deadline_exceeded"
     assert bodies[first_id]["error"]["code"] == "deadline_exceeded"
     assert [r for r in aihubmix_sandbox.requests if "behind the cap" in str(r.json or r.form)] == []
-    assert customer.ledger(second_id) == [("hold", 13_200), ("release", 13_200)]
-    assert customer.ledger(first_id) == [("hold", 13_200), ("release", 13_200)]  # no image came back
-    assert LedgerEntry.objects.get(reference=first_id, kind="release").cost_micros == 11_000  # abandoned call: ours
+    assert customer.ledger(second_id) == [("hold", 7_200), ("release", 7_200)]
+    assert customer.ledger(first_id) == [("hold", 7_200), ("release", 7_200)]  # no image came back
+    assert LedgerEntry.objects.get(reference=first_id, kind="release").cost_micros == 6_000  # abandoned call: ours
     assert Generation.objects.filter(tenant=customer.tenant).count() == 2  # the bad one created nothing
     wallet = customer.wallet()
     assert (wallet.held_micros, wallet.balance_micros) == (0, 50_000_000)

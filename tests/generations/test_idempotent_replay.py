@@ -36,7 +36,7 @@ def test_a_retry_after_a_finished_wait_answers_the_finished_generation(api) -> N
     body = retried.json()
     assert body["id"] == first.json()["id"] and body["status"] == "succeeded"
     assert len(body["images"]) == 1 and httpx.get(body["images"][0]["url"], timeout=10).status_code == 200
-    assert body["charged_usd"] == "0.013200"
+    assert body["charged_usd"] == "0.007200"
     assert customer.ledger() == [("hold", LOW_SQUARE_PRICE_MICROS), ("capture", LOW_SQUARE_PRICE_MICROS)]
 
 

@@ -65,7 +65,7 @@ def test_sdk_edit_with_several_images_sends_image_brackets_and_uses_them_all(sdk
     """The SDK sends a list of images as repeated `image[]` parts (as `curl -F "image[]=@in.png"` does)."""
     customer, client = sdk
     result = client.images.edit(
-        model="gpt-image-1", image=[("a.png", png_bytes("red"), "image/png"), ("b.png", png_bytes("blue"), "image/png")],
+        model="gpt-image-2", image=[("a.png", png_bytes("red"), "image/png"), ("b.png", png_bytes("blue"), "image/png")],
         prompt="put them side by side", size="1024x1024", quality="low",
     )
     assert len(result.data) == 1 and result.data[0].b64_json
@@ -73,7 +73,7 @@ def test_sdk_edit_with_several_images_sends_image_brackets_and_uses_them_all(sdk
     assert generation.operation == "edit"
     assert [(image.role, image.width) for image in generation.input_images.order_by("index")] == [
         ("image", 64), ("image", 64)]
-    assert customer.ledger(generation.public_id) == [("hold", 13_200), ("capture", 13_200)]
+    assert customer.ledger(generation.public_id) == [("hold", 7_200), ("capture", 7_200)]
 
 
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks create_variation deprecated

@@ -34,11 +34,11 @@ def test_ledger_rows_are_signed_with_the_wallet_balance_after_each(staff: Client
     assert [(row.kind, row.after) for row in rows] == [
         ("grant", 1_000_000),  # the opening credit
         ("hold", 1_000_000),  # a hold moves held money, not the balance
-        ("capture", 1_000_000 - 13_200),
+        ("capture", 1_000_000 - 7_200),
         ("grant", 2_986_800),  # the balance now
     ]
     page = staff.get("/admin/billing/ledgerentry/").content.decode()
-    assert "+$2.00" in page and "−$0.0132" in page and "(held $0.0132)" in page
+    assert "+$2.00" in page and "−$0.0072" in page and "(held $0.0072)" in page
     assert "$2.99" in page  # 2.9868 rounded to the cent
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", page)  # times to the second
 
@@ -57,6 +57,6 @@ def test_generation_page_opens_on_its_images_and_reviews_show_the_image(staff: C
 
 
 def test_price_list_shows_the_tenant_price_beside_the_cost(staff: Client) -> None:
-    customer_create("studio")  # sets gpt-image-1 low 1024 at 0.011
-    page = staff.get("/admin/billing/price/?q=gpt-image-1").content.decode()
-    assert "$0.011" in page and "$0.0132" in page  # + the default plan's 20 %
+    customer_create("studio")  # sets gpt-image-2 low 1024 at 0.006
+    page = staff.get("/admin/billing/price/?q=gpt-image-2").content.decode()
+    assert "$0.006" in page and "$0.0072" in page  # + the default plan's 20 %

@@ -73,11 +73,11 @@ def test_sdk_streams_generate_and_edit_completed_images_stored_and_charged_once(
         api_key=customer.key.secret, base_url=f"{url}/v1", max_retries=0
     ) as client:
         generated = list(client.images.generate(
-            model="gpt-image-1", prompt="a red bicycle", size="1024x1024", quality="low", stream=True,
+            model="gpt-image-2", prompt="a red bicycle", size="1024x1024", quality="low", stream=True,
             partial_images=2,
         ))
         edited = list(client.images.edit(
-            model="gpt-image-1", image=("input.png", png_bytes(), "image/png"), prompt="add a hat",
+            model="gpt-image-2", image=("input.png", png_bytes(), "image/png"), prompt="add a hat",
             size="1024x1024", quality="low", stream=True, partial_images=1,
         ))
 

@@ -12,8 +12,8 @@ from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
-# One low/1024 image of gpt-image-1 costs 0.011000 and sells at 0.013200 on a 20% markup.
-IMAGE_PRICE = 13_200
+# One low/1024 image of gpt-image-2 costs 0.006000 and sells at 0.007200 on a 20% markup.
+IMAGE_PRICE = 7_200
 
 
 def _events(event_type: str) -> list[WebhookEvent]:
