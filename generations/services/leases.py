@@ -123,7 +123,12 @@ def generation_next_due_in_seconds() -> float | None:
 
 def generation_leases_renew(*, claims: list[ClaimedGeneration], lease_seconds: int) -> set[int]:
     """Extend the leases this worker still holds; returns the ids still held. Every id and token given belongs
-    to this worker, so one statement covers all its claim batches."""
+    to this worker, so one statement covers all its claim batches.
+
+    A row locked right now (a settlement writing it, itself perhaps waiting for a wallet another host locks, or a
+    cancel) is not waited for: renewing behind it let every other lease of the worker run out meanwhile. It stays
+    held while locked (the reaper skips locked rows too) and counts as held if it is still ours as last committed.
+    """
     if not claims:
         return set()
     expires_at = _lease_clock() + timedelta(seconds=lease_seconds)
@@ -132,7 +137,12 @@ def generation_leases_renew(*, claims: list[ClaimedGeneration], lease_seconds: i
         lease_token__in={claim.lease_token for claim in claims},
         status=Generation.Status.RUNNING,
     )
-    queryset.update(lease_expires_at=expires_at)
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            free = list(queryset.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True))
+            Generation.objects.filter(id__in=free).update(lease_expires_at=expires_at)
+    else:
+        queryset.update(lease_expires_at=expires_at)
     return set(queryset.values_list("id", flat=True))
 
 
