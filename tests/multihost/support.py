@@ -240,6 +240,8 @@ class Stack:
             process.stop()
         if self.pg_dir is not None:
             self._pg_ctl("-m", "immediate", "stop", check=False)
+            with contextlib.suppress(OSError):  # kept with the others' logs (postgres cannot write there)
+                shutil.copy(self.pg_dir / "server.log", self.logs / "postgres.log")
             shutil.rmtree(self.pg_dir, ignore_errors=True)
 
     # --- the infrastructure hosts -------------------------------------------------------------------------
@@ -257,7 +259,7 @@ class Stack:
         """Its own cluster on the postgres host. A host cut off mid-transaction keeps its locks (the claim lock,
         wallet rows) until PostgreSQL drops its session, and every other host's claims and settlements (and so
         their lease renewals) wait behind them. TCP keepalives with a user timeout drop a silent peer's session
-        within ~2 s (well under a lease, 3 s here) and never a slow but connected one."""
+        within ~2 s (well under a lease, 5 s here) and never a slow but connected one."""
         self.pg_dir = Path(tempfile.mkdtemp(prefix="mh-pg-"))
         os.chmod(self.pg_dir, 0o777)  # initdb and postgres run as the postgres user
         subprocess.run(
@@ -271,7 +273,7 @@ class Stack:
             f"-c listen_addresses={address('postgres')} -c port=5432 -c unix_socket_directories={self.pg_dir}"
             " -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             " -c tcp_keepalives_idle=1 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=1"
-            " -c tcp_user_timeout=1000"
+            " -c tcp_user_timeout=1000 -c log_lock_waits=on -c deadlock_timeout=500ms"
         )
         self._pg_ctl("-o", options, "start")
         with psycopg.connect(f"postgres://postgres@{address('postgres')}:5432/postgres", autocommit=True) as conn:

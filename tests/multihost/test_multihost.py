@@ -266,25 +266,27 @@ def test_forwarder_cut_off_for_three_leases_settles_nothing_taken_over_and_overw
     take over what it held; then fwd1 is back, with its stalled calls, uploads and settlements resuming (or finding
     their connections dropped)."""
     stack = deployment.stack
-    lease = 3
-    settings = {"FORWARD_CONCURRENCY": "8", "FORWARD_LEASE_SECONDS": str(lease), "FORWARD_REAP_SECONDS": "1",
+    # Short, but not so short that a forwarder starved of CPU by this shared machine misses its renewals (every
+    # lease / 3): at 3 s the healthy forwarders lost leases too.
+    lease = 5
+    settings = {"FORWARD_CONCURRENCY": "6", "FORWARD_LEASE_SECONDS": str(lease), "FORWARD_REAP_SECONDS": "1",
                 "LOG_LEVEL": "INFO"}
     forwarders = [stack.forwarder_start(host, **settings) for host in FORWARDERS]
     forwarders_ready(forwarders)
     fwd1 = forwarders[0]
-    jobs = jobs_for("cut", dict.fromkeys(TENANTS, 50))
+    jobs = jobs_for("cut", dict.fromkeys(TENANTS, 30))
     outage = 3 * lease + 0.5
     try:
         submitting = Background(lambda: submit_all(jobs, api_keys=deployment.api_keys,
                                                    threads=dict.fromkeys(TENANTS, 1)))
         with database() as conn:
-            # 3 forwarders x 8 slots all busy: fwd1 holds 8 calls.
-            wait_until(lambda: running_count(conn, "cut-") >= 24, timeout=60, what="every slot busy")
+            # 3 forwarders x 6 slots all busy: fwd1 holds 6 calls.
+            wait_until(lambda: running_count(conn, "cut-") >= 18, timeout=60, what="every slot busy")
         with cut_off("fwd1"):
             time.sleep(outage)
         sent = submitting.result(timeout=120)
         assert not sent.failures, sent.failures[:3]
-        phase_settled("cut-", expected=150, timeout=180)
+        phase_settled("cut-", expected=90, timeout=180)
         rows = phase_rows("cut")
         taken_ids = {row["public_id"] for row in rows if row["unknown_outcomes"] > 0}
         # fwd1's stalled connections resume (or are found dead); wait until every forwarder that lost a claim has
@@ -302,8 +304,8 @@ def test_forwarder_cut_off_for_three_leases_settles_nothing_taken_over_and_overw
     assert by_fwd1, "fwd1 lost no claim"
     assert {gen for gen, _attempt in lost} == taken_ids
     # No forwarder settled a claim it lost, and each taken-over generation's files are those of a later attempt (keys
-    # carry the attempt). (A healthy forwarder may lose a 3 s lease too when this shared machine starves it; the
-    # same rules hold for it.)
+    # carry the attempt). (A healthy forwarder may lose a lease too when this shared machine starves it; the same
+    # rules hold for it.)
     assert not lost & set().union(*(events_of(p, "generation.succeeded") for p in forwarders))
     images = images_of([row["id"] for row in rows])
     last_lost = {}
@@ -331,7 +333,7 @@ def test_forwarder_cut_off_for_three_leases_settles_nothing_taken_over_and_overw
     upstream = sandbox_prompt_counts()
     calls = Counter(upstream.get(row["prompt"], 0) for row in rows if row["public_id"] in taken_ids)
     report(
-        f"fwd1 cut off {outage:g} s (3 leases of {lease} s) with its 8 slots busy: it lost {len(by_fwd1)} claims,"
+        f"fwd1 cut off {outage:g} s (3 leases of {lease} s) with its 6 slots busy: it lost {len(by_fwd1)} claims,"
         f" the healthy forwarders {len(lost - by_fwd1)}; {len(taken_ids)} generations taken over and settled once"
         f" (upstream calls for them: {dict(calls)}); no lost claim settled; {len(late)} files stored after a lost"
         f" lease went beside the recorded ones ({len(late & deleted)} deleted by their forwarder); recorded files"
