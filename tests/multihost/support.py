@@ -92,6 +92,8 @@ def network_leftovers_remove() -> None:
 
 def network_create() -> None:
     network_leftovers_remove()
+    for stale in Path(tempfile.gettempdir()).glob("mh-pg-*"):  # a crashed run's cluster, its postgres now killed
+        shutil.rmtree(stale, ignore_errors=True)
     taken = _ip("-4", "route", "show", f"{SUBNET}.0/24").stdout.strip()
     if taken:
         raise RuntimeError(f"{SUBNET}.0/24 is already routed on this machine ({taken}); the test needs it free")
