@@ -42,7 +42,9 @@ HOSTS = {
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
 BUCKET = "imagegen-multihost"
 UPSTREAM_KEY = "sk-multihost"
+METRICS_TOKEN = "multihost-metrics-token"
 WEB_PORT = 8000
+FORWARDER_METRICS_PORT = 9300
 
 
 def address(host: str) -> str:
@@ -195,6 +197,8 @@ def app_environment(**extra: str) -> dict[str, str]:
         "AIHUBMIX_TASKS_URL": f"{sandbox}/tasks",
         # The sandbox is on a private address; a real upstream is public.
         "OUTPUT_FETCH_ALLOW_PRIVATE": "true",
+        # /metrics on the web hosts is scraped from another host: with a token (without one, loopback only).
+        "METRICS_TOKEN": METRICS_TOKEN,
         "LOG_LEVEL": "WARNING",
         **extra,
     }
@@ -324,8 +328,10 @@ class Stack:
         return self.start("maint", "maintenance", [str(BIN / "python"), "manage.py", "qcluster"])
 
     def forwarder_start(self, host: str, **settings: str) -> Process:
+        """A forwarder, serving its own /metrics on its host's address (no web process there)."""
+        metrics = {"FORWARD_METRICS_PORT": str(FORWARDER_METRICS_PORT), "FORWARD_METRICS_HOST": address(host)}
         return self.start(host, f"forwarder-{host}", [str(BIN / "python"), "manage.py", "forwarder"],
-                          env=app_environment(**settings))
+                          env=app_environment(**metrics, **settings))
 
 
 def forwarders_ready(processes: list[Process], *, timeout: float = 90) -> None:

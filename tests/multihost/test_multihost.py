@@ -21,6 +21,8 @@ import pytest
 
 from tests.multihost.support import (
     BUCKET,
+    FORWARDER_METRICS_PORT,
+    METRICS_TOKEN,
     WEB_PORT,
     Stack,
     address,
@@ -48,6 +50,7 @@ from tests.multihost.traffic import (
     lease_events,
     ledger_kinds,
     lost_claims,
+    metrics_scrape,
     phase_rows,
     phase_settled,
     running_count,
@@ -294,11 +297,23 @@ def test_forwarder_cut_off_for_three_leases_settles_nothing_taken_over_and_overw
         wait_until(lambda: taken_ids <= {gen for gen, _attempt in lost_claims(forwarders)}, timeout=60,
                    what="the forwarders to notice every lease they lost")
         time.sleep(1.0)  # the last deletions of files stored too late
+        # Each forwarder's own /metrics, scraped from this host: together they settled each generation once.
+        settled_by = {
+            process.host: sum(
+                sample.value
+                for sample in metrics_scrape(
+                    f"http://{address(process.host)}:{FORWARDER_METRICS_PORT}/metrics"
+                )["imagegen_settlements"]
+                if sample.name == "imagegen_settlements_total" and sample.labels["outcome"] == "succeeded"
+            )
+            for process in forwarders
+        }
     finally:
         for process in forwarders:
             process.stop()
 
     settled_once(rows)
+    assert sum(settled_by.values()) == len(rows), settled_by
     lost = lost_claims(forwarders)
     by_fwd1 = lease_events(fwd1)
     assert by_fwd1, "fwd1 lost no claim"
@@ -337,7 +352,7 @@ def test_forwarder_cut_off_for_three_leases_settles_nothing_taken_over_and_overw
         f" the healthy forwarders {len(lost - by_fwd1)}; {len(taken_ids)} generations taken over and settled once"
         f" (upstream calls for them: {dict(calls)}); no lost claim settled; {len(late)} files stored after a lost"
         f" lease went beside the recorded ones ({len(late & deleted)} deleted by their forwarder); recorded files"
-        f" overwritten: 0 of {len(recorded_keys)}"
+        f" overwritten: 0 of {len(recorded_keys)}; settlements on the forwarders' /metrics {settled_by}"
     )
     # A forwarder whose settlement answered "not yours" deletes its files; one whose settlement could not reach the
     # database until its lease ran out cannot tell whether it committed, and keeps them.
@@ -354,6 +369,11 @@ def test_billing_check_is_clean_and_every_host_healthy_at_the_end(deployment, re
     }
     report(f"{check.stdout.strip()} /healthz: {health}")
     assert all(body["status"] == "ok" for body in health.values()), health
+    # /metrics from another host: with the token only.
+    url = f"http://{address('web1')}:{WEB_PORT}/metrics"
+    assert httpx.get(url, timeout=10).status_code == 404
+    families = metrics_scrape(url, token=METRICS_TOKEN)
+    assert "imagegen_generations_open" in families, sorted(families)
 
 
 def test_a_plan_saved_on_one_host_is_served_by_every_web_host_at_once(deployment, report) -> None:

@@ -333,3 +333,13 @@ def claim_of(key: str) -> tuple[str, int]:
 
 def lost_claims(forwarders: list[Process]) -> set[tuple[str, int]]:
     return set().union(*(lease_events(process) for process in forwarders))
+
+
+def metrics_scrape(url: str, *, token: str | None = None) -> dict[str, list]:
+    """A /metrics page read by Prometheus' own text parser: samples by metric family name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(url, headers=headers, timeout=10)
+    response.raise_for_status()
+    return {family.name: family.samples for family in text_string_to_metric_families(response.text)}
