@@ -63,6 +63,11 @@ class FaultCounter:
             return None
         return kind
 
+    def seen(self) -> dict[str, int]:
+        """Generation requests received per exact prompt (tests check each prompt was sent upstream once)."""
+        with self._lock:
+            return dict(self._seen)
+
     def reset(self) -> None:
         with self._lock:
             self._seen.clear()

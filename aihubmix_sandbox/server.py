@@ -155,10 +155,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.state.record(RecordedRequest(method, path, json=payload, content_type=content_type, headers=headers))
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         if path == "/_sandbox/stats":
             with self.state.lock:
                 stats = {"in_flight": self.state.in_flight, "calls": dict(self.state.calls)}
+            if "prompts=1" in url.query.split("&"):  # another process's view of `handle.state.faults.seen()`
+                stats["prompts"] = self.state.faults.seen()
             self.reply_json(200, stats)
             return
         if not path.startswith("/files/"):

@@ -13,8 +13,12 @@ from generations.models import GenerationImage
 _SIGNING_SALT = "generations.image-download"
 
 
-def output_key_for(*, tenant_slug: str, year_month: str, public_id: str, index: int, extension: str) -> str:
-    return f"tenants/{tenant_slug}/generations/{year_month}/{public_id}/{index}.{extension}"
+def output_key_for(
+    *, tenant_slug: str, year_month: str, public_id: str, attempt: int, index: int, extension: str
+) -> str:
+    """One key per claim attempt: a forwarder that lost its lease (cut off, taken over) and uploads late writes
+    beside the files the taker recorded, never over them."""
+    return f"tenants/{tenant_slug}/generations/{year_month}/{public_id}/attempt-{attempt}/{index}.{extension}"
 
 
 def input_key(*, tenant_slug: str, generation_public_id: str, created_year_month: str, index: int, extension: str) -> str:

@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 import structlog
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.db import InterfaceError, InternalError, OperationalError, close_old_connections, connections
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -40,6 +41,14 @@ def _call(function: Callable[..., T], kwargs: dict[str, Any]) -> T:
         with contextlib.suppress(Exception):
             connections["default"].close()
         raise
+    except InternalError as error:
+        if not isinstance(error.__cause__, psycopg.errors.IdleInTransactionSessionTimeout):
+            raise
+        # PostgreSQL ended the session mid-transaction (idle_in_transaction_session_timeout, e.g. this process
+        # starved of CPU): an outage of this connection like any other, not a reason to stop the forwarder.
+        with contextlib.suppress(Exception):
+            connections["default"].close()
+        raise OperationalError(str(error)) from error
 
 
 class Database:

@@ -18,12 +18,13 @@ import structlog
 from django.conf import settings
 
 from generations.catalog.upstream_body import provider_call_from_stored
-from generations.forwarder.database import Database, LeaseExpired
+from generations.forwarder.database import DB_ERRORS, Database, LeaseExpired
 from generations.forwarder.settling import SuccessBatches
 from generations.images import VerifiedImage, output_materialize
 from generations.metrics import SETTLEMENTS, UPSTREAM_FAILURES, UPSTREAM_IN_FLIGHT, UPSTREAM_SECONDS
 from generations.models import Generation
 from generations.providers import AIHubMixClient, InputImage, ProviderError, ProviderResult, RawOutput
+from generations.selectors import image_keys_recorded
 from generations.services.cancel import generation_settle_canceled
 from generations.services.leases import ClaimedGeneration, generation_task_id_record
 from generations.services.settle import (
@@ -192,6 +193,7 @@ class Pipeline:
         if settled is not None:
             SETTLEMENTS.labels(settled.status).inc()
         if settled is None:
+            await self._unrecorded_delete(stored)
             log.warning("generation.lease_lost_before_settle")
         elif settled.status == Generation.Status.CANCELED:
             for output in stored:
@@ -200,6 +202,19 @@ class Pipeline:
             log.info("generation.canceled_while_running", images=len(stored))
         else:
             log.info("generation.succeeded", images=len(stored))
+
+    async def _unrecorded_delete(self, stored: list[StoredOutput]) -> None:
+        """The lease was lost (taken over while this call ran): its attempt-keyed files are this forwarder's own.
+        Delete those no image row records (one does only if an earlier try of this settlement committed and its
+        answer was lost); if the database cannot tell, keep them: an orphan file is harmless, a recorded one not."""
+        try:
+            recorded = await self.database.run(image_keys_recorded, keys=[output.storage_key for output in stored])
+        except DB_ERRORS:
+            return
+        for output in stored:
+            if output.storage_key not in recorded:
+                with contextlib.suppress(Exception):
+                    await self._io(blob_delete, key=output.storage_key)
 
     async def _verify_and_store(
         self, claim: ClaimedGeneration, outputs: list[RawOutput]
@@ -235,7 +250,7 @@ class Pipeline:
     async def _store(self, claim: ClaimedGeneration, index: int, image: VerifiedImage, revised: str) -> StoredOutput:
         key = output_key_for(
             tenant_slug=claim.tenant_slug, year_month=claim.created_at_path, public_id=claim.public_id,
-            index=index, extension=image.extension,
+            attempt=claim.attempts, index=index, extension=image.extension,
         )
         saved_key = await self._io(blob_save_file, key=key, file=image.file)
         return StoredOutput(

@@ -88,6 +88,11 @@ def generations_cancel_requested(*, ids: list[int]) -> list[int]:
     return list(Generation.objects.filter(id__in=ids, cancel_requested=True).values_list("id", flat=True))
 
 
+def image_keys_recorded(*, keys: list[str]) -> set[str]:
+    """Which of these storage keys an image row records."""
+    return set(GenerationImage.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+
+
 def image_get(*, generation: Generation, index: int) -> GenerationImage | None:
     return generation.images.filter(index=index).first()
 

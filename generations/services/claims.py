@@ -1,15 +1,17 @@
 """Which queued generations the forwarder claims next: fair between tenants, and never more running per tenant than
 the plan's `max_concurrent`.
 
-Round-robin by queue position: every tenant's oldest claimable generation comes before any tenant's second, so a
-tenant with 10,000 queued delays another tenant's first generation by at most one claim round. The running cap is
-applied here (not at submit, which only bounds the queue depth), inside one claim transaction that holds a
-transaction-scoped advisory lock, so two forwarder processes can never both fill the same tenant's last slot.
+Fewest running first: the k-th claimable generation of a tenant with r running ranks r + k, and a claim takes the
+lowest ranks (oldest first among equals), so each claim evens out the tenants' running counts — whether it fills one
+freed slot or many — and a tenant with 10,000 queued delays another tenant's first generation by at most one claim
+round. (Ranking by queue position alone was first come, first served whenever a claim filled a single slot, the
+usual case once every slot is busy.) The running cap is applied here (not at submit, which only bounds the queue
+depth), inside one claim transaction that holds a transaction-scoped advisory lock, so two forwarder processes can
+never both fill the same tenant's last slot.
 A generation past its `Cancel-After` deadline is never claimed (the deadline sweep cancels it: deadlines.py).
 """
 
 from datetime import datetime
-from itertools import zip_longest
 
 from django.db import connection
 
@@ -35,7 +37,7 @@ CROSS JOIN LATERAL (
     ORDER BY g.created_at, g.id
     LIMIT GREATEST(0, LEAST(%s, COALESCE(c.cap - r.running, %s)))
 ) picked
-ORDER BY picked.position, picked.created_at, picked.id
+ORDER BY r.running + picked.position, picked.created_at, picked.id
 LIMIT %s
 """
 
@@ -64,14 +66,14 @@ def _fair_candidates_portable(*, limit: int, now: datetime) -> list[int]:
         .values_list("tenant_id")
         .annotate(count=Count("id"))
     )
-    heads = []
+    ranked = []
     for tenant in Tenant.objects.filter(pk__in=tenant_ids).order_by("pk"):
         cap = tenant_limits(tenant=tenant).max_concurrent
-        room = limit if cap is None else max(0, min(limit, cap - running.get(tenant.pk, 0)))
-        if room:
-            heads.append(list(queued.filter(tenant=tenant).order_by("created_at", "id").values_list("id", flat=True)[:room]))
-    ordered = [gid for round_ in zip_longest(*heads) for gid in round_ if gid is not None]
-    return ordered[:limit]
+        now_running = running.get(tenant.pk, 0)
+        room = limit if cap is None else max(0, min(limit, cap - now_running))
+        rows = queued.filter(tenant=tenant).order_by("created_at", "id").values_list("id", "created_at")[:room]
+        ranked += [(now_running + position, created_at, gid) for position, (gid, created_at) in enumerate(rows, 1)]
+    return [gid for _rank, _created_at, gid in sorted(ranked)[:limit]]
 
 
 def claim_candidates(*, limit: int, now: datetime) -> list[int]:

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from generations.catalog.lookup import ModelRetired, catalog_entry_find
@@ -49,6 +49,13 @@ class ClaimedGeneration:
     inputs: list[StoredInput] = field(default_factory=list)
 
 
+def _lease_clock():
+    """Leases are set and compared on the database's clock, the one clock every host shares: a forwarder host's
+    clock may be skewed, and a claim that reached the database late (its host cut off) must not start with a lease
+    already spent. SQLite is one machine: the process clock."""
+    return Now() if connection.vendor == "postgresql" else timezone.now()
+
+
 def _claimable(now):
     return Generation.objects.filter(status=Generation.Status.QUEUED).filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now), Q(deadline_at__isnull=True) | Q(deadline_at__gt=now)
@@ -75,7 +82,7 @@ def generation_claim_batch(*, limit: int, lease_seconds: int) -> list[ClaimedGen
         Generation.objects.filter(id__in=ids, status=Generation.Status.QUEUED).update(
             status=Generation.Status.RUNNING,
             lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_expires_at=_lease_clock() + timedelta(seconds=lease_seconds),
             attempts=F("attempts") + 1,
             started_at=Coalesce(F("started_at"), now),
         )
@@ -140,16 +147,26 @@ def generation_next_due_in_seconds() -> float | None:
 
 def generation_leases_renew(*, claims: list[ClaimedGeneration], lease_seconds: int) -> set[int]:
     """Extend the leases this worker still holds; returns the ids still held. Every id and token given belongs
-    to this worker, so one statement covers all its claim batches."""
+    to this worker, so one statement covers all its claim batches.
+
+    A row locked right now (a settlement writing it, itself perhaps waiting for a wallet another host locks, or a
+    cancel) is not waited for: renewing behind it let every other lease of the worker run out meanwhile. It stays
+    held while locked (the reaper skips locked rows too) and counts as held if it is still ours as last committed.
+    """
     if not claims:
         return set()
-    expires_at = timezone.now() + timedelta(seconds=lease_seconds)
+    expires_at = _lease_clock() + timedelta(seconds=lease_seconds)
     queryset = Generation.objects.filter(
         id__in=[claim.id for claim in claims],
         lease_token__in={claim.lease_token for claim in claims},
         status=Generation.Status.RUNNING,
     )
-    queryset.update(lease_expires_at=expires_at)
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            free = list(queryset.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True))
+            Generation.objects.filter(id__in=free).update(lease_expires_at=expires_at)
+    else:
+        queryset.update(lease_expires_at=expires_at)
     return set(queryset.values_list("id", flat=True))
 
 
@@ -181,7 +198,7 @@ def generations_reap() -> ReapResult:
     now = timezone.now()
     requeued = failed = 0
     with transaction.atomic():
-        expired = Generation.objects.filter(status=Generation.Status.RUNNING, lease_expires_at__lt=now)
+        expired = Generation.objects.filter(status=Generation.Status.RUNNING, lease_expires_at__lt=_lease_clock())
         if connection.vendor == "postgresql":
             expired = expired.select_for_update(skip_locked=True, of=("self",))
         for generation in expired.select_related("tenant")[:500]:

@@ -40,7 +40,7 @@ def succeeded_generation(customer: Customer, *, prompt: str = "a red fox in the 
     for index in range(n):
         data = png_bytes(index)
         key = output_key_for(tenant_slug=customer.tenant.slug, year_month=claim.created_at_path,
-                             public_id=generation.public_id, index=index, extension="png")
+                             public_id=generation.public_id, attempt=claim.attempts, index=index, extension="png")
         outputs.append(StoredOutput(index=index, storage_key=blob_save(key=key, data=data), content_type="image/png",
                                     width=64, height=64, byte_size=len(data),
                                     sha256=hashlib.sha256(data).hexdigest(), revised_prompt=""))
