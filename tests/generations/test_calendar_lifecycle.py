@@ -14,7 +14,7 @@ from generations.catalog.lookup import catalog_entry_find, model_id_resolve
 from generations.catalog.registry import catalog_seed_data
 from generations.models import CatalogModel, Generation
 from generations.services.catalog import catalog_model_save
-from generations.services.lifecycle import generation_claim_batch
+from generations.services.leases import generation_claim_batch
 from tests.generations.support import LOW_SQUARE
 
 # Every id and alias a shipped catalog version published (generations/catalog/data/models.json through its history,
