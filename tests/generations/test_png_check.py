@@ -6,6 +6,7 @@ import base64
 import io
 import struct
 import zlib
+from unittest import mock
 
 import pytest
 from PIL import Image, PngImagePlugin
@@ -113,6 +114,16 @@ def test_a_row_cut_short_is_refused() -> None:
 
 def test_an_invalid_row_filter_type_is_refused() -> None:
     assert refused(png_of_rows(16, 9, rows(16, 9, filter_type=7))) == "output_not_image"
+
+
+def test_an_invalid_filter_type_past_the_first_inflate_block_is_refused() -> None:
+    # Rows are inflated a block at a time and the blocks end mid-row: the filter types are found all the same.
+    good = b"".join(bytes([0]) + bytes(3 * 16) for _ in range(9))
+    bad = bytearray(good)
+    bad[49 * 7] = 7  # row 8 of 9; a row is 49 bytes, a block 10
+    with mock.patch("generations.png._BLOCK_BYTES", 10):
+        assert vouched(png_of_rows(16, 9, good))
+        assert refused(png_of_rows(16, 9, bytes(bad))) == "output_not_image"
 
 
 def test_last_rows_left_inside_zlib_by_a_missing_checksum_are_refused() -> None:
