@@ -317,6 +317,7 @@ def mutated_pngs(draw: st.DrawFn) -> bytes:
     return mutate_bytes(draw, serialize(chunks))
 
 
+@pytest.mark.slow  # a few seconds: 1000 examples, each verified twice
 @pytest.mark.filterwarnings("ignore:Invalid APNG")  # Pillow's warning for a mutated acTL chunk
 @settings(
     max_examples=1000, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
