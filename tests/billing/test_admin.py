@@ -121,7 +121,7 @@ def test_adding_a_price_in_the_admin_supersedes_the_current_one_and_is_audited(s
     response = staff_client.post("/admin/billing/price/add/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     rows = Price.objects.filter(model_id="openai/gpt-image-2", quality="low", size="1024x1024")
-    assert sorted(rows.values_list("cost_micros", flat=True)) == [11_000, 12_000]
+    assert sorted(rows.values_list("cost_micros", flat=True)) == [6_000, 12_000]
     assert rows.filter(effective_to__isnull=True).get().cost_micros == 12_000
     assert AuditEvent.objects.filter(action="price.set", actor_user__email="staff@example.com").exists()
 

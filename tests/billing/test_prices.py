@@ -13,11 +13,11 @@ from project.api.errors import domain_error_status
 pytestmark = pytest.mark.django_db
 
 
-def test_seeded_gpt_image_1_price_depends_on_quality_and_size(tenant: Tenant) -> None:
+def test_seeded_gpt_image_2_price_depends_on_quality_and_size(tenant: Tenant) -> None:
     low = price_quote(tenant=tenant, model_id="openai/gpt-image-2", quality="low", size="1024x1024", n=2)
     high = price_quote(tenant=tenant, model_id="openai/gpt-image-2", quality="high", size="1536x1024", n=1)
-    assert (low.unit_cost_micros, low.unit_price_micros, low.estimate_micros) == (11_000, 13_200, 26_400)
-    assert (high.unit_cost_micros, high.unit_price_micros) == (250_000, 300_000)
+    assert (low.unit_cost_micros, low.unit_price_micros, low.estimate_micros) == (6_000, 7_200, 14_400)
+    assert (high.unit_cost_micros, high.unit_price_micros) == (165_000, 198_000)  # NOTES: 0.165 at 1536x1024
 
 
 def test_imagen_has_one_price_for_any_size_and_no_quality(tenant: Tenant) -> None:

@@ -24,7 +24,7 @@ class Seeded:
 def dashboard_seed() -> Seeded:
     User.objects.create_superuser("root@example.com", "correct horse battery")
     studio = customer_create("studio")
-    plan = Plan.objects.create(name="alerting", low_balance_threshold_micros=30_000)
+    plan = Plan.objects.create(name="alerting", low_balance_threshold_micros=40_000)
     lowbal = customer_create("lowbal", credit_micros=50_000, plan=plan)
     succeeded_generation(studio, n=2)
     succeeded_generation(studio)

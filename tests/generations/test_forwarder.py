@@ -79,7 +79,7 @@ def test_non_image_output_fails_without_charge(make_customer, forwarding) -> Non
     generation = Generation.objects.get(public_id=created["id"])
     assert generation.status == "failed" and generation.charged_micros == 0
     release = LedgerEntry.objects.get(reference=created["id"], kind="release")
-    assert release.cost_micros == 11_000, "the upstream charged us for a call that answered: recorded as our loss"
+    assert release.cost_micros == 6_000, "the upstream charged us for a call that answered: recorded as our loss"
 
 
 def test_many_generations_drain_in_one_pass(make_customer, forwarding, roomy_plan) -> None:

@@ -28,18 +28,18 @@ def staff() -> Client:
 
 def test_ledger_rows_are_signed_with_the_wallet_balance_after_each(staff: Client) -> None:
     customer = customer_create("studio", credit_micros=1_000_000)
-    succeeded_generation(customer)  # hold 13 200, capture 13 200
+    succeeded_generation(customer)  # hold 7 200, capture 7 200
     wallet_grant(tenant=customer.tenant, amount_micros=2_000_000, reference="topup", actor=SYSTEM)
     rows = LedgerEntry.objects.annotate(after=ledger_balance_after()).order_by("created_at", "id")
     assert [(row.kind, row.after) for row in rows] == [
         ("grant", 1_000_000),  # the opening credit
         ("hold", 1_000_000),  # a hold moves held money, not the balance
         ("capture", 1_000_000 - 7_200),
-        ("grant", 2_986_800),  # the balance now
+        ("grant", 2_992_800),  # the balance now
     ]
     page = staff.get("/admin/billing/ledgerentry/").content.decode()
     assert "+$2.00" in page and "−$0.0072" in page and "(held $0.0072)" in page
-    assert "$2.99" in page  # 2.9868 rounded to the cent
+    assert "$2.99" in page  # 2.9928 rounded to the cent
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", page)  # times to the second
 
 

@@ -21,40 +21,40 @@ def _events(event_type: str) -> list[WebhookEvent]:
 
 
 def test_low_balance_alerts_once_per_crossing_and_rearms_after_a_grant() -> None:
-    plan = Plan.objects.create(name="alerting", low_balance_threshold_micros=30_000)
+    plan = Plan.objects.create(name="alerting", low_balance_threshold_micros=40_000)
     customer = customer_create("lowbal", credit_micros=50_000, plan=plan)
     WebhookEndpoint.objects.create(tenant=customer.tenant, url="https://hooks.example.com/x", event_types=["wallet.low_balance"])
 
-    succeeded_generation(customer)  # 50 000 → 36 800 available: above
+    succeeded_generation(customer)  # 50 000 → 42 800 available: above
     assert _events("wallet.low_balance") == []
-    succeeded_generation(customer)  # → 23 600: crossed
-    succeeded_generation(customer)  # → 10 400: still below, no second event
+    succeeded_generation(customer)  # → 35 600: crossed
+    succeeded_generation(customer)  # → 28 400: still below, no second event
     (event,) = _events("wallet.low_balance")
     assert event.tenant_id == customer.tenant.pk
-    assert event.payload["available_usd"] == "0.023600"
-    assert event.payload["threshold_usd"] == "0.030000"
+    assert event.payload["available_usd"] == "0.035600"
+    assert event.payload["threshold_usd"] == "0.040000"
     assert WebhookDelivery.objects.filter(event=event).count() == 1  # to the subscribed endpoint, signed on delivery
 
-    wallet_grant(tenant=customer.tenant, amount_micros=100_000, reference="topup-1", actor=SYSTEM)  # → 110 400
-    succeeded_generation(customer)  # → 97 200: above, nothing
+    wallet_grant(tenant=customer.tenant, amount_micros=100_000, reference="topup-1", actor=SYSTEM)  # → 128 400
+    succeeded_generation(customer)  # → 121 200: above, nothing
     assert len(_events("wallet.low_balance")) == 1
-    for _ in range(6):  # 97 200 − 6 × 13 200 = 18 000: crossed again, once
+    for _ in range(12):  # 121 200 − 12 × 7 200 = 34 800: crossed again, once
         succeeded_generation(customer)
     assert len(_events("wallet.low_balance")) == 2
 
 
 def test_spend_limit_near_alerts_once_when_the_month_reaches_the_percentage() -> None:
-    plan = Plan.objects.create(name="capped", monthly_spend_limit_micros=100_000, spend_alert_percent=25)
+    plan = Plan.objects.create(name="capped", monthly_spend_limit_micros=100_000, spend_alert_percent=14)
     customer = customer_create("spender", credit_micros=1_000_000, plan=plan)
 
-    succeeded_generation(customer)  # 13 200 of 100 000: 13%
+    succeeded_generation(customer)  # 7 200 of 100 000: 7%
     assert _events("spend_limit.near") == []
-    succeeded_generation(customer)  # 26 400: 26% ≥ 25%
+    succeeded_generation(customer)  # 14 400: 14.4% ≥ 14%
     succeeded_generation(customer)
     (event,) = _events("spend_limit.near")
-    assert event.payload["month_spend_usd"] == "0.026400"
+    assert event.payload["month_spend_usd"] == "0.014400"
     assert event.payload["monthly_spend_limit_usd"] == "0.100000"
-    assert event.payload["alert_percent"] == 25
+    assert event.payload["alert_percent"] == 14
 
 
 def test_no_threshold_no_event() -> None:
