@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Submit throughput of the API against a bare Django + DRF insert, side by side in one run.
+"""Submit throughput of the API against a bare Django + DRF insert, side by side in one run. (Over 400 lines: both
+servers, the load generator and the report in one script anyone can run.)
 
 Starts two servers under the same gunicorn settings (the Procfile's `web` line unless --workers/--threads/--worker-class
 say otherwise) against the same PostgreSQL: the project (worker not running, so only the API is measured) and the

@@ -1,5 +1,6 @@
 """Wake-ups between processes: "generation N is final" for waiting clients, "work is queued" for drains,
-"generation N was asked to cancel" for the drain running it.
+"generation N was asked to cancel" for the drain running it. (Over 400 lines: three transports behind one listener
+and one subscription type; split, each would re-export the others' halves.)
 
 The transport follows the deployment:
 - Redis pub/sub when Redis is the broker (Q_BROKER=redis): published after commit. Redis channels ignore the db

@@ -1,4 +1,4 @@
-"""All configuration, read from the environment once, here."""
+"""All configuration, read from the environment once, here. (Over 400 lines: one place to read every setting.)"""
 
 import os
 import secrets

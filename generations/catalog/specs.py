@@ -1,4 +1,5 @@
-"""How a model's parameter rules are described, and how they are read from data (the shipped seed file and the
+"""(Over 400 lines: one subject, the strict reader of every rule a model can have.) How a model's parameter rules are
+described, and how they are read from data (the shipped seed file and the
 admin's catalog rows). The rules come from AIHubMix's page (../shared/aihubmix/image-api-docs.zh.txt, NOTES.md).
 
 `spec_from_dict` is strict: an unknown key, a wrong type or an impossible rule is refused with a message naming
