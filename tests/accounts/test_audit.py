@@ -96,10 +96,10 @@ def test_changing_a_plan_and_a_tenant_override_is_audited(staff_client, staff, t
 
 def test_setting_and_ending_a_price_is_audited(staff_client, staff):
     staff_client.post("/admin/billing/price/add/", {
-        "model_id": "bfl/flux-2-pro", "quality": "*", "size": "*", "cost_usd": "0.02",
+        "model_id": "qianfan/irag-1.0", "quality": "*", "size": "*", "cost_usd": "0.02",  # the one unpriced model
         "effective_from_0": "2026-01-01", "effective_from_1": "00:00:00", "note": "",
     })
-    price = Price.objects.get(model_id="bfl/flux-2-pro")
+    price = Price.objects.get(model_id="qianfan/irag-1.0")
     staff_client.post(f"/admin/billing/price/{price.pk}/change/", {
         "effective_to_0": "2027-01-01", "effective_to_1": "00:00:00",
     })
