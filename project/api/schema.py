@@ -44,7 +44,7 @@ _MEANINGS = {
     403: "The key may not do this, the tenant is suspended, or the image awaits review.",
     404: "No such object in this tenant (or no such path).",
     409: "The object's current state does not allow this.",
-    410: "The resource was deleted.",
+    410: "Gone: the resource was deleted, or the model was retired (its replacement is named).",
     413: "The body is too large.",
     415: "The Content-Type is not accepted.",
     422: "The Idempotency-Key was used with a different body.",
@@ -59,11 +59,11 @@ _RETRY_AFTER = {429, 503}
 
 # Statuses beyond the common ones, by operation.
 _EXTRA_STATUSES: dict[str, set[int]] = {
-    "generations_create": {402, 409, 422},
+    "generations_create": {402, 409, 410, 422},
     "generations_cancel": {409},
     "generations_image": {451},
-    "openai_images_generate": {402, 502, 504},
-    "openai_images_edit": {402, 502, 504},
+    "openai_images_generate": {402, 410, 502, 504},
+    "openai_images_edit": {402, 410, 502, 504},
 }
 
 REQUEST_ID_HEADER = {
