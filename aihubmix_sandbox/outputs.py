@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from aihubmix_sandbox.faults import FILE_FAULTS, fault_file_answer, fault_inline_image
-from aihubmix_sandbox.render import format_for, image_render, size_parse
+from aihubmix_sandbox.render import format_for, image_render, image_render_base64, size_parse
 
 if TYPE_CHECKING:
     from aihubmix_sandbox.server import SandboxHandler
@@ -37,10 +37,11 @@ def output_items(
     items = []
     for index in range(n):
         if response_format == "b64_json" and fault not in FILE_FAULTS:
-            data = fault_inline_image(fault) or image_render(
+            faulted = fault_inline_image(fault)
+            encoded = base64.b64encode(faulted).decode() if faulted else image_render_base64(
                 prompt=prompt, model=model, width=width, height=height, index=index, image_format=pillow_format
             )
-            items.append({"b64_json": base64.b64encode(data).decode()})
+            items.append({"b64_json": encoded})
         else:
             url = output_url(
                 base=base, prompt=prompt, model=model, width=width, height=height, index=index, ext=ext,

@@ -20,6 +20,7 @@ from aihubmix_sandbox.families.tasks import Task, task_poll
 from aihubmix_sandbox.faults import Disconnect, FaultCounter
 from aihubmix_sandbox.multipart import multipart_parse
 from aihubmix_sandbox.outputs import file_serve
+from aihubmix_sandbox.render import json_bytes
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def reply_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        self.reply(status, json.dumps(payload).encode(), "application/json", headers)
+        self.reply(status, json_bytes(payload), "application/json", headers)
 
     def reply_error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         body = {"error": {"message": message, "type": "sandbox_error", "param": None, "code": code}}
