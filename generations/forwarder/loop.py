@@ -18,6 +18,7 @@ from generations.forwarder.database import DB_ERRORS, Database
 from generations.forwarder.pipeline import InFlight, Pipeline
 from generations.forwarder.settling import SuccessBatches
 from generations.notifications import GENERATION_CANCEL, GENERATION_FINISHED, WORK_AVAILABLE, asubscribe
+from generations.providers.budget import AnswerBudget
 from generations.selectors import generations_cancel_requested
 from generations.services.deadlines import generations_deadlines_enforce
 from generations.services.leases import (
@@ -74,6 +75,7 @@ class Forwarder:
                 self.pipeline = Pipeline(
                     database=self.database, successes=self.successes, client=client, downloads=downloads,
                     io_threads=self.io_threads, verify_threads=self.verify_threads, call_over=self._call_over,
+                    answer_budget=AnswerBudget(settings.FORWARD_ANSWER_BUDGET_MB * 1024 * 1024),
                 )
                 background.append(asyncio.create_task(self.successes.run()))
                 background.append(asyncio.create_task(self._renew_loop()))

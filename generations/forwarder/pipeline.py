@@ -24,6 +24,7 @@ from generations.images import VerifiedImage, output_materialize
 from generations.metrics import SETTLEMENTS, UPSTREAM_FAILURES, UPSTREAM_IN_FLIGHT, UPSTREAM_SECONDS
 from generations.models import Generation
 from generations.providers import AIHubMixClient, InputImage, ProviderError, ProviderResult, RawOutput
+from generations.providers.budget import AnswerBudget, AnswerHold
 from generations.selectors import image_keys_recorded
 from generations.services.cancel import generation_settle_canceled
 from generations.services.leases import ClaimedGeneration, generation_task_id_record
@@ -59,6 +60,7 @@ class InFlight:
     calling: bool = True  # the upstream call is not over: it holds a slot and a cancel stops it
     cancel_reason: str | None = None  # "canceled" (tenant asked) or "lease_lost"
     upstream_sent: bool = False
+    answer: AnswerHold | None = None  # the answer's bytes, counted until its files are stored
 
 
 def _metric_code(code: str | None) -> str:
@@ -79,7 +81,9 @@ class Pipeline:
         io_threads: ThreadPoolExecutor,
         verify_threads: ThreadPoolExecutor,
         call_over: Callable[[InFlight], None],
+        answer_budget: AnswerBudget | None = None,
     ) -> None:
+        self.answer_budget = answer_budget
         self.database = database
         self.successes = successes
         self.client = client
@@ -93,6 +97,14 @@ class Pipeline:
         log = logger.bind(
             generation=claim.public_id, tenant=claim.tenant_slug, attempt=claim.attempts, model=claim.model_id
         )
+        entry.answer = AnswerHold(self.answer_budget)
+        try:
+            await self._run(entry, log)
+        finally:
+            entry.answer.release()
+
+    async def _run(self, entry: InFlight, log: Any) -> None:
+        claim = entry.claim
         try:
             try:
                 result = await self._call_upstream(entry)
@@ -168,7 +180,7 @@ class Pipeline:
         started = time.monotonic()
         UPSTREAM_IN_FLIGHT.inc()
         try:
-            return await self.client.run(call, on_task_submitted=remember_task)
+            return await self.client.run(call, on_task_submitted=remember_task, hold=entry.answer)
         finally:
             UPSTREAM_IN_FLIGHT.dec()
             UPSTREAM_SECONDS.labels(claim.interface).observe(time.monotonic() - started)
