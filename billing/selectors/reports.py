@@ -80,12 +80,12 @@ def _settlements(*, tenant: Tenant | None, start: datetime, end: datetime) -> Qu
 def _sums() -> dict[str, Any]:
     captured = Q(kind=Kind.CAPTURE)
     return {
+        **actual_sums(),  # first: below, "images" names a sum, which would shadow the field for these
         "requests": Count("id", filter=captured),
         "images": Coalesce(Sum("images", filter=captured), 0),
         "price": Coalesce(Sum("amount_micros", filter=captured), 0),
         "cost": Coalesce(Sum("cost_micros", filter=captured), 0),
         "refunded_cost": Coalesce(Sum("cost_micros", filter=Q(kind=Kind.RELEASE)), 0),
-        **actual_sums(),
     }
 
 
