@@ -113,6 +113,10 @@ def test_the_report_csv_and_dashboard_show_estimate_against_actual_with_its_cove
     assert by_model["openai/gpt-image-2"][-4:] == ["2", "0.249615", "0.422000", "-40.8"]
     assert by_model["doubao/doubao-seedream-5.0-lite"][-4:] == ["0", "", "", ""]  # unknown is not zero
 
+    capture = LedgerEntry.objects.get(kind="capture", model_id="openai/gpt-image-2")
+    entry_page = staff_client.get(f"/admin/billing/ledgerentry/{capture.pk}/change/").content.decode()
+    assert "actual upstream cost" in entry_page and micros_to_dollars(GPT_IMAGE_2_ACTUAL) in entry_page
+
     today_money = money_by_period(tenant=None, now=timezone.now())["today"]
     assert (today_money.images, today_money.actual_images, today_money.actual_cost_micros) == (3, 2, GPT_IMAGE_2_ACTUAL)
     dashboard = staff_client.get("/admin/").content.decode()
