@@ -115,7 +115,7 @@ def test_the_report_csv_and_dashboard_show_estimate_against_actual_with_its_cove
 
     capture = LedgerEntry.objects.get(kind="capture", model_id="openai/gpt-image-2")
     entry_page = staff_client.get(f"/admin/billing/ledgerentry/{capture.pk}/change/").content.decode()
-    assert "actual upstream cost" in entry_page and micros_to_dollars(GPT_IMAGE_2_ACTUAL) in entry_page
+    assert "actual upstream cost" in entry_page.lower() and micros_to_dollars(GPT_IMAGE_2_ACTUAL) in entry_page
 
     today_money = money_by_period(tenant=None, now=timezone.now())["today"]
     assert (today_money.images, today_money.actual_images, today_money.actual_cost_micros) == (3, 2, GPT_IMAGE_2_ACTUAL)
