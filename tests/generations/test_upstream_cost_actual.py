@@ -10,11 +10,13 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
+from structlog.testing import capture_logs
 
 from accounts.models import User
 from billing.models import LedgerEntry
 from billing.money import micros_to_dollars
 from billing.selectors.dashboard import money_by_period
+from billing.tasks import billing_check as billing_check_task
 from generations.forwarder import forward_drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -135,6 +137,14 @@ def test_billing_check_warns_about_the_drift_without_failing(customer, settings,
     assert err.strip() == (
         f"WARNING upstream cost drift: openai/gpt-image-2 {month}: actual upstream cost 249615 micro-USD vs"
         f" estimate 422000 over 2 images (-40.8%)"
+    )
+
+    # The hourly check logs it as a warning and counts no wallet drift.
+    with capture_logs() as logs:
+        assert billing_check_task() == 0
+    [logged] = [entry for entry in logs if entry["event"] == "billing.upstream_cost_drift"]
+    assert (logged["log_level"], logged["model"], logged["actual_micros"], logged["estimate_micros"]) == (
+        "warning", "openai/gpt-image-2", GPT_IMAGE_2_ACTUAL, GPT_IMAGE_2_ESTIMATE
     )
 
     settings.UPSTREAM_COST_DRIFT_MIN_IMAGES = 3  # too few images to judge
