@@ -41,6 +41,43 @@ class Price(models.Model):
         return f"{self.model_id} {self.quality} {self.size}"
 
 
+class TokenPrice(models.Model):
+    """What the upstream charges per million tokens of each kind, for a model whose answers report token usage
+    (gpt-image-2, the Gemini image models): the actual cost of a call is its usage × these prices, booked on the
+    CAPTURE beside the per-image estimate (`Price`). A kind left at 0 is not charged separately (or not published:
+    the seeded Gemini rows price only image output). Effective-dated like `Price`: a new row ends the current one
+    (`billing.services.token_prices.token_price_set`)."""
+
+    model_id = models.CharField(max_length=100, db_index=True, help_text="Catalog id, e.g. openai/gpt-image-2.")
+    text_input_micros = models.BigIntegerField(default=0, help_text="Per 1M text input tokens, micro-USD.")
+    image_input_micros = models.BigIntegerField(default=0, help_text="Per 1M image input tokens, micro-USD.")
+    text_output_micros = models.BigIntegerField(
+        default=0, help_text="Per 1M text (and thinking) output tokens, micro-USD."
+    )
+    image_output_micros = models.BigIntegerField(default=0, help_text="Per 1M image output tokens, micro-USD.")
+    effective_from = models.DateTimeField(default=timezone.now)
+    effective_to = models.DateTimeField(null=True, blank=True, help_text="Empty: still in effect.")
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_id", "-effective_from"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(text_input_micros__gte=0, image_input_micros__gte=0, text_output_micros__gte=0,
+                            image_output_micros__gte=0),
+                name="tokenprice_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(effective_to__isnull=True) | Q(effective_to__gt=F("effective_from")),
+                name="tokenprice_period_not_empty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} tokens"
+
+
 class Plan(models.Model):
     """Markup and limits. A limit left empty means unlimited."""
 
@@ -237,6 +274,15 @@ class LedgerEntry(models.Model):
         default=0,
         help_text="Upstream cost we bore (on CAPTURE, and on RELEASE when the tenant was refunded).",
     )
+    upstream_cost_actual_micros = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "CAPTURE: the upstream cost from the answer's token usage × the model's token prices, in place of the"
+            " answered call's estimate within cost_micros; empty when the answer reported no usage or the model"
+            " has no token prices."
+        ),
+    )
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -353,6 +399,10 @@ class DailyUsage(models.Model):
     price_micros = models.BigIntegerField(default=0)
     cost_micros = models.BigIntegerField(default=0)
     refunded_cost_micros = models.BigIntegerField(default=0)
+    # The captures whose actual upstream cost is known: their images, actual cost and estimate (cost_micros).
+    actual_images = models.IntegerField(default=0)
+    actual_cost_micros = models.BigIntegerField(default=0)
+    actual_estimate_micros = models.BigIntegerField(default=0)
 
     class Meta:
         indexes = [

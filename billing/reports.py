@@ -49,11 +49,16 @@ def statement_csv_response(statement: Statement) -> HttpResponse:
 
 
 REPORT_MONEY_COLUMNS = ["price_usd", "cost_usd", "refunded_cost_usd", "margin_usd"]
+# Estimate against actual upstream cost over the captures whose actual cost is known (`actual_images` of `images`);
+# empty where none is known (an unknown is not a zero).
+REPORT_ACTUAL_COLUMNS = ["actual_images", "actual_cost_usd", "actual_estimate_usd", "actual_drift_percent"]
 
 
 def report_csv_rows(group_names: list[str], rows: Iterable[ReportRow]) -> Iterator[list[str]]:
-    yield [*group_names, "requests", "images", *REPORT_MONEY_COLUMNS]
+    yield [*group_names, "requests", "images", *REPORT_MONEY_COLUMNS, *REPORT_ACTUAL_COLUMNS]
     for row in rows:
+        known = row.actual_images > 0
+        drift = row.actual_drift_percent
         yield [
             *(str(value) if value is not None else "" for value in row.group),
             str(row.requests),
@@ -62,6 +67,10 @@ def report_csv_rows(group_names: list[str], rows: Iterable[ReportRow]) -> Iterat
             micros_to_usd(row.cost_micros),
             micros_to_usd(row.refunded_cost_micros),
             micros_to_usd(row.margin_micros),
+            str(row.actual_images),
+            micros_to_usd(row.actual_cost_micros) if known else "",
+            micros_to_usd(row.actual_estimate_micros) if known else "",
+            "" if drift is None else str(drift),
         ]
 
 

@@ -17,6 +17,7 @@ _READ_ONLY = [
     "accounts.view_apikey",
     "accounts.view_auditevent",
     "billing.view_price",
+    "billing.view_tokenprice",
     "billing.view_plan",
     "billing.view_tenantplan",
     "billing.view_wallet",
@@ -44,6 +45,8 @@ STAFF_ROLES: dict[str, list[str]] = {
         "billing.view_price",
         "billing.add_price",
         "billing.change_price",
+        "billing.view_tokenprice",
+        "billing.add_tokenprice",
         "billing.view_plan",
         "billing.add_plan",
         "billing.change_plan",
@@ -61,12 +64,19 @@ STAFF_ROLES: dict[str, list[str]] = {
 }
 
 
-def staff_groups_sync(*, group_model: Any, permission_model: Any) -> None:
-    """Create the groups and set exactly their permissions. Takes the models so a migration can pass its own."""
+def staff_groups_sync(*, group_model: Any, permission_model: Any, missing_ok: bool = False) -> None:
+    """Create the groups and set exactly their permissions. Takes the models so a migration can pass its own.
+
+    `missing_ok`: skip permissions that do not exist yet — for the migrations that ran before a later one added
+    their model (that later migration syncs again); anywhere else a missing permission is an error."""
     for name, perms in STAFF_ROLES.items():
         group, _ = group_model.objects.get_or_create(name=name)
         wanted = []
         for perm in perms:
             app_label, codename = perm.split(".")
-            wanted.append(permission_model.objects.get(content_type__app_label=app_label, codename=codename))
+            found = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if found is None and not missing_ok:
+                raise permission_model.DoesNotExist(f"No permission {perm}.")
+            if found is not None:
+                wanted.append(found)
         group.permissions.set(wanted)

@@ -421,6 +421,11 @@ NOTIFY_LISTENER_LINGER_SECONDS = env.float("NOTIFY_LISTENER_LINGER_SECONDS", def
 # upsert on the `billing_requestcount` table, exact under concurrency where the database cache's get-then-set
 # `incr` is not (billing/throttles.py).
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["billing.throttles.TenantRateThrottle"]
+# `billing_check` (and the hourly check) warns when a model's actual upstream cost (from the answers' token usage)
+# differs from the price list's estimate for the same images by more than this percentage in a UTC month (this
+# month and the last), once at least UPSTREAM_COST_DRIFT_MIN_IMAGES images of it have a known actual cost.
+UPSTREAM_COST_DRIFT_MAX_PERCENT = env.float("UPSTREAM_COST_DRIFT_MAX_PERCENT", default=10.0)
+UPSTREAM_COST_DRIFT_MIN_IMAGES = env.int("UPSTREAM_COST_DRIFT_MIN_IMAGES", default=20)
 
 # --- AIHubMix upstream, model catalog and output fetching ----------------------------------------------
 # With no AIHUBMIX_API_KEY, `make run` starts the bundled sandbox and points these URLs at it.

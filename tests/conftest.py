@@ -152,6 +152,7 @@ def _catalog_rows(request: pytest.FixtureRequest) -> None:
         # The one seed is the migration's: run it again, on the current models.
         import_module("generations.migrations.0010_catalog_seed").seed(apps, None)
         import_module("generations.migrations.0016_lifecycle_calendar_prices_former_ids").catalog_refresh(apps, None)
+        import_module("generations.migrations.0017_token_prices_seed").token_prices_seed(apps, None)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -33,7 +33,7 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     list_filter = ["kind", ("created_at", admin.DateFieldListFilter), "tenant"]
     search_fields = ["reference", "tenant__slug", "model_id", "note"]
     fields = ["created_at", "tenant", "kind", "reference", "amount_usd", "api_key", "price", "model_id", "quality",
-              "size", "images", "unit_cost_usd", "unit_price_usd", "cost_usd", "actor_user", "note"]
+              "size", "images", "unit_cost_usd", "unit_price_usd", "cost_usd", "actual_cost_usd", "actor_user", "note"]
     readonly_fields = fields
     date_hierarchy = "created_at"
     list_select_related = ["tenant", "api_key"]
@@ -56,6 +56,9 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         value = getattr(entry, "balance_after_micros", None)
         return "—" if value is None else micros_to_dollars(value)
     cost_usd = usd_column("cost_micros", "upstream cost (USD)")
+    actual_cost_usd = usd_column(
+        "upstream_cost_actual_micros", "actual upstream cost (USD)", empty="— (no token usage reported)"
+    )
     unit_cost_usd = usd_column("unit_cost_micros", "unit cost (USD)", empty="")
     unit_price_usd = usd_column("unit_price_micros", "unit price (USD)", empty="")
 

@@ -50,6 +50,7 @@ REPORT_GROUP_HEADINGS = {
     "api_key": ["tenant", "api key"],
     "day_model": ["day", "model"],
     "day_tenant": ["day", "tenant"],
+    "month_model": ["month", "model"],
 }
 
 
@@ -105,7 +106,10 @@ def billing_report_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) 
 
 
 def _report_totals(rows: list[ReportRow]) -> dict[str, int]:
-    names = ["requests", "images", "price_micros", "cost_micros", "refunded_cost_micros", "margin_micros"]
+    names = [
+        "requests", "images", "price_micros", "cost_micros", "refunded_cost_micros", "margin_micros",
+        "actual_images", "actual_cost_micros", "actual_estimate_micros",
+    ]
     return {name: sum(getattr(row, name) for row in rows) for name in names}
 
 

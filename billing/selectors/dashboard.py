@@ -1,7 +1,7 @@
 """The staff dashboard's money figures, from the billing report's own selectors (`billing.selectors.reports`), so
 the dashboard, the report page and its CSV can never disagree: the period totals are `billing_totals`, the charts,
-top tenants and top keys are `billing_report` rows. Upstream cost is the estimate recorded at capture (the ledger
-has no actual-cost field yet)."""
+top tenants and top keys are `billing_report` rows. Upstream cost is the estimate recorded at capture; beside it
+the actual cost where the upstream's answers reported it (`ReportRow.actual_*`: the captures it is known for)."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +42,9 @@ def money_by_period(*, tenant: Tenant | None, now: datetime) -> dict[str, Report
             price_micros=sum(row.price_micros for row in rows),
             cost_micros=sum(row.cost_micros for row in rows),
             refunded_cost_micros=sum(row.refunded_cost_micros for row in rows),
+            actual_images=sum(row.actual_images for row in rows),
+            actual_cost_micros=sum(row.actual_cost_micros for row in rows),
+            actual_estimate_micros=sum(row.actual_estimate_micros for row in rows),
         )
     return totals
 

@@ -1,15 +1,18 @@
-"""The money invariants: each wallet checked against its ledger (`billing_check` and the hourly task)."""
+"""What `billing_check` and the hourly task look at: the money invariants (each wallet against its ledger) and, as
+warnings, upstream cost estimates that drift from what the upstream actually charged."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 
 from billing.models import LedgerEntry, Wallet
-from billing.periods import as_utc_start, next_month_start
+from billing.periods import as_utc_start, month_start, next_month_start
 from billing.selectors.ledger import ledger_open_holds
+from billing.selectors.reports import billing_report
 
 Kind = LedgerEntry.Kind
 
@@ -92,4 +95,50 @@ def _wallet_drifts() -> list[WalletDrift]:
         .distinct()
     )
     drifts += [WalletDrift(slug, "wallet", 0, 1) for slug in orphaned]
+    return drifts
+
+
+@dataclass(frozen=True)
+class UpstreamCostDrift:
+    """A model whose actual upstream cost in a month is off the estimate by more than allowed."""
+
+    model_id: str
+    month: date
+    images: int  # images whose actual cost is known
+    estimate_micros: int
+    actual_micros: int
+    drift_percent: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.model_id} {self.month:%Y-%m}: actual upstream cost {self.actual_micros} micro-USD vs estimate"
+            f" {self.estimate_micros} over {self.images} images ({self.drift_percent:+.1f}%)"
+        )
+
+
+def upstream_cost_drifts(*, now: datetime) -> list[UpstreamCostDrift]:
+    """Per model and UTC month (the current one and the last), where at least `UPSTREAM_COST_DRIFT_MIN_IMAGES`
+    images have a known actual cost: those whose actual cost is more than `UPSTREAM_COST_DRIFT_MAX_PERCENT` away
+    from the estimate of the same images.
+
+    A warning, not a money invariant: the books still add up (tenants pay the price list, the ledger records both
+    figures); it says the price list no longer matches what the upstream charges, which staff fix with a new price."""
+    start = month_start(month_start(now) - timedelta(days=1))
+    drifts = []
+    for row in billing_report(tenant=None, start=start, end=next_month_start(now), group_by="month_model", now=now):
+        month, model_id = row.group
+        drift = row.actual_drift_percent
+        if row.actual_images < settings.UPSTREAM_COST_DRIFT_MIN_IMAGES or drift is None:
+            continue
+        if abs(drift) > settings.UPSTREAM_COST_DRIFT_MAX_PERCENT:
+            drifts.append(
+                UpstreamCostDrift(
+                    model_id=model_id or "",
+                    month=month,
+                    images=row.actual_images,
+                    estimate_micros=row.actual_estimate_micros,
+                    actual_micros=row.actual_cost_micros,
+                    drift_percent=drift,
+                )
+            )
     return drifts

@@ -5,13 +5,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, DateField, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 from django.utils import timezone
 
 from accounts.models import Tenant
 from billing.models import LedgerEntry
-from billing.selectors.rollup import daily_usage_ensure, daily_usage_groups, rollup_span
+from billing.selectors.rollup import actual_sums, daily_usage_ensure, daily_usage_groups, rollup_span
 
 Kind = LedgerEntry.Kind
 
@@ -24,6 +24,8 @@ REPORT_GROUPS = {
     # Spend over time by model / by tenant (the dashboard's stacked charts).
     "day_model": ("day", "model_id"),
     "day_tenant": ("day", "tenant__slug"),
+    # The upstream's estimate against what it actually charged, per model and UTC month (first day of the month).
+    "month_model": ("month", "model_id"),
 }
 # Internal: one group for the whole period (`billing_totals`); not offered on the report page.
 _TOTAL = {"total": ()}
@@ -38,6 +40,19 @@ class ReportRow:
     price_micros: int
     cost_micros: int
     refunded_cost_micros: int
+    # The captures whose actual upstream cost is known (their answers reported token usage): how many images,
+    # what the upstream actually charged for them, and what we had estimated for the same captures.
+    actual_images: int = 0
+    actual_cost_micros: int = 0
+    actual_estimate_micros: int = 0
+
+    @property
+    def actual_drift_percent(self) -> float | None:
+        """Actual against estimate over the captures where both are known, in percent (positive: the upstream
+        charged more than estimated); None when no actual cost is known."""
+        if not self.actual_images or not self.actual_estimate_micros:
+            return None
+        return round(100 * (self.actual_cost_micros - self.actual_estimate_micros) / self.actual_estimate_micros, 1)
 
     @property
     def margin_micros(self) -> int:
@@ -65,6 +80,7 @@ def _settlements(*, tenant: Tenant | None, start: datetime, end: datetime) -> Qu
 def _sums() -> dict[str, Any]:
     captured = Q(kind=Kind.CAPTURE)
     return {
+        **actual_sums(),  # first: below, "images" names a sum, which would shadow the field for these
         "requests": Count("id", filter=captured),
         "images": Coalesce(Sum("images", filter=captured), 0),
         "price": Coalesce(Sum("amount_micros", filter=captured), 0),
@@ -81,6 +97,9 @@ def _row(group: tuple[Any, ...], sums: dict[str, Any]) -> ReportRow:
         price_micros=sums["price"],
         cost_micros=sums["cost"],
         refunded_cost_micros=sums["refunded_cost"],
+        actual_images=sums["actual_images"],
+        actual_cost_micros=sums["actual_cost"],
+        actual_estimate_micros=sums["actual_estimate"],
     )
 
 
@@ -110,11 +129,14 @@ def billing_report(
         yield _row(group, merged[group])
 
 
-_SUM_NAMES = ("requests", "images", "price", "cost", "refunded_cost")
+_SUM_NAMES = ("requests", "images", "price", "cost", "refunded_cost", "actual_images", "actual_cost", "actual_estimate")
 
 
 def _values(row: ReportRow) -> tuple[int, ...]:
-    return row.requests, row.images, row.price_micros, row.cost_micros, row.refunded_cost_micros
+    return (
+        row.requests, row.images, row.price_micros, row.cost_micros, row.refunded_cost_micros,
+        row.actual_images, row.actual_cost_micros, row.actual_estimate_micros,
+    )
 
 
 def _live_rows(*, tenant: Tenant | None, start: datetime, end: datetime, columns: tuple[str, ...]) -> Iterator[ReportRow]:
@@ -126,6 +148,8 @@ def _live_rows(*, tenant: Tenant | None, start: datetime, end: datetime, columns
         return
     if "day" in columns:
         entries = entries.annotate(day=TruncDate("created_at", tzinfo=UTC))
+    if "month" in columns:  # a date, like the rollup's months, so both merge into one group
+        entries = entries.annotate(month=TruncMonth("created_at", tzinfo=UTC, output_field=DateField()))
     rows = entries.values(*columns).annotate(**_sums()).order_by(*columns)
     for row in rows.iterator(chunk_size=2000):
         yield _row(tuple(row[column] for column in columns), row)

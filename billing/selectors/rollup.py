@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 
 from billing.models import DailyUsage, DailyUsageDay, LedgerEntry
 from billing.periods import day_start
@@ -35,6 +35,17 @@ def rollup_span(*, start: datetime, end: datetime, now: datetime) -> tuple[datet
 
 def _days(first: datetime, last: datetime) -> list[date]:
     return [(first + timedelta(days=i)).date() for i in range((last - first).days)]
+
+
+def actual_sums() -> dict[str, Any]:
+    """Over ledger rows: the captures whose actual upstream cost is known — their images, actual cost, and
+    estimate (`cost_micros`), so the two compare over the same calls."""
+    known = Q(kind=Kind.CAPTURE, upstream_cost_actual_micros__isnull=False)
+    return {
+        "actual_images": Coalesce(Sum("images", filter=known), 0),
+        "actual_cost": Coalesce(Sum("upstream_cost_actual_micros", filter=known), 0),
+        "actual_estimate": Coalesce(Sum("cost_micros", filter=known), 0),
+    }
 
 
 def daily_usage_ensure(*, first: datetime, last: datetime) -> None:
@@ -65,6 +76,7 @@ def daily_usage_ensure(*, first: datetime, last: datetime) -> None:
                 price=Coalesce(Sum("amount_micros", filter=captured), 0),
                 cost=Coalesce(Sum("cost_micros", filter=captured), 0),
                 refunded_cost=Coalesce(Sum("cost_micros", filter=Q(kind=Kind.RELEASE)), 0),
+                **actual_sums(),
             )
             .order_by()
         )
@@ -78,6 +90,9 @@ def daily_usage_ensure(*, first: datetime, last: datetime) -> None:
                     price_micros=row["price"],
                     cost_micros=row["cost"],
                     refunded_cost_micros=row["refunded_cost"],
+                    actual_images=row["actual_images"],
+                    actual_cost_micros=row["actual_cost"],
+                    actual_estimate_micros=row["actual_estimate"],
                 )
                 for row in rows.iterator(chunk_size=5000)
                 if row["day"] in keep
@@ -101,8 +116,13 @@ def daily_usage_groups(
         "price": Coalesce(Sum("price_micros"), 0),
         "cost": Coalesce(Sum("cost_micros"), 0),
         "refunded_cost": Coalesce(Sum("refunded_cost_micros"), 0),
+        "actual_images": Coalesce(Sum("actual_images"), 0),
+        "actual_cost": Coalesce(Sum("actual_cost_micros"), 0),
+        "actual_estimate": Coalesce(Sum("actual_estimate_micros"), 0),
     }
     columns = list(columns)
     if not columns:
         return rows.aggregate(**sums)
+    if "month" in columns:
+        rows = rows.annotate(month=TruncMonth("day"))
     return rows.values(*columns).annotate(**sums).order_by()

@@ -144,6 +144,7 @@ class _Settlement:
     images: int
     cost_micros: int
     note: str
+    cost_actual_micros: int | None = None  # CAPTURE: `cost_micros` with the answered call's actual cost
 
     def entry(self, *, now: datetime) -> LedgerEntry:
         hold = self.hold
@@ -161,13 +162,20 @@ class _Settlement:
             unit_cost_micros=hold.unit_cost_micros,
             unit_price_micros=hold.unit_price_micros,
             cost_micros=self.cost_micros,
+            upstream_cost_actual_micros=self.cost_actual_micros if self.kind == Kind.CAPTURE else None,
             note=self.note,
             created_at=now,
         )
 
 
 def _capture_settlement(
-    hold: LedgerEntry, *, images: int, amount_micros: int | None, upstream_cost_micros: int | None, note: str
+    hold: LedgerEntry,
+    *,
+    images: int,
+    amount_micros: int | None,
+    upstream_cost_micros: int | None,
+    note: str,
+    upstream_cost_actual_micros: int | None = None,
 ) -> _Settlement:
     """The capture rules (see `billing_capture`)."""
     if images <= 0 and not amount_micros:
@@ -178,7 +186,7 @@ def _capture_settlement(
     charge = images * hold.unit_price_micros if amount_micros is None else amount_micros
     charge = min(max(charge, 0), hold.amount_micros)
     cost = images * hold.unit_cost_micros if upstream_cost_micros is None else upstream_cost_micros
-    return _Settlement(hold, Kind.CAPTURE, charge, images, cost, note[:500])
+    return _Settlement(hold, Kind.CAPTURE, charge, images, cost, note[:500], upstream_cost_actual_micros)
 
 
 def _wallet_settle(tenant_id: int, settlements: list[_Settlement], *, now: datetime) -> None:
@@ -264,6 +272,9 @@ class Capture:
     reference: str
     images: int
     upstream_cost_micros: int | None = None
+    # What the upstream actually charged, where its answer said (token usage × token prices), in place of the
+    # answered call's estimate within `upstream_cost_micros`; None: unknown.
+    upstream_cost_actual_micros: int | None = None
 
 
 def billing_capture_many(*, captures: list[Capture]) -> dict[str, LedgerEntry | None]:
@@ -296,6 +307,7 @@ def billing_capture_many(*, captures: list[Capture]) -> dict[str, LedgerEntry | 
             settlement = _capture_settlement(
                 holds[capture.reference], images=capture.images, amount_micros=None,
                 upstream_cost_micros=capture.upstream_cost_micros, note="",
+                upstream_cost_actual_micros=capture.upstream_cost_actual_micros,
             )
             by_tenant.setdefault(settlement.hold.tenant_id, []).append(settlement)
         now = timezone.now()

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import LedgerEntry
+from billing.selectors.token_prices import token_prices_in_effect, usage_cost_micros
 from billing.services.ledger import Capture, billing_capture_many
 from generations.images import InvalidOutput
 from generations.models import Generation, GenerationImage
@@ -201,6 +202,7 @@ def generations_succeed(*, successes: list[Success]) -> dict[int, Generation | N
         if not succeeding:
             return results
         images_of = _images_create(succeeding)
+        actual_costs = _actual_costs(succeeding)
         captured = billing_capture_many(
             captures=[
                 Capture(
@@ -209,6 +211,7 @@ def generations_succeed(*, successes: list[Success]) -> dict[int, Generation | N
                     # Earlier attempts lost after sending may each have been charged too: our cost, not theirs.
                     upstream_cost_micros=generation.unit_cost_micros * len(success.outputs)
                     + unknown_outcome_cost(generation),
+                    upstream_cost_actual_micros=actual_costs.get(generation.pk),
                 )
                 for success, generation in succeeding
             ]
@@ -223,6 +226,22 @@ def generations_succeed(*, successes: list[Success]) -> dict[int, Generation | N
         # The events render the images just written: handed over instead of read back.
         generations_finished(generations=succeeded, images_of=images_of)
     return results
+
+
+def _actual_costs(succeeding: list[tuple[Success, Generation]]) -> dict[int, int]:
+    """What the upstream actually charged for each answer that reported token usage, where the model has token
+    prices: the usage × the prices, plus the estimate of earlier attempts lost after sending (their answers never
+    came, so their estimate is all that is known). No query when no answer reported usage."""
+    with_usage = [(generation, usage) for success, generation in succeeding if (usage := _usage_kept(success.usage))]
+    if not with_usage:
+        return {}
+    prices = token_prices_in_effect(model_ids={generation.model_id for generation, _usage in with_usage})
+    costs = {}
+    for generation, usage in with_usage:
+        cost = usage_cost_micros(usage=usage, price=prices.get(generation.model_id))
+        if cost is not None:
+            costs[generation.pk] = cost + unknown_outcome_cost(generation)
+    return costs
 
 
 def _images_create(succeeding: list[tuple[Success, Generation]]) -> dict[int, list[GenerationImage]]:

@@ -63,8 +63,13 @@ def test_billing_report_streams_csv(staff_client: Client, billed, tenant: Tenant
         "cost_usd",
         "refunded_cost_usd",
         "margin_usd",
+        "actual_images",
+        "actual_cost_usd",
+        "actual_estimate_usd",
+        "actual_drift_percent",
     ]
-    assert rows[1] == [today, "1", "2", "0.024000", "0.020000", "0.010000", "-0.006000"]
+    # No answer reported usage here: the actual cost is unknown, not zero.
+    assert rows[1] == [today, "1", "2", "0.024000", "0.020000", "0.010000", "-0.006000", "0", "", "", ""]
 
 
 def test_staff_grant_credit_through_the_wallet_page_once_and_audited(

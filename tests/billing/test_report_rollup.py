@@ -13,10 +13,13 @@ from billing.selectors.reports import REPORT_GROUPS, _live_rows, billing_report,
 pytestmark = pytest.mark.django_db
 
 
-def _settle(tenant, key, *, kind: str, at, model: str, amount: int, cost: int, images: int, ref: str) -> None:
+def _settle(
+    tenant, key, *, kind: str, at, model: str, amount: int, cost: int, images: int, ref: str, actual: int | None = None
+) -> None:
     LedgerEntry.objects.create(
         tenant=tenant, api_key=key, kind=kind, reference=ref, amount_micros=amount, cost_micros=cost,
         images=images, model_id=model, quality="low", size="1024x1024", created_at=at,
+        upstream_cost_actual_micros=actual,
     )
 
 
@@ -31,8 +34,9 @@ def test_report_over_rollup_and_ledger_equals_the_ledger_alone() -> None:
             for model in ("openai/gpt-image-1", "bfl/flux-2-pro"):
                 n += 1
                 at = today - timedelta(days=days_ago) + timedelta(hours=2 + i)
+                # Some captures know their actual upstream cost (their answers reported token usage).
                 _settle(tenant, key, kind="capture", at=at, model=model, amount=1000 * n, cost=800 * n, images=n % 3 + 1,
-                        ref=f"g{n}")
+                        ref=f"g{n}", actual=900 * n if n % 4 == 1 else None)
                 n += 1
                 _settle(tenant, key if n % 2 else None, kind="release", at=at, model=model, amount=500, cost=n,
                         images=0, ref=f"g{n}")
@@ -46,6 +50,7 @@ def test_report_over_rollup_and_ledger_equals_the_ledger_alone() -> None:
             )
             assert via_rollup == live, group_by
             assert via_rollup
+            assert 0 < sum(row.actual_images for row in via_rollup) < sum(row.images for row in via_rollup)
     assert DailyUsageDay.objects.count() >= 5 and DailyUsage.objects.exists()
     written = DailyUsage.objects.count()
     totals = billing_totals(tenant=None, start=start, end=now)

@@ -69,6 +69,7 @@ def test_a_moderator_can_work_the_queue_but_not_see_billing_or_tenants(login, he
     assert held_image.review_status == GenerationImage.ReviewStatus.APPROVED
 
     assert moderator.get("/admin/billing/price/").status_code == 403
+    assert moderator.get("/admin/billing/tokenprice/").status_code == 403
     assert moderator.get(reverse("admin:billing_report")).status_code == 403
     assert moderator.get(grant_url(wallet)).status_code == 403
     assert moderator.get("/admin/accounts/tenant/").status_code == 403
@@ -82,7 +83,7 @@ def test_support_can_view_everything_but_change_nothing(login, held_image, custo
 
     for url in ["/admin/accounts/tenant/", tenant_url, "/admin/accounts/apikey/", "/admin/accounts/auditevent/",
                 "/admin/generations/generation/", "/admin/billing/ledgerentry/", "/admin/billing/price/",
-                "/admin/webhooks/webhookdelivery/", "/admin/generations/promptblockrule/"]:
+                "/admin/billing/tokenprice/", "/admin/webhooks/webhookdelivery/", "/admin/generations/promptblockrule/"]:
         assert support.get(url).status_code == 200, url
     assert 'name="_save"' not in support.get(tenant_url).content.decode()
 
@@ -92,6 +93,7 @@ def test_support_can_view_everything_but_change_nothing(login, held_image, custo
     customer.tenant.refresh_from_db()
     assert (customer.tenant.name, customer.tenant.status) == ("Studio", "active")
     assert support.get("/admin/generations/promptblockrule/add/").status_code == 403
+    assert support.get("/admin/billing/tokenprice/add/").status_code == 403
     assert support.get(grant_url(wallet)).status_code == 403
     assert support.get(QUEUE).status_code == 403
     assert support.post(QUEUE, {"reject_one": held_image.pk, f"reason_{held_image.pk}": "x"}).status_code == 403
@@ -111,6 +113,7 @@ def test_billing_can_grant_credit_and_read_reports_but_not_moderate(login, held_
     assert Wallet.objects.get(pk=wallet.pk).balance_micros == before + 10_000_000
     assert billing.get(reverse("admin:billing_report")).status_code == 200
     assert billing.get("/admin/billing/price/add/").status_code == 200
+    assert billing.get("/admin/billing/tokenprice/add/").status_code == 200
     assert billing.get("/admin/accounts/tenant/").status_code == 200
     assert billing.get(QUEUE).status_code == 403
     assert billing.get("/admin/accounts/apikey/").status_code == 403
