@@ -142,15 +142,15 @@ class CatalogModelAdmin(admin.ModelAdmin):
         try:
             if action == "disable":
                 row = catalog_sync_disable(model_id=name, upstream=upstream, actor=actor)
-                messages.success(request, f"{row.model_id} is retired (no longer offered).")
+                messages.success(request, f"Retired {row.model_id}: it is no longer offered.")
             else:
                 row = catalog_sync_draft_add(name=name, upstream=upstream, actor=actor)
                 messages.success(
                     request,
-                    f"{row.model_id} was added as a draft: set its vendor, family, rules and price, then make it active.",
+                    f"Added {row.model_id} as a draft: set its vendor, family, rules and price, then make it active.",
                 )
         except (NotInSyncReport, InvalidCatalogModel) as exc:
-            messages.error(request, exc.message)
+            messages.error(request, f"Nothing changed: {exc.message}")
         return back
 
     def shutdowns_view(self, request: HttpRequest) -> HttpResponse:

@@ -39,7 +39,7 @@ def catalog_sync_disable(*, model_id: str, upstream: Sequence[UpstreamModel], ac
         missing = catalog_sync_report(upstream=upstream).missing_get(model_id)
         if missing is None:
             raise NotInSyncReport(
-                f"{model_id} is not a model we offer that AIHubMix's list leaves out; nothing changed.", param="model"
+                f"{model_id} is not a model we offer that AIHubMix's list leaves out.", param="model"
             )
         row = CatalogModel.objects.get(model_id=missing.model_id)
         row.status = CatalogModel.Status.RETIRED
@@ -56,7 +56,7 @@ def catalog_sync_draft_add(*, name: str, upstream: Sequence[UpstreamModel], acto
         new = catalog_sync_report(upstream=upstream).new_get(name)
         if new is None:
             raise NotInSyncReport(
-                f"{name} is not an image model AIHubMix lists that the catalog lacks; nothing changed.", param="model"
+                f"{name} is not an image model AIHubMix lists that the catalog lacks.", param="model"
             )
         model = new.upstream
         vendor, _, alias = new.suggested_id.partition("/")

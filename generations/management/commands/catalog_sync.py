@@ -48,7 +48,7 @@ class Command(BaseCommand):
                     " rules and price in the admin, then make it active."
                 )
         except NotInSyncReport as exc:
-            raise CommandError(exc.message) from exc
+            raise CommandError(f"Nothing changed: {exc.message}") from exc
 
     def _report_write(self, report: CatalogSyncReport) -> None:
         write = self.stdout.write
