@@ -323,7 +323,7 @@ def spec_from_dict(data: Any) -> ModelSpec:
     family = _require(data, "family", str, "")
     edit_family = _typed(data.get("edit_family", ""), str, "edit_family")
     for name, value in (("family", family), ("edit_family", edit_family)):
-        if value and value not in FAMILIES:
+        if (value or name == "family") and value not in FAMILIES:  # edit_family may be empty (= family)
             raise CatalogRuleError(name, f"must be one of {', '.join(FAMILIES)}.")
     operations = frozenset(_string_list(_require(data, "operations", list, ""), "operations"))
     if not operations or not operations <= OPERATIONS:

@@ -279,13 +279,15 @@ def test_a_draft_is_published_only_once_staff_set_its_vendor_family_and_rules(up
     url = f"/admin/generations/catalogmodel/{row.pk}/change/"
     rules = {"sizes": {"default": "1024x1024", "presets": ["1024x1024"]}}
 
-    no_family = staff.post(url, _change_form(row, status="active"))
+    no_family = staff.post(url, _change_form(row, model_id="zeta/zeta-image-1", status="active", rules=json.dumps(rules)))
     no_vendor = staff.post(url, _change_form(row, status="active", family="predictions", rules=json.dumps(rules)))
     published = staff.post(url, _change_form(
         row, model_id="zeta/zeta-image-1", status="active", family="predictions", rules=json.dumps(rules)
     ))
 
-    assert no_family.status_code == 200 and no_family.context["adminform"].form.errors
+    assert no_family.context["adminform"].form.errors["family"] == [
+        "family: must be one of openai_compat, predictions, async_task, gemini."
+    ]
     assert no_vendor.context["adminform"].form.errors["model_id"] == [
         "Set the vendor: 'unknown/zeta-image-1' starts with the placeholder 'unknown'."
     ]
