@@ -110,7 +110,7 @@ def _suggested_id(name: str, catalog: Sequence[CatalogName]) -> str:
             if row.status != "draft" and len(word) >= 3 and _first_word(row.model_id.split("/", 1)[-1]) == word
         }
         vendor = vendors.pop() if len(vendors) == 1 else DRAFT_VENDOR
-    vendor = re.sub(r"[^A-Za-z0-9_.-]+", "-", vendor).strip("-") or DRAFT_VENDOR
+    vendor = re.sub(r"[^A-Za-z0-9_.-]+", "-", vendor).strip("-")[:19] or DRAFT_VENDOR  # the id fits 100 characters
     return f"{vendor}/{model}"
 
 

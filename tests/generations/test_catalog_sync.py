@@ -151,6 +151,16 @@ def test_actions_outside_the_report_are_refused_and_change_nothing(upstream_diff
 
 
 @pytest.mark.django_db
+def test_a_draft_whose_cleaned_up_name_is_taken_is_refused(aihubmix_sandbox) -> None:
+    aihubmix_sandbox.model_list_add("gpt image 2")  # not a name we know, but it becomes openai/gpt-image-2
+
+    with pytest.raises(CommandError, match="Nothing changed: .*already names another catalog model"):
+        sync("--add-draft", "gpt image 2")
+
+    assert not CatalogModel.objects.filter(status="draft").exists()
+
+
+@pytest.mark.django_db
 def test_an_unreachable_list_is_an_error_naming_the_url(settings) -> None:
     settings.AIHUBMIX_BASE_URL = "http://127.0.0.1:9/v1"  # discard port: nothing listens
     with pytest.raises(CommandError) as raised:

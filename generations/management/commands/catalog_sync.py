@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts.services import SYSTEM
 from generations.providers.model_list import ModelListUnavailable
 from generations.selectors.catalog_sync import CatalogSyncReport, catalog_sync_report
+from generations.services.catalog import InvalidCatalogModel
 from generations.services.catalog_sync import NotInSyncReport, catalog_sync_disable, catalog_sync_draft_add
 from generations.upstream import upstream_model_list_fetch
 
@@ -47,7 +48,7 @@ class Command(BaseCommand):
                     f"Added {row.model_id} as a draft (audited as catalog_model.drafted): set its vendor, family,"
                     " rules and price in the admin, then make it active."
                 )
-        except NotInSyncReport as exc:
+        except (NotInSyncReport, InvalidCatalogModel) as exc:
             raise CommandError(f"Nothing changed: {exc.message}") from exc
 
     def _report_write(self, report: CatalogSyncReport) -> None:
