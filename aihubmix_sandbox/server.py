@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aihubmix_sandbox.families.gemini import GEMINI_PREFIX, GEMINI_SUFFIX, generate_content
+from aihubmix_sandbox.families.model_list import model_list
 from aihubmix_sandbox.families.openai_compat import images_edit, images_generate
 from aihubmix_sandbox.families.predictions import predictions
 from aihubmix_sandbox.families.tasks import Task, task_poll
@@ -47,6 +48,9 @@ class SandboxState:
     tasks: dict[str, Task] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
+    # How the public model list differs from the models the sandbox speaks (families/model_list.py).
+    model_list_hidden: set[str] = field(default_factory=set)
+    model_list_added: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, *keys: str) -> None:
         with self.lock:
@@ -75,6 +79,8 @@ class SandboxState:
             self.requests.clear()
             self.calls.clear()
             self.tasks.clear()
+            self.model_list_hidden.clear()
+            self.model_list_added.clear()
         self.faults.reset()
 
 
@@ -167,7 +173,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return
         if not path.startswith("/files/"):
             self._record("GET", path)
-        if path.startswith("/files/"):
+        if path == "/api/v1/models":  # public: no key, as on aihubmix.com
+            self._dispatch(model_list, url.query)
+        elif path.startswith("/files/"):
             self._dispatch(file_serve, path.removeprefix("/files/"))
         elif path.startswith("/v1/tasks/"):
             if self._authorized():
@@ -248,6 +256,18 @@ class SandboxHandle:
     @latency.setter
     def latency(self, seconds: float) -> None:
         self.server.state.latency = seconds
+
+    def model_list_hide(self, model_id: str) -> None:
+        """Leave a model the sandbox speaks out of its public model list (until reset)."""
+        with self.server.state.lock:
+            self.server.state.model_list_hidden.add(model_id)
+
+    def model_list_add(self, model_id: str, model_name: str = "", pricing: dict[str, Any] | None = None) -> None:
+        """List an image model the sandbox does not speak (until reset)."""
+        with self.server.state.lock:
+            self.server.state.model_list_added.append(
+                {"model_id": model_id, "model_name": model_name, "pricing": pricing or {}}
+            )
 
     def reset(self) -> None:
         self.server.state.reset()

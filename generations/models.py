@@ -289,6 +289,9 @@ class CatalogModel(models.Model):
     is keyed by a version bumped on every save)."""
 
     class Status(models.TextChoices):
+        # A draft is a row staff have not finished (added from the upstream's model list by catalog sync): it is not
+        # in the served catalog at all (not listed, not accepted, not priceable, never sent upstream).
+        DRAFT = "draft", "Draft (not offered until staff set its family, rules and status)"
         ACTIVE = "active", "Active"
         DEPRECATED = "deprecated", "Deprecated (still served, with Deprecation/Sunset headers)"
         RETIRED = "retired", "Retired (410 model_retired, or served by its replacement)"
@@ -305,7 +308,10 @@ class CatalogModel(models.Model):
     alias = models.CharField(max_length=100, unique=True, help_text="Short name clients may use instead of the id.")
     display_name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
-    family = models.CharField(max_length=16, choices=Family.choices, help_text="Interface used for generations.")
+    family = models.CharField(
+        max_length=16, choices=Family.choices, blank=True,
+        help_text="Interface used for generations; empty only on a draft (staff choose it before publishing).",
+    )
     edit_family = models.CharField(
         max_length=16, choices=Family.choices, blank=True, help_text="Interface used for edits; empty: the same."
     )
@@ -341,8 +347,9 @@ class CatalogModel(models.Model):
         verbose_name = "catalog model"
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["active", "deprecated", "retired"]), name="catalogmodel_status_known"
+                condition=Q(status__in=["draft", "active", "deprecated", "retired"]), name="catalogmodel_status_known"
             ),
+            models.CheckConstraint(condition=Q(status="draft") | ~Q(family=""), name="catalogmodel_family_unless_draft"),
             models.CheckConstraint(
                 condition=Q(serve_with_replacement=False) | Q(replacement__isnull=False),
                 name="catalogmodel_serving_needs_replacement",

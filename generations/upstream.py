@@ -1,8 +1,9 @@
-"""The AIHubMix client and output limits as configured in settings (the providers package never reads them)."""
+"""The AIHubMix client, its public model list and output limits as configured in settings (the providers package never reads them)."""
 
 from django.conf import settings
 
 from generations.providers import AIHubMixClient
+from generations.providers.model_list import UpstreamModel, model_list_fetch, model_list_url
 
 
 def aihubmix_client_from_settings() -> AIHubMixClient:
@@ -17,4 +18,12 @@ def aihubmix_client_from_settings() -> AIHubMixClient:
         poll_deadline_seconds=settings.AIHUBMIX_POLL_DEADLINE_SECONDS,
         poll_interval_seconds=settings.AIHUBMIX_POLL_INTERVAL_SECONDS,
         max_connections=settings.AIHUBMIX_MAX_CONNECTIONS,
+    )
+
+
+def upstream_model_list_fetch() -> list[UpstreamModel]:
+    """AIHubMix's public image model list, on the host of AIHUBMIX_BASE_URL (ModelListUnavailable naming the URL)."""
+    return model_list_fetch(
+        url=model_list_url(settings.AIHUBMIX_BASE_URL),
+        connect_timeout_seconds=settings.AIHUBMIX_CONNECT_TIMEOUT_SECONDS,
     )

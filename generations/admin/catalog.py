@@ -1,22 +1,28 @@
 """The living model catalog for staff: saves validated (naming the broken rule) and audited, served by every
-process on its next request; and the report of models nearing shutdown."""
+process on its next request; the report of models nearing shutdown; and catalog sync against AIHubMix's model list
+(one audited button per row: disable, add as a draft)."""
 
 import math
 from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from accounts.services import actor_from_staff
+from generations.catalog.registry import lifecycle_status
 from generations.models import CatalogModel
+from generations.providers.model_list import ModelListUnavailable, UpstreamModel
 from generations.selectors import catalog_shutdown_report
+from generations.selectors.catalog_sync import catalog_sync_report
 from generations.services.catalog import InvalidCatalogModel, catalog_model_check, catalog_model_save
+from generations.services.catalog_sync import NotInSyncReport, catalog_sync_disable, catalog_sync_draft_add
+from generations.upstream import upstream_model_list_fetch
 
 SHUTDOWN_HORIZON_DAYS = 90
 
@@ -76,7 +82,8 @@ class CatalogModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_code(self, row: CatalogModel) -> str:
-        return row.status
+        # What the API applies: past its shutdown date a model is retired whatever its row says.
+        return lifecycle_status(status=row.status, shutdown_at=row.shutdown_at)
 
     @admin.display(description="via repl.", boolean=True, ordering="serve_with_replacement")
     def served_by_replacement(self, row: CatalogModel) -> bool:
@@ -92,8 +99,59 @@ class CatalogModelAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         return [
             path("shutdowns/", self.admin_site.admin_view(self.shutdowns_view), name="generations_catalog_shutdowns"),
+            path("upstream/", self.admin_site.admin_view(self.upstream_view), name="generations_catalog_upstream"),
             *super().get_urls(),
         ]
+
+    def upstream_view(self, request: HttpRequest) -> HttpResponse:
+        """Catalog sync for staff: the report against AIHubMix's list just read, with one button per row. A POST
+        reads the list again and acts only on a row that is still in the report."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            upstream = upstream_model_list_fetch()
+        except ModelListUnavailable as exc:
+            upstream, problem = None, str(exc)
+        else:
+            problem = ""
+        if request.method == "POST":
+            return self._upstream_act(request, upstream, problem)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "AIHubMix's model list and the catalog",
+            "problem": problem,
+            "report": catalog_sync_report(upstream=upstream) if upstream is not None else None,
+            "can_disable": self.has_change_permission(request),
+            "can_add": self.has_add_permission(request),
+        }
+        return TemplateResponse(request, "admin/generations/catalog_upstream.html", context)
+
+    def _upstream_act(self, request: HttpRequest, upstream: list[UpstreamModel] | None, problem: str) -> HttpResponse:
+        action, name = request.POST.get("action"), request.POST.get("model", "")
+        allowed = {"disable": self.has_change_permission(request), "add_draft": self.has_add_permission(request)}
+        if action not in allowed:
+            return HttpResponseBadRequest("action must be disable or add_draft")
+        if not allowed[action]:
+            raise PermissionDenied
+        back = HttpResponseRedirect(reverse("admin:generations_catalog_upstream"))
+        if upstream is None:
+            messages.error(request, f"Nothing changed: {problem}")
+            return back
+        actor = actor_from_staff(request=request)
+        try:
+            if action == "disable":
+                row = catalog_sync_disable(model_id=name, upstream=upstream, actor=actor)
+                messages.success(request, f"Retired {row.model_id}: it is no longer offered.")
+            else:
+                row = catalog_sync_draft_add(name=name, upstream=upstream, actor=actor)
+                messages.success(
+                    request,
+                    f"Added {row.model_id} as a draft: set its vendor, family, rules and price, then make it active.",
+                )
+        except (NotInSyncReport, InvalidCatalogModel) as exc:
+            messages.error(request, f"Nothing changed: {exc.message}")
+        return back
 
     def shutdowns_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):

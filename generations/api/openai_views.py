@@ -75,7 +75,8 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
 
 
 class OpenAIImageRequestSerializer(serializers.Serializer):
-    model = serializers.CharField(max_length=120, default="gpt-image-1")
+    # OpenAI's SDK lets `model` be left out; gpt-image-1 is retired, so the default is its successor.
+    model = serializers.CharField(max_length=120, default="gpt-image-2")
     prompt = serializers.CharField(max_length=32000, trim_whitespace=False)
     n = serializers.IntegerField(required=False, min_value=1, max_value=15)
     size = serializers.CharField(required=False, max_length=32)

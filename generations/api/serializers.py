@@ -39,7 +39,7 @@ class CancelAfterField(serializers.Field):
 
 
 class GenerationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
-    model = serializers.CharField(max_length=120, help_text="Catalog id (`openai/gpt-image-1`) or alias.")
+    model = serializers.CharField(max_length=120, help_text="Catalog id (`openai/gpt-image-2`) or alias.")
     prompt = serializers.CharField(max_length=32000, trim_whitespace=False)
     n = serializers.IntegerField(required=False, min_value=1, max_value=15)
     size = serializers.CharField(required=False, max_length=32)

@@ -70,7 +70,9 @@ def catalog_row_spec_data(row: CatalogModel) -> dict[str, Any]:
 
 def _entries_from_rows() -> tuple[CatalogEntry, ...]:
     entries = []
-    for row in CatalogModel.objects.select_related("replacement").order_by("model_id"):
+    # Drafts are not part of the served catalog: unknown to lookups, prices, /v1/models and the forwarder alike.
+    rows = CatalogModel.objects.exclude(status=CatalogModel.Status.DRAFT).select_related("replacement")
+    for row in rows.order_by("model_id"):
         try:
             data = catalog_row_spec_data(row)
             spec = _spec_parsed(json.dumps(data, sort_keys=True))
@@ -99,7 +101,7 @@ def _spec_parsed(data: str) -> ModelSpec:
 
 
 def catalog_entries() -> tuple[CatalogEntry, ...]:
-    """Every catalog row (retired ones too). A warm lookup costs no query: the request's one read of the shared
+    """Every catalog row (retired ones too, drafts never). A warm lookup costs no query: the request's one read of the shared
     version token (which every catalog save or delete replaces) says whether this process's copy is current."""
     return readcache_get("catalog:entries", _entries_from_rows)
 

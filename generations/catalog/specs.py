@@ -20,6 +20,7 @@ PARAM_TYPES = ("boolean", "integer", "number", "string", "color_palette")
 N_STYLES = ("field", "none", "sequential")
 _PRESET = re.compile(r"^[A-Za-z0-9:.*x-]{1,32}$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+ALIAS = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 class CatalogRuleError(ValueError):
@@ -301,20 +302,28 @@ def _param_from(data: Any, index: int) -> ParamSpec:
 _SPEC_KEYS = {f.name for f in fields(ModelSpec)}
 
 
+def model_id_check(model_id: str) -> str:
+    if not _MODEL_ID.match(model_id):
+        raise CatalogRuleError("id", f"{model_id!r} must be '<vendor>/<model>' as in the upstream path.")
+    return model_id
+
+
+def alias_check(alias: str) -> str:
+    if not ALIAS.fullmatch(alias):
+        raise CatalogRuleError("alias", f"{alias!r} may hold only letters, digits, '.', '_' and '-'.")
+    return alias
+
+
 def spec_from_dict(data: Any) -> ModelSpec:
     """Read one catalog entry, refusing anything that could not be served (see module docstring)."""
     _typed(data, dict, "model")
     _unknown_keys(data, _SPEC_KEYS, "")
-    model_id = _require(data, "id", str, "")
-    if not _MODEL_ID.match(model_id):
-        raise CatalogRuleError("id", f"{model_id!r} must be '<vendor>/<model>' as in the upstream path.")
-    alias = _require(data, "alias", str, "")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", alias):
-        raise CatalogRuleError("alias", f"{alias!r} may hold only letters, digits, '.', '_' and '-'.")
+    model_id = model_id_check(_require(data, "id", str, ""))
+    alias = alias_check(_require(data, "alias", str, ""))
     family = _require(data, "family", str, "")
     edit_family = _typed(data.get("edit_family", ""), str, "edit_family")
     for name, value in (("family", family), ("edit_family", edit_family)):
-        if value and value not in FAMILIES:
+        if (value or name == "family") and value not in FAMILIES:  # edit_family may be empty (= family)
             raise CatalogRuleError(name, f"must be one of {', '.join(FAMILIES)}.")
     operations = frozenset(_string_list(_require(data, "operations", list, ""), "operations"))
     if not operations or not operations <= OPERATIONS:

@@ -13,8 +13,9 @@ from billing.selectors.prices import price_list_current
 from billing.services.prices import price_set
 from generations.catalog.lookup import catalog_list
 from generations.catalog.registry import catalog_row_spec_data, lifecycle_status
-from generations.catalog.specs import CatalogRuleError, ModelSpec, spec_from_dict
+from generations.catalog.specs import CatalogRuleError, ModelSpec, alias_check, model_id_check, spec_from_dict
 from generations.models import CatalogModel
+from generations.selectors.catalog_sync import DRAFT_VENDOR
 from project import errors
 
 
@@ -30,9 +31,26 @@ def catalog_model_spec(*, row: CatalogModel) -> ModelSpec:
         raise InvalidCatalogModel(str(exc), param=exc.field) from exc
 
 
-def catalog_model_check(*, row: CatalogModel) -> ModelSpec:
-    """Everything a save must satisfy: valid rules, a unique alias among ids and aliases, a sound replacement."""
-    spec = catalog_model_spec(row=row)
+def catalog_model_check(*, row: CatalogModel) -> ModelSpec | None:
+    """Everything a save must satisfy: valid rules, a unique alias among ids and aliases, a sound replacement.
+    A draft is checked for its names only (None: it has no spec yet); its rules are checked when it is published."""
+    previous = CatalogModel.objects.filter(pk=row.pk).values_list("status", flat=True).first() if row.pk else None
+    if row.status == CatalogModel.Status.DRAFT:
+        if previous not in (None, CatalogModel.Status.DRAFT):
+            # Generations may be queued for it, and a draft is never sent upstream: retire it instead.
+            raise InvalidCatalogModel("A published model cannot go back to draft; retire it instead.", param="status")
+        try:
+            model_id_check(row.model_id)
+            alias_check(row.alias)
+        except CatalogRuleError as exc:
+            raise InvalidCatalogModel(str(exc), param=exc.field) from exc
+        spec = None
+    else:
+        if row.model_id.split("/", 1)[0] == DRAFT_VENDOR:
+            raise InvalidCatalogModel(
+                f"Set the vendor: {row.model_id!r} starts with the placeholder {DRAFT_VENDOR!r}.", param="id"
+            )
+        spec = catalog_model_spec(row=row)
     others = CatalogModel.objects.exclude(pk=row.pk) if row.pk else CatalogModel.objects.all()
     names = {row.model_id.lower(), row.alias.lower()}
     clash = others.filter(model_id__iexact=row.alias).first() or others.filter(alias__iexact=row.model_id).first()
@@ -42,6 +60,8 @@ def catalog_model_check(*, row: CatalogModel) -> ModelSpec:
         if row.pk is not None and row.replacement_id == row.pk:
             raise InvalidCatalogModel("A model cannot replace itself.", param="replacement")
         replacement = CatalogModel.objects.get(pk=row.replacement_id)
+        if replacement.status == CatalogModel.Status.DRAFT:
+            raise InvalidCatalogModel(f"{replacement.model_id} is a draft, not offered yet.", param="replacement")
         if lifecycle_status(status=replacement.status, shutdown_at=replacement.shutdown_at) == "retired":
             raise InvalidCatalogModel(f"{replacement.model_id} is retired itself.", param="replacement")
     if row.serve_with_replacement and row.replacement_id is None:
@@ -59,20 +79,21 @@ def _snapshot(row: CatalogModel) -> dict[str, Any]:
     return data
 
 
-def catalog_model_save(*, row: CatalogModel, actor: Actor) -> CatalogModel:
-    """Validate, save and audit; every process serves the new rules on its next request (the save moves the
-    catalog's version)."""
+def catalog_model_save(*, row: CatalogModel, actor: Actor, action: str | None = None) -> CatalogModel:
+    """Validate, save and audit (as `action`, else created / changed); every process serves the new rules on its
+    next request (the save moves the catalog's version)."""
     catalog_model_check(row=row)
     with transaction.atomic():
         previous = CatalogModel.objects.filter(pk=row.pk).first() if row.pk else None
-        if row.status != CatalogModel.Status.ACTIVE and (previous is None or previous.status == "active"):
+        leaving_service = previous is None or previous.status in ("active", "draft")
+        if row.status in ("deprecated", "retired") and leaving_service:
             row.deprecated_at = row.deprecated_at or timezone.now()
-        if row.status == CatalogModel.Status.ACTIVE:
+        if row.status in ("active", "draft"):
             row.deprecated_at = None
         row.save()
         audit_record(
             actor=actor,
-            action="catalog_model.created" if previous is None else "catalog_model.changed",
+            action=action or ("catalog_model.created" if previous is None else "catalog_model.changed"),
             target=row,
             tenant=None,
             before=_snapshot(previous) if previous else None,

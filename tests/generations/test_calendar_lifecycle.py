@@ -6,8 +6,10 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.services import SYSTEM
 from billing.models import Price
 from generations.catalog.lookup import catalog_entry_find, model_id_resolve
@@ -22,6 +24,13 @@ from tests.generations.support import LOW_SQUARE
 SHIPPED_IDS = sorted(
     {name for entry in catalog_seed_data() for name in (entry["id"], entry["alias"])} | {"bfl/flux-kontext-pro"}
 )
+
+
+@pytest.fixture
+def staff_user_client(db: None) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("calendar@example.com", "pw-123456789"))
+    return client
 
 
 def deprecate_until(model_id: str, shutdown_at) -> None:
@@ -122,3 +131,22 @@ def test_the_openai_wait_covers_a_slow_models_read_timeout(settings) -> None:
     assert openai_wait_seconds(model="flux-2-pro") == 100  # never shorter than the default
     settings.OPENAI_COMPAT_WAIT_MAX_SECONDS = 200
     assert openai_wait_seconds(model="openai/gpt-image-2") == 200
+
+
+@pytest.mark.django_db
+def test_the_staff_catalog_list_shows_the_status_the_calendar_gives(staff_user_client) -> None:
+    deprecate_until("openai/gpt-image-2", timezone.now() + timedelta(days=30))
+    deprecate_until("google/gemini-3-pro-image", timezone.now() + timedelta(seconds=1))
+    time.sleep(1.1)  # its shutdown date passes; the row still says deprecated
+
+    response = staff_user_client.get("/admin/generations/catalogmodel/", {"q": "image"})
+
+    shown = {
+        row.model_id: response.context["cl"].model_admin.status_code(row) for row in response.context["cl"].result_list
+    }
+    html = response.content.decode()
+    assert CatalogModel.objects.get(model_id="google/gemini-3-pro-image").status == "deprecated"
+    assert shown["google/gemini-3-pro-image"] == "retired"
+    assert shown["openai/gpt-image-2"] == "deprecated"
+    assert shown["google/gemini-3.1-flash-image"] == "active"
+    assert html.count('<td class="field-status_code">retired</td>') == sum(s == "retired" for s in shown.values())

@@ -218,6 +218,14 @@ def test_the_openai_sdk_generates_with_a_gemini_model(sdk) -> None:
     assert customer.wallet().balance_micros == CREDIT - 80_400
 
 
+def test_an_openai_request_without_a_model_runs_on_gpt_image_2_not_the_retired_gpt_image_1(sdk) -> None:
+    _, client = sdk
+    result = client.images.generate(prompt="a red bicycle", size="1024x1024", quality="low")
+
+    assert len(result.data) == 1 and result.data[0].b64_json
+    assert Generation.objects.get().model_id == "openai/gpt-image-2"
+
+
 # --- Existing databases -----------------------------------------------------------------------------------
 
 
