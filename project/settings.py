@@ -395,6 +395,9 @@ OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100
 # Last-Event-ID). Each open stream holds one of the tenant's wait slots (the plan's `max_concurrent_waits`).
 STREAM_KEEPALIVE_SECONDS = env.float("STREAM_KEEPALIVE_SECONDS", default=15.0)
 STREAM_MAX_SECONDS = env.float("STREAM_MAX_SECONDS", default=600.0)
+# Partial images (`partial_images` where the upstream streams them) pass from the forwarder to the streams through the
+# shared cache (CACHE_URL) and are kept there this long only: never in our storage, never billed.
+STREAM_PARTIAL_TTL_SECONDS = env.int("STREAM_PARTIAL_TTL_SECONDS", default=120)
 # A model with its own read timeout (AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS: gpt-image-2) is waited for that long plus
 # this margin, at most OPENAI_COMPAT_WAIT_MAX_SECONDS (generations.api.openai_views.openai_wait_seconds).
 OPENAI_COMPAT_WAIT_MARGIN_SECONDS = env.float("OPENAI_COMPAT_WAIT_MARGIN_SECONDS", default=15.0)

@@ -79,6 +79,14 @@ class GenerationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
         required=False,
         help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header; if both are sent they must agree.",
     )
+    partial_images = serializers.IntegerField(
+        required=False, min_value=0, max_value=3,
+        help_text=(
+            "Partial images (0-3) to send as `partial_image` events on `GET /v1/generations/{id}/events` while "
+            "it runs, where the upstream streams them (GPT image models, n = 1); never stored or billed. Elsewhere "
+            "ignored: the stream shows the final state only."
+        ),
+    )
 
 
 class GenerationFilterSerializer(serializers.Serializer):

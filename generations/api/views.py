@@ -164,6 +164,7 @@ class GenerationListCreateView(TenantGenericAPIView):
             mask_source=(files.get("mask") if files else None) or data.get("mask"),
             image_field="input_images",
             cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
+            partial_images=data.get("partial_images") or 0,
         )
         result = generation_submit(
             tenant=self.tenant, api_key=self.api_key, request=generation_request, idempotency=idempotency

@@ -2,8 +2,9 @@
 classification and the polling of async tasks."""
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import ModuleType, TracebackType
 from typing import Self
 
@@ -14,6 +15,7 @@ from generations.providers.base import (
     MalformedResponse,
     PermanentProviderError,
     ProviderCall,
+    ProviderError,
     ProviderResult,
     TransientProviderError,
     UnknownOutcomeError,
@@ -101,13 +103,21 @@ class AIHubMixClient:
         await self._http.aclose()
 
     async def run(
-        self, call: ProviderCall, *, on_task_submitted: Callable[[str], Awaitable[None]] | None = None
+        self,
+        call: ProviderCall,
+        *,
+        on_task_submitted: Callable[[str], Awaitable[None]] | None = None,
+        on_partial: openai_compat.PartialSink | None = None,
     ) -> ProviderResult:
-        """Send `call`; for async-task models, report the task id (so a crash can resume polling it) and poll."""
+        """Send `call`; for async-task models, report the task id (so a crash can resume polling it) and poll; for
+        a call in OpenAI's streaming mode, hand each partial image to `on_partial` as it comes."""
         family = FAMILIES.get(call.family)
         if family is None:
             raise ValueError(f"unknown request family {call.family!r}")
-        response = await self._send(family.build_request(call), timeout=self._model_timeouts.get(call.model_id))
+        timeout = self._model_timeouts.get(call.model_id)
+        if openai_compat.streams(call):
+            return await self._run_streamed(openai_compat.build_request(call), timeout=timeout, on_partial=on_partial)
+        response = await self._send(family.build_request(call), timeout=timeout)
         if not response.is_success:
             raise error_from_response(response)
         if call.family != "async_task":
@@ -160,18 +170,48 @@ class AIHubMixClient:
             if result is not None:
                 return result
 
-    async def _send(self, request: UpstreamRequest, *, timeout: httpx.Timeout | None = None) -> httpx.Response:
+    async def _run_streamed(
+        self, request: UpstreamRequest, *, timeout: httpx.Timeout | None, on_partial: openai_compat.PartialSink | None
+    ) -> ProviderResult:
+        """OpenAI's streaming mode: the answer is read as events while they come (the read timeout applies between
+        them). An error status, or an upstream that answered plain JSON after all, is read as without streaming."""
+        async with self._upstream_errors():
+            response = await self._http.send(self._request_build(request, timeout=timeout), stream=True)
+            try:
+                if not response.is_success:
+                    await response.aread()
+                    raise error_from_response(response)
+                if not openai_compat.is_event_stream(response):
+                    await response.aread()
+                    return openai_compat.parse_response(response)
+                return await openai_compat.stream_read(response, on_partial=on_partial)
+            finally:
+                await response.aclose()
+
+    def _request_build(self, request: UpstreamRequest, *, timeout: httpx.Timeout | None) -> httpx.Request:
         base_url = self.gemini_base_url if request.endpoint == "gemini" else self.base_url
+        return self._http.build_request(
+            request.method,
+            f"{base_url}{request.path}",
+            json=request.json,
+            data=request.data,
+            files=request.files,
+            headers=self._auth[request.endpoint],
+            timeout=timeout or self._timeout,
+        )
+
+    async def _send(self, request: UpstreamRequest, *, timeout: httpx.Timeout | None = None) -> httpx.Response:
+        async with self._upstream_errors():
+            return await self._http.send(self._request_build(request, timeout=timeout))
+
+    @contextlib.asynccontextmanager
+    async def _upstream_errors(self) -> AsyncIterator[None]:
+        """httpx's errors as what they mean for the call: never sent (transient) or maybe delivered (unknown
+        outcome). Our own provider errors pass through."""
         try:
-            return await self._http.request(
-                request.method,
-                f"{base_url}{request.path}",
-                json=request.json,
-                data=request.data,
-                files=request.files,
-                headers=self._auth[request.endpoint],
-                timeout=timeout or self._timeout,
-            )
+            yield
+        except ProviderError:
+            raise
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransientProviderError(
                 "cannot reach the upstream", code="upstream_unreachable", detail=repr(exc)
