@@ -32,7 +32,8 @@ from generations.services.waits import WaitSlot, wait_slot_release
 
 T = TypeVar("T")
 
-_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wait-reads")
+READ_THREADS = 4
+_READS = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="wait-reads")
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,9 @@ def _sync_part_gate() -> asyncio.Semaphore | None:
     (services/waits.py), one after the other, each holding a pooled connection while it waits for the lock. With
     more of them than the pool has connections, the rest waited for one past DATABASE_POOL_TIMEOUT and were
     answered 503 (a pool with no connection to give counts as an outage: project/db_outage.py). So at most half
-    the pool runs these sync parts at once; the others wait on the event loop, holding neither a thread nor a
-    connection, and the other half stays free for every other request and the shared read pool. Without
-    DATABASE_POOL (persistent per-thread connections, SQLite) there is no pool to protect."""
+    of what the shared read pool leaves of the connection pool runs these sync parts at once; the others wait on the
+    event loop, holding neither a thread nor a connection, and the rest stays free for every other request.
+    Without DATABASE_POOL (persistent per-thread connections, SQLite) there is no pool to protect."""
     pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
     if not pool:
         return None
@@ -124,7 +125,7 @@ def _sync_part_gate() -> asyncio.Semaphore | None:
     gate = _gates.get(loop)
     if gate is None:
         max_size = pool.get("max_size", 4) if isinstance(pool, dict) else 4
-        gate = _gates[loop] = asyncio.Semaphore(max(1, max_size // 2))
+        gate = _gates[loop] = asyncio.Semaphore(max(1, (max_size - READ_THREADS) // 2))
     return gate
 
 

@@ -2,6 +2,7 @@
 `stream: true` with partial images parsed by the official SDK, the native `GET /v1/generations/{id}/events` (partial
 images too), resume, the cap, and a client hanging up mid-stream."""
 
+import asyncio
 import base64
 import io
 import json
@@ -251,3 +252,38 @@ def test_native_stream_relays_partial_images_in_order_and_resumes_after_one(
             ("11", "partial_image"), ("100", "final")]
     assert customer.ledger(public_id) == [("hold", LOW_SQUARE_PRICE_MICROS), ("capture", LOW_SQUARE_PRICE_MICROS)]
     assert Generation.objects.get(public_id=public_id).images.count() == 1
+
+
+@pytest.mark.postgres
+def test_fifty_stream_opens_at_once_all_get_their_stream_with_a_small_pool(make_customer, aihubmix_sandbox, tmp_path):
+    """Every open of one tenant takes its wait-slot lock in turn while holding a pooled connection; with more opens
+    than connections, those waiting past DATABASE_POOL_TIMEOUT were refused 503 (19 of 50 opened with this pool
+    before the opens were gated below the pool). No forwarder: the streams stay open on `queued`."""
+    customer = make_customer()
+    env = stack_environment(sandbox=aihubmix_sandbox, media_root=tmp_path / "media", DATABASE_POOL_MAX_SIZE="6",
+                            DATABASE_POOL_TIMEOUT="0.3")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {customer.key.secret}"}
+    with gunicorn(env=env, port=port, log=tmp_path / "web.log"):
+        wait_http(f"{url}/healthz")
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            ids = [http.post("/v1/generations", json={**LOW_SQUARE, "prompt": f"burst {index}"}).json()["id"]
+                   for index in range(50)]
+
+        async def open_all() -> list[tuple[int, str]]:
+            limits = httpx.Limits(max_connections=60)
+            async with httpx.AsyncClient(base_url=url, headers={**headers, "Accept": "text/event-stream"},
+                                         timeout=30, limits=limits) as client:
+                async def one(public_id: str) -> tuple[int, str]:
+                    async with client.stream("GET", f"/v1/generations/{public_id}/events") as answer:
+                        if answer.status_code != 200:
+                            return answer.status_code, (await answer.aread()).decode()[:200]
+                        async for line in answer.aiter_lines():
+                            if line.startswith("event: "):
+                                return 200, line[7:]  # the first event: the stream is open
+                    return 0, "ended without an event"
+
+                return await asyncio.gather(*(one(public_id) for public_id in ids))
+
+        assert asyncio.run(open_all()) == [(200, "queued")] * 50
