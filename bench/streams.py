@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from gateway import at_rate, free_port, wait_http  # noqa: E402
 
-BODY = {"model": "gpt-image-1", "quality": "low", "size": "1024x1024", "prompt": "a lighthouse at dawn"}
+BODY = {"model": "gpt-image-2", "quality": "low", "size": "1024x1024", "prompt": "a lighthouse at dawn"}
 
 
 def summary(values: list[float]) -> str:
@@ -47,8 +47,8 @@ def summary(values: list[float]) -> str:
 class OpenStreams:
     """`count` native streams held open on an event loop in a thread; counts the events and comments received."""
 
-    def __init__(self, base_url: str, key: str, ids: list[str]) -> None:
-        self.base_url, self.key, self.ids = base_url, key, ids
+    def __init__(self, base_url: str, key: str, ids: list[str], *, burst: bool = False) -> None:
+        self.base_url, self.key, self.ids, self.burst = base_url, key, ids, burst
         self.opened = 0
         self.lines = 0
         self.failures: list[str] = []
@@ -70,9 +70,10 @@ class OpenStreams:
         headers = {"Authorization": f"Bearer {self.key}", "Accept": "text/event-stream"}
         async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=None, limits=limits) as client:
             tasks = []
-            for generation_id in self.ids:  # opened 20 ms apart, not in one burst
+            for generation_id in self.ids:  # opened 20 ms apart, or (--burst) all at once
                 tasks.append(asyncio.ensure_future(self._one(client, generation_id)))
-                await asyncio.sleep(0.02)
+                if not self.burst:
+                    await asyncio.sleep(0.02)
             await asyncio.gather(*tasks)
 
     def start(self) -> None:
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20.0, help="tenant B's requests per second")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--burst", action="store_true", help="open all the streams at once, not 20 ms apart")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-streams-"))
@@ -160,11 +162,14 @@ def main() -> None:
         at_rate(20, args.rate, b_request)  # warm up
         baseline = at_rate(args.requests, args.rate, b_request)
 
-        streams = OpenStreams(base_url, keys["a"], streamed)
+        streams = OpenStreams(base_url, keys["a"], streamed, burst=args.burst)
+        opening = time.monotonic()
         streams.start()
         deadline = time.monotonic() + 60
-        while streams.opened < args.streams and not streams.failures and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while streams.opened + len(streams.failures) < args.streams and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(f"{args.streams} stream opens{' at once' if args.burst else ', 20 ms apart'}: {streams.opened} opened, "
+              f"{len(streams.failures)} refused in {time.monotonic() - opening:.2f} s")
         if streams.opened < args.streams:
             raise SystemExit(f"only {streams.opened}/{args.streams} streams opened: {streams.failures[:3]}")
         time.sleep(2)  # past the openings: measure the steady state

@@ -1,5 +1,6 @@
 """Wake-ups between processes: "generation N is final" for waiting clients, "work is queued" for drains,
-"generation N was asked to cancel" for the drain running it. (Over 400 lines: three transports behind one listener
+"generation N was asked to cancel" for the drain running it, "generation N has a partial image" for its event
+streams (the image itself is in the cache: generations/services/partials.py). (Over 400 lines: three transports behind one listener
 and one subscription type; split, each would re-export the others' halves.)
 
 The transport follows the deployment:
@@ -44,7 +45,8 @@ logger = structlog.get_logger(__name__)
 GENERATION_FINISHED = "generation_finished"
 GENERATION_CANCEL = "generation_cancel"
 WORK_AVAILABLE = "work_available"
-_CHANNELS = (GENERATION_FINISHED, GENERATION_CANCEL, WORK_AVAILABLE)
+GENERATION_PARTIAL = "generation_partial"
+_CHANNELS = (GENERATION_FINISHED, GENERATION_CANCEL, WORK_AVAILABLE, GENERATION_PARTIAL)
 _PG_PREFIX = "imagegen_"
 
 
@@ -175,6 +177,12 @@ def notify_generation_cancel(*, generation_id: int) -> None:
     _send(GENERATION_CANCEL, str(generation_id))
 
 
+def notify_generation_partial(*, generation_id: int) -> None:
+    """A partial image of the generation is in the cache. Sent at once outside a transaction (the forwarder's
+    case), else at commit."""
+    _send(GENERATION_PARTIAL, str(generation_id))
+
+
 def notify_work_available() -> None:
     """Call inside (or after) the transaction that makes work claimable; sent when it commits. Many calls are
     coalesced by the subscribers: a drain is woken once, then claims everything there is."""
@@ -194,12 +202,13 @@ def work_available_notice_sql() -> tuple[str, list[str]] | None:
 
 
 class Subscription:
-    """One subscriber's mailbox. `wait()` returns True when a notification arrived since the last wait. An
-    unkeyed subscription receives every notice on its channel and collects their keys (`take_keys()`)."""
+    """One subscriber's mailbox, on one or more channels. `wait()` returns True when a notification arrived since
+    the last wait. An unkeyed subscription receives every notice on its channels and collects their keys
+    (`take_keys()`)."""
 
-    def __init__(self, listener: "_Listener | None", channel: str, key: str | None) -> None:
+    def __init__(self, listener: "_Listener | None", channels: tuple[str, ...], key: str | None) -> None:
         self._listener = listener
-        self.channel = channel
+        self.channels = channels
         self.key = key
         self._flag = threading.Event()
         self._keys: set[str] = set()
@@ -287,16 +296,18 @@ class _Listener:
     # subscribers ---------------------------------------------------------------------------------------
     def add(self, subscription: Subscription) -> None:
         with self.lock:
-            self.subscribers.setdefault((subscription.channel, subscription.key), set()).add(subscription)
+            for channel in subscription.channels:
+                self.subscribers.setdefault((channel, subscription.key), set()).add(subscription)
             self.idle_since = None
 
     def remove(self, subscription: Subscription) -> None:
         with self.lock:
-            group = self.subscribers.get((subscription.channel, subscription.key))
-            if group is not None:
-                group.discard(subscription)
-                if not group:
-                    del self.subscribers[(subscription.channel, subscription.key)]
+            for channel in subscription.channels:
+                group = self.subscribers.get((channel, subscription.key))
+                if group is not None:
+                    group.discard(subscription)
+                    if not group:
+                        del self.subscribers[(channel, subscription.key)]
             if not self.subscribers:
                 self.idle_since = time.monotonic()
 
@@ -414,9 +425,9 @@ def _listener_get() -> _Listener | None:
         return _listener
 
 
-def _subscription_open(channel: str, key: str | None) -> Subscription:
+def _subscription_open(channel: str, key: str | None, also: tuple[str, ...] = ()) -> Subscription:
     listener = _listener_get()
-    subscription = Subscription(listener, channel, key)
+    subscription = Subscription(listener, (channel, *also), key)
     if listener is not None:
         listener.add(subscription)
     return subscription
@@ -441,9 +452,12 @@ def subscribe(channel: str, *, key: str | None = None) -> Iterator[Subscription]
 
 
 @contextlib.asynccontextmanager
-async def asubscribe(channel: str, *, key: str | None = None) -> AsyncIterator[Subscription]:
-    """`subscribe` for async code: waits for the listener without blocking the event loop."""
-    subscription = _subscription_open(channel, key)
+async def asubscribe(
+    channel: str, *, key: str | None = None, also: tuple[str, ...] = ()
+) -> AsyncIterator[Subscription]:
+    """`subscribe` for async code: waits for the listener without blocking the event loop. `also`: more channels
+    that wake the same subscription."""
+    subscription = _subscription_open(channel, key, also)
     try:
         listener = subscription._listener
         if listener is not None and not listener.connected.is_set():

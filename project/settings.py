@@ -379,8 +379,10 @@ FORWARD_IDLE_WAIT_SECONDS = env.float("FORWARD_IDLE_WAIT_SECONDS", default=5.0)
 # Expired deadlines (`Cancel-After`) are swept by each forwarder this often: a queued generation past its deadline
 # is canceled within about this long of it, a running one has its call stopped.
 FORWARD_DEADLINE_POLL_SECONDS = env.float("FORWARD_DEADLINE_POLL_SECONDS", default=0.5)
-# `Cancel-After` on submit (header or `cancel_after` in the body): the shortest and longest deadline accepted.
-CANCEL_AFTER_MIN_SECONDS = env.float("CANCEL_AFTER_MIN_SECONDS", default=5.0)
+# `Cancel-After` on submit (header or `cancel_after` in the body): the shortest and longest deadline accepted. The
+# minimum is 1 s, as Replicate's examples count in seconds (`Cancel-After: 2s`); a shorter one could expire before
+# the forwarder's claim could even see it.
+CANCEL_AFTER_MIN_SECONDS = env.float("CANCEL_AFTER_MIN_SECONDS", default=1.0)
 CANCEL_AFTER_MAX_SECONDS = env.float("CANCEL_AFTER_MAX_SECONDS", default=86400.0)
 # Output images up to this size are spooled in memory on their way to storage, larger ones on disk.
 OUTPUT_SPOOL_BYTES = env.int("OUTPUT_SPOOL_BYTES", default=512 * 1024)
@@ -397,6 +399,9 @@ OPENAI_COMPAT_WAIT_SECONDS = env.float("OPENAI_COMPAT_WAIT_SECONDS", default=100
 # Last-Event-ID). Each open stream holds one of the tenant's wait slots (the plan's `max_concurrent_waits`).
 STREAM_KEEPALIVE_SECONDS = env.float("STREAM_KEEPALIVE_SECONDS", default=15.0)
 STREAM_MAX_SECONDS = env.float("STREAM_MAX_SECONDS", default=600.0)
+# Partial images (`partial_images` where the upstream streams them) pass from the forwarder to the streams through the
+# shared cache (CACHE_URL) and are kept there this long only: never in our storage, never billed.
+STREAM_PARTIAL_TTL_SECONDS = env.int("STREAM_PARTIAL_TTL_SECONDS", default=120)
 # A model with its own read timeout (AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS: gpt-image-2) is waited for that long plus
 # this margin, at most OPENAI_COMPAT_WAIT_MAX_SECONDS (generations.api.openai_views.openai_wait_seconds).
 OPENAI_COMPAT_WAIT_MARGIN_SECONDS = env.float("OPENAI_COMPAT_WAIT_MARGIN_SECONDS", default=15.0)

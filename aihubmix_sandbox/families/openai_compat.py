@@ -1,5 +1,12 @@
-"""The OpenAI-compatible family: POST /v1/images/generations (JSON) and /v1/images/edits (multipart)."""
+"""The OpenAI-compatible family: POST /v1/images/generations (JSON) and /v1/images/edits (multipart).
 
+GPT image models also speak OpenAI's streaming mode (`stream: true`, `partial_images` 0-3; form fields `"true"` and
+`"2"` on edits): `text/event-stream` with `image_generation.partial_image` (edits `image_edit.partial_image`) events
+spaced over the latency — real PNGs at a quarter of the size, as a preview may be — then `*.completed` with the
+image and its usage (NOTES.md, "What our OpenAI-compatible clients expect").
+"""
+
+import base64
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -8,6 +15,7 @@ from aihubmix_sandbox.families.predictions import gpt_image_usage
 from aihubmix_sandbox.faults import fault_answer
 from aihubmix_sandbox.multipart import multipart_parse
 from aihubmix_sandbox.outputs import output_items
+from aihubmix_sandbox.render import image_render, size_parse
 
 if TYPE_CHECKING:
     from aihubmix_sandbox.server import SandboxHandler
@@ -42,9 +50,12 @@ def _answer(http: "SandboxHandler", fields: dict[str, Any], endpoint: str, *, in
     fault = http.state.faults.active(prompt)
     if fault_answer(http, fault):
         return
-    http.state.latency_wait()
     # GPT Image models always answer base64 and report token usage, whatever response_format says.
     is_gpt_image = model.startswith("gpt-image")
+    if is_gpt_image and str(fields.get("stream")).lower() == "true":
+        _stream(http, fields, endpoint, model=model, prompt=prompt, input_images=input_images, fault=fault)
+        return
+    http.state.latency_wait()
     outputs = output_items(
         base=http.public_base(),
         prompt=prompt,
@@ -59,3 +70,60 @@ def _answer(http: "SandboxHandler", fields: dict[str, Any], endpoint: str, *, in
     if is_gpt_image:
         payload["usage"] = gpt_image_usage(model, prompt, n=len(outputs), input_images=input_images)
     http.reply_json(200, payload)
+
+
+def _partial_count(value: Any) -> int:
+    try:
+        return max(0, min(3, int(value or 0)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _stream(
+    http: "SandboxHandler", fields: dict[str, Any], endpoint: str, *, model: str, prompt: str, input_images: int,
+    fault: str | None,
+) -> None:
+    """OpenAI's streaming answer, chunked: each partial after its share of the latency, then the completed event."""
+    http.state.count(f"{endpoint}.stream")
+    prefix = "image_edit" if endpoint == "images.edits" else "image_generation"
+    partials = _partial_count(fields.get("partial_images"))
+    size = str(fields.get("size") or "1024x1024")
+    width, height = size_parse(size)
+    common = {
+        "created_at": int(time.time()), "size": size, "quality": str(fields.get("quality") or "auto"),
+        "background": str(fields.get("background") or "auto"),
+        "output_format": str(fields.get("output_format") or "png"),
+    }
+    http.send_response(200)
+    http.send_header("Content-Type", "text/event-stream")
+    http.send_header("Cache-Control", "no-cache")
+    http.send_header("Transfer-Encoding", "chunked")
+    http.end_headers()
+
+    def event(kind: str, data: dict[str, Any]) -> None:
+        chunk = f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+        http.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        http.wfile.flush()
+
+    step = http.state.latency / (partials + 1)
+    for index in range(partials):
+        if step > 0:
+            http.state.stopping.wait(step)
+        preview = image_render(
+            prompt=f"{prompt} (partial {index})", model=model, width=max(16, width // 4), height=max(16, height // 4),
+            index=0,
+        )
+        event(f"{prefix}.partial_image",
+              {"b64_json": base64.b64encode(preview).decode(), "partial_image_index": index, **common})
+    if step > 0:
+        http.state.stopping.wait(step)
+    [item] = output_items(
+        base=http.public_base(), prompt=prompt, model=model, size=size, n=1, response_format="b64_json",
+        output_format=fields.get("output_format"), fault=fault,
+    )
+    event(f"{prefix}.completed", {
+        "b64_json": item["b64_json"], **common,
+        "usage": gpt_image_usage(model, prompt, n=1, input_images=input_images),
+    })
+    http.wfile.write(b"0\r\n\r\n")
+    http.wfile.flush()

@@ -19,6 +19,7 @@ from generations.api.streams import (
     native_events,
 )
 from generations.api.views import GenerationObjectView
+from generations.services.partials import partial_images_asked
 from generations.services.waits import wait_slot_acquire
 
 _DESCRIPTION = """Server-sent events (`text/event-stream`) of one generation, ending after its final state:
@@ -26,6 +27,9 @@ _DESCRIPTION = """Server-sent events (`text/event-stream`) of one generation, en
 - `queued` (event id 1): `{"id", "status": "queued", "queue_position"}`; `queue_position` counts the tenant's queued
   generations submitted before this one (0: it starts next).
 - `running` (id 2): `{"id", "status": "running"}`.
+- `partial_image` (id 10 + its index): `{"id", "partial_image_index", "b64_json"}`, a preview while it runs, for a
+  generation submitted with `partial_images` where the upstream streams them (GPT image models, n = 1; fewer than
+  asked may come). Never stored or billed; kept for a short while only, so a late reconnect may not see them.
 - `final` (id 100): the generation exactly as `GET /v1/generations/{id}` renders it (`succeeded`, `failed` or
   `canceled`). The stream then ends.
 
@@ -67,5 +71,8 @@ class GenerationEventsView(GenerationObjectView):
         def final() -> dict[str, Any]:
             return GenerationSerializer(self.get_queryset().get(pk=pk), context={"request": request}).data
 
-        body = native_events(generation_id=pk, public_id=generation.public_id, after=after, final=final)
+        body = native_events(
+            generation_id=pk, public_id=generation.public_id, after=after, final=final,
+            partials=partial_images_asked(upstream_body=generation.upstream_body or {}),
+        )
         return StreamResponse(PendingStream(generation_id=pk, slot=slot, body=body))

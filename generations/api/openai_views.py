@@ -28,6 +28,7 @@ from generations.api.waiting import pending_wait
 from generations.catalog.lookup import model_get, model_id_resolve
 from generations.models import Generation, GenerationImage
 from generations.services.deadlines import CANCEL_AFTER_HEADER
+from generations.services.partials import partial_images_asked
 from generations.services.submit import GenerationRequest, generation_request_build, generation_submit
 from generations.services.synchronous import generation_result_final
 from generations.services.waits import wait_slot_acquire, wait_slot_release
@@ -90,8 +91,8 @@ class OpenAIImageRequestSerializer(serializers.Serializer):
     )
     partial_images = serializers.IntegerField(
         required=False, min_value=0, max_value=3,
-        help_text="With `stream`: at most this many partial images, sent only where the upstream streams them "
-        "(OpenAI itself may send fewer); the completed event always comes.",
+        help_text="With `stream`: at most this many partial images, sent as the upstream streams them (GPT image "
+        "models, n = 1; OpenAI itself may send fewer); the completed event always comes. Never stored or billed.",
     )
     cancel_after = CancelAfterField(required=False, help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header.")
 
@@ -171,12 +172,13 @@ _DESCRIPTION = (
     "`X-Generation-Id` header on every answer after the generation was created, errors included) and OpenAI's "
     "`usage` when the upstream reports tokens. Images withheld for review are left out of `data`; fetch them "
     "later with `GET /v1/generations/{id}`.\n\n"
-    "**Streaming.** With `stream: true` the answer is `text/event-stream` in OpenAI's shape: "
-    "`image_generation.completed` (edits: `image_edit.completed`) per image with `b64_json`, `created_at`, `size`, "
-    "`quality`, `background`, `output_format` and `usage`; partial-image events (`*.partial_image`, at most "
-    "`partial_images`) only where the upstream streams them (none do yet, so only the completed event comes, as "
-    "OpenAI allows); a failure is OpenAI's `error` event. Comment lines keep the connection open meanwhile, and "
-    "`X-Generation-Id` comes with the headers: a client that hangs up can find the generation, which goes on, is "
+    "**Streaming.** With `stream: true` the answer is `text/event-stream` in OpenAI's shape: first the "
+    "partial-image events (`image_generation.partial_image`, edits: `image_edit.partial_image`; at most "
+    "`partial_images`, each with `partial_image_index`) as the upstream streams them, which GPT image models with "
+    "n = 1 do (previews, never stored or billed; fewer than asked may come, as from OpenAI); other models send none. "
+    "Then `image_generation.completed` (edits: `image_edit.completed`) per image with `b64_json`, `created_at`, "
+    "`size`, `quality`, `background`, `output_format` and `usage`. A failure is OpenAI's `error` event. Comment "
+    "lines keep the connection open meanwhile, and `X-Generation-Id` comes with the headers: a client that hangs up can find the generation, which goes on, is "
     "stored and charged as without streaming. A stream counts against `max_concurrent_waits` like a wait."
 )
 
@@ -221,12 +223,15 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
         self.generation_id = submitted.generation.public_id
         generation_id = submitted.generation.pk
         if stream:
+            generation = submitted.generation
             body = openai_image_events(
                 generation_id=generation_id,
                 prefix=self.event_prefix,
                 timeout_seconds=seconds,
                 completed=lambda: self._completed(generation_id, response_format),
                 error=lambda exc: self.handle_exception(exc).data,
+                partials=partial_images_asked(upstream_body=generation.upstream_body or {}),
+                partial_fields=self._image_fields(generation),
             )
             headers = lifecycle_headers(model=generation_request.model)
             return StreamResponse(PendingStream(generation_id=generation_id, slot=slot, body=body), headers=headers)
@@ -239,10 +244,21 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             answer=lambda: self._answer(request, generation_id, response_format, model=generation_request.model),
         )
 
+    @staticmethod
+    def _image_fields(generation: Generation) -> dict[str, Any]:
+        """What OpenAI's partial and completed events say about the image besides the image itself."""
+        params = generation.params or {}
+        return {
+            "created_at": int(generation.created_at.timestamp()),
+            "size": generation.size or "auto",
+            "quality": generation.quality or "auto",
+            "background": params.get("background", "auto"),
+            "output_format": params.get("output_format", "png"),
+        }
+
     def _completed(self, generation_id: int, response_format: str) -> list[dict[str, Any]]:
         """The `*.completed` events' data, one per image (an error raised is sent as OpenAI's `error` event)."""
         generation, images = generation_result_final(generation=Generation.objects.get(pk=generation_id))
-        params = generation.params or {}
         usage = generation.usage or {
             "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
             "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
@@ -251,11 +267,7 @@ class OpenAIImagesBaseView(TenantGenericAPIView):
             {
                 "type": f"{self.event_prefix}.completed",
                 "b64_json": base64.b64encode(blob_read(key=image.storage_key)).decode(),
-                "created_at": int(generation.created_at.timestamp()),
-                "size": generation.size or "auto",
-                "quality": generation.quality or "auto",
-                "background": params.get("background", "auto"),
-                "output_format": params.get("output_format", "png"),
+                **self._image_fields(generation),
                 "usage": usage,
             }
             for image in images
@@ -299,6 +311,8 @@ class OpenAIImageGenerationsView(OpenAIImagesBaseView):
             mask_source=None,
             image_field="image",
             cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
+            # partials exist only for a stream: OpenAI ignores partial_images without `stream`
+            partial_images=(data.get("partial_images") or 0) if data["stream"] else 0,
         )
         return self._run(request, generation_request, _response_format(data), stream=data["stream"])
 
@@ -329,5 +343,7 @@ class OpenAIImageEditsView(OpenAIImagesBaseView):
             mask_source=request.FILES.get("mask"),
             image_field="image",
             cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
+            # partials exist only for a stream: OpenAI ignores partial_images without `stream`
+            partial_images=(data.get("partial_images") or 0) if data["stream"] else 0,
         )
         return self._run(request, generation_request, _response_format(data), stream=data["stream"])

@@ -18,7 +18,7 @@ from project.api.serializers import StrictFieldsMixin
 
 CANCEL_AFTER_HELP = (
     "A deadline from the submit, as Replicate's `Cancel-After`: `30s`, `5m`, `1h30m`, `1.5h`, `250ms` or bare "
-    "seconds (`90`); between CANCEL_AFTER_MIN_SECONDS (5 s) and CANCEL_AFTER_MAX_SECONDS (24 h). Not started by "
+    "seconds (`90`); between CANCEL_AFTER_MIN_SECONDS (1 s) and CANCEL_AFTER_MAX_SECONDS (24 h). Not started by "
     "then: canceled with error code `deadline_exceeded`, nothing charged, never sent upstream. Still running then: "
     "canceled like `POST /v1/generations/{id}/cancel` (the upstream's cost of images already produced is charged), "
     "code `deadline_exceeded`. Invalid: 400 `invalid_cancel_after`, nothing created."
@@ -78,6 +78,14 @@ class GenerationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     cancel_after = CancelAfterField(
         required=False,
         help_text=CANCEL_AFTER_HELP + " Same as the `Cancel-After` header; if both are sent they must agree.",
+    )
+    partial_images = serializers.IntegerField(
+        required=False, min_value=0, max_value=3,
+        help_text=(
+            "Partial images (0-3) to send as `partial_image` events on `GET /v1/generations/{id}/events` while "
+            "it runs, where the upstream streams them (GPT image models, n = 1); never stored or billed. Elsewhere "
+            "ignored: the stream shows the final state only."
+        ),
     )
 
 

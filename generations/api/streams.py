@@ -9,8 +9,13 @@ ends, including when the client hangs up. A hang-up never cancels the generation
 as any other, and `GET /v1/generations/{id}` (the id is in `X-Generation-Id` from the first byte) finds it.
 
 Native events, each with an SSE `id:` so a client reconnecting with `Last-Event-ID` gets only what it missed:
-`queued` (1, with `queue_position`: the tenant's queued generations ahead of it), `running` (2) and the final event
-(100) whose data is the generation exactly as `GET /v1/generations/{id}` renders it; the stream ends after it.
+`queued` (1, with `queue_position`: the tenant's queued generations ahead of it), `running` (2), `partial_image`
+(10 + its index, where the upstream streams partial images) and the final event (100) whose data is the generation
+exactly as `GET /v1/generations/{id}` renders it; the stream ends after it.
+
+Partial images come from the forwarder through the shared cache and a "partial" notice (generations/services/
+partials.py); a stream reads the next index it has not sent on each wake-up, and all that are left before the final
+event, so they always come in order and before it.
 """
 
 import asyncio
@@ -27,13 +32,14 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from generations.models import Generation
-from generations.notifications import GENERATION_FINISHED, asubscribe
+from generations.notifications import GENERATION_FINISHED, GENERATION_PARTIAL, asubscribe
 from generations.selectors import generation_stream_state
+from generations.services.partials import generation_partial_get
 from generations.services.waits import WaitSlot
 from project import errors
 
 EVENT_STREAM = "text/event-stream"
-QUEUED_ID, RUNNING_ID, FINAL_ID = 1, 2, 100
+QUEUED_ID, RUNNING_ID, PARTIAL_FIRST_ID, FINAL_ID = 1, 2, 10, 100
 # Headers of the DRF answer that describe its (JSON) body, not the stream that replaces it.
 _BODY_HEADERS = {"content-type", "content-length", "vary", "allow"}
 
@@ -103,24 +109,48 @@ class StreamResponse(Response):
         self.pending_stream = pending
 
 
+@dataclass(frozen=True)
+class Partial:
+    index: int
+    b64_json: str
+
+
 async def generation_states(
-    *, generation_id: int, read: Callable[..., Awaitable[Any]], max_seconds: float
-) -> AsyncIterator[tuple[str, int] | None]:
-    """(status, queue_position) each time the generation may have changed (a notification, or the recheck), and
-    None every STREAM_KEEPALIVE_SECONDS without one (time to send a comment). Ends after a final status, or after
-    `max_seconds`."""
+    *,
+    generation_id: int,
+    read: Callable[..., Awaitable[Any]],
+    max_seconds: float,
+    partials: int = 0,
+    partials_from: int = 0,
+) -> AsyncIterator[tuple[str, int] | Partial | None]:
+    """(status, queue_position) each time the generation may have changed (a notification, or the recheck), each
+    `Partial` image from `partials_from` up to `partials` (the number asked) as the forwarder relays them, and None
+    every STREAM_KEEPALIVE_SECONDS without either (time to send a comment). Ends after a final status (partials
+    that came before it first), or after `max_seconds`."""
     deadline = time.monotonic() + max_seconds
     keepalive = settings.STREAM_KEEPALIVE_SECONDS
     last_sent = time.monotonic()
-    async with asubscribe(GENERATION_FINISHED, key=str(generation_id)) as subscription:
+    next_partial = partials_from
+    also = (GENERATION_PARTIAL,) if partials > next_partial else ()
+    async with asubscribe(GENERATION_FINISHED, key=str(generation_id), also=also) as subscription:
         previous = None
         while True:
             state = await read(generation_state_read, generation_id=generation_id)
-            if state != previous:
+            final = state[0] in Generation.FINAL_STATUSES
+            if state != previous and not final:
                 previous = state
                 last_sent = time.monotonic()
                 yield state
-            if state[0] in Generation.FINAL_STATUSES:
+            # Read after the state: a partial is in the cache before the generation can be final, so none is missed.
+            while next_partial < partials and state[0] != Generation.Status.QUEUED:
+                partial = await read(generation_partial_get, generation_id=generation_id, index=next_partial)
+                if partial is None:
+                    break
+                yield Partial(index=next_partial, b64_json=partial["b64_json"])
+                next_partial += 1
+                last_sent = time.monotonic()
+            if final:
+                yield state
                 return
             now = time.monotonic()
             if now >= deadline:
@@ -136,16 +166,22 @@ def generation_state_read(*, generation_id: int) -> tuple[str, int]:
 
 
 def native_events(
-    *, generation_id: int, public_id: str, after: int, final: Callable[[], dict[str, Any]]
+    *, generation_id: int, public_id: str, after: int, final: Callable[[], dict[str, Any]], partials: int = 0
 ) -> Callable[[Callable[..., Awaitable[Any]]], Events]:
-    """The native stream's body: `final()` (sync, run on the read pool) renders the generation as GET does."""
+    """The native stream's body: `final()` (sync, run on the read pool) renders the generation as GET does;
+    `partials`: how many partial images its call streams."""
 
     async def body(read: Callable[..., Awaitable[Any]]) -> Events:
         async for state in generation_states(
-            generation_id=generation_id, read=read, max_seconds=settings.STREAM_MAX_SECONDS
+            generation_id=generation_id, read=read, max_seconds=settings.STREAM_MAX_SECONDS, partials=partials,
+            partials_from=max(0, after - PARTIAL_FIRST_ID + 1),
         ):
             if state is None:
                 yield ": keep-alive\n\n"
+                continue
+            if isinstance(state, Partial):
+                data = {"id": public_id, "partial_image_index": state.index, "b64_json": state.b64_json}
+                yield sse("partial_image", data, event_id=PARTIAL_FIRST_ID + state.index)
                 continue
             status, position = state
             if status == Generation.Status.QUEUED and after < QUEUED_ID:
@@ -196,9 +232,13 @@ def openai_image_events(
     timeout_seconds: float,
     completed: Callable[[], list[dict[str, Any]]],
     error: Callable[[Exception], dict[str, Any]],
+    partials: int = 0,
+    partial_fields: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Events]:
-    """OpenAI's stream (`{prefix}.completed` per image; OpenAI's `error` event when it failed or timed out), with
-    comment lines while it runs. `completed()` and `error()` are sync and run on the read pool."""
+    """OpenAI's stream (`{prefix}.partial_image` per partial image the upstream streamed, at most `partials`, with
+    `partial_fields` (created_at, size, quality, background, output_format); `{prefix}.completed` per image; OpenAI's
+    `error` event when it failed or timed out), with comment lines while it runs. `completed()` and `error()` are
+    sync and run on the read pool."""
 
     def outcome() -> list[tuple[str, dict[str, Any]]]:
         try:
@@ -208,9 +248,15 @@ def openai_image_events(
 
     async def body(read: Callable[..., Awaitable[Any]]) -> Events:
         yield ": stream opened\n\n"  # the headers (X-Generation-Id) go out now, not when the image is ready
-        async for state in generation_states(generation_id=generation_id, read=read, max_seconds=timeout_seconds):
+        async for state in generation_states(
+            generation_id=generation_id, read=read, max_seconds=timeout_seconds, partials=partials
+        ):
             if state is None:
                 yield ": keep-alive\n\n"
+            elif isinstance(state, Partial):
+                event = f"{prefix}.partial_image"
+                yield sse(event, {"type": event, "b64_json": state.b64_json, "partial_image_index": state.index,
+                                  **(partial_fields or {})})
         for event, data in await read(outcome):
             yield sse(event, data)
 

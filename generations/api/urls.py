@@ -21,7 +21,7 @@ urlpatterns = [
     path("models/<idpath:model>", ModelDetailView.as_view(), name="model-detail"),
     path("generations", waiting_view(GenerationListCreateView.as_view()), name="generations"),
     path("generations/<id:generation_id>", GenerationDetailView.as_view(), name="generation-detail"),
-    path("generations/<id:generation_id>/events", waiting_view(GenerationEventsView.as_view()),
+    path("generations/<id:generation_id>/events", waiting_view(GenerationEventsView.as_view(), always_waits=True),
          name="generation-events"),
     path("generations/<id:generation_id>/cancel", GenerationCancelView.as_view(), name="generation-cancel"),
     path(
@@ -35,6 +35,6 @@ urlpatterns = [
         name="image-report",
     ),
     path("files/<id:token>", SignedImageView.as_view(), name="signed-image"),
-    path("images/generations", waiting_view(OpenAIImageGenerationsView.as_view()), name="openai-images-generations"),
-    path("images/edits", waiting_view(OpenAIImageEditsView.as_view()), name="openai-images-edits"),
+    path("images/generations", waiting_view(OpenAIImageGenerationsView.as_view(), always_waits=True), name="openai-images-generations"),
+    path("images/edits", waiting_view(OpenAIImageEditsView.as_view(), always_waits=True), name="openai-images-edits"),
 ]

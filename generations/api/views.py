@@ -81,6 +81,12 @@ def _fingerprint_payload(request: Request) -> Any:
     return request.data
 
 
+def _fingerprint_headers(request: Request) -> dict[str, str]:
+    """The headers that change what a submit creates: the same key with another `Cancel-After` is another request."""
+    value = request.headers.get(CANCEL_AFTER_HEADER)
+    return {CANCEL_AFTER_HEADER: value} if value is not None else {}
+
+
 # Built once: constructing a DRF serializer copies all its fields, which cost more than the rest of a submit's
 # Python. Both are used without per-request state: `run_validation` returns the validated data (or raises the same
 # ValidationError as `is_valid`), `to_representation` renders one object.
@@ -142,7 +148,8 @@ class GenerationListCreateView(TenantGenericAPIView):
             idempotency = Idempotency(
                 key=idempotency_key_check(request.headers["Idempotency-Key"]),
                 fingerprint=request_fingerprint(
-                    method="POST", path=request.path, payload=_fingerprint_payload(request)
+                    method="POST", path=request.path, payload=_fingerprint_payload(request),
+                    headers=_fingerprint_headers(request),
                 ),
             )
             replay = idempotency_replay(tenant=self.tenant, key=idempotency.key, fingerprint=idempotency.fingerprint)
@@ -157,6 +164,7 @@ class GenerationListCreateView(TenantGenericAPIView):
             mask_source=(files.get("mask") if files else None) or data.get("mask"),
             image_field="input_images",
             cancel_after_header=request.headers.get(CANCEL_AFTER_HEADER),
+            partial_images=data.get("partial_images") or 0,
         )
         result = generation_submit(
             tenant=self.tenant, api_key=self.api_key, request=generation_request, idempotency=idempotency

@@ -9,6 +9,7 @@ notification, and every NOTIFY_RECHECK_SECONDS as a safety net) run on a small s
 """
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from functools import partial, wraps
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -30,7 +32,8 @@ from generations.services.waits import WaitSlot, wait_slot_release
 
 T = TypeVar("T")
 
-_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wait-reads")
+READ_THREADS = 4
+_READS = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="wait-reads")
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,53 @@ def _release_request_connections() -> None:
             connection.close()
 
 
-def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
+def _view_then_release(view: Callable[..., HttpResponseBase], request: HttpRequest, *args: Any,
+                       **kwargs: Any) -> HttpResponseBase:
+    """The DRF view; when it leaves a wait or a stream pending, its connection goes back to the pool here, in the
+    request's own thread, before the event loop takes over (nothing else of the request will use it)."""
+    response = view(request, *args, **kwargs)
+    if getattr(response, "pending_stream", None) is not None or getattr(response, "pending_wait", None) is not None:
+        _release_request_connections()
+    return response
+
+
+# Per event loop: how many waiting views may run their sync part (and hold a pooled connection) at once.
+_gates: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _sync_part_gate() -> asyncio.Semaphore | None:
+    """Why: a burst of stream opens or waits of one tenant (50 at once) all take that tenant's wait-slot lock
+    (services/waits.py), one after the other, each holding a pooled connection while it waits for the lock. With
+    more of them than the pool has connections, the rest waited for one past DATABASE_POOL_TIMEOUT and were
+    answered 503 (a pool with no connection to give counts as an outage: project/db_outage.py). So at most half
+    of what the shared read pool leaves of the connection pool runs these sync parts at once; the others wait on the
+    event loop, holding neither a thread nor a connection, and the rest stays free for every other request.
+    Without DATABASE_POOL (persistent per-thread connections, SQLite) there is no pool to protect."""
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    if not pool:
+        return None
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        max_size = pool.get("max_size", 4) if isinstance(pool, dict) else 4
+        gate = _gates[loop] = asyncio.Semaphore(max(1, (max_size - READ_THREADS) // 2))
+    return gate
+
+
+def waiting_view(view: Callable[..., HttpResponseBase], *, always_waits: bool = False) -> Callable[..., Any]:
     """Wrap a DRF `as_view()` callable whose handlers may return a `WaitResponse` or a `StreamResponse`
-    (generations/api/streams.py)."""
+    (generations/api/streams.py). `always_waits`: every request takes a wait slot (streams, /v1/images/*); else
+    only those with `Prefer: wait` do, and only those pass the gate (a plain submit or list is not held back)."""
 
     @wraps(view)
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        response = await sync_to_async(view)(request, *args, **kwargs)
+        takes_slot = always_waits or "wait" in request.headers.get("Prefer", "")
+        gate = _sync_part_gate() if takes_slot else None
+        if gate is None:
+            response = await sync_to_async(_view_then_release)(view, request, *args, **kwargs)
+        else:
+            async with gate:
+                response = await sync_to_async(_view_then_release)(view, request, *args, **kwargs)
         stream: PendingStream | None = getattr(response, "pending_stream", None)
         if stream is not None:
             return stream_http_response(

@@ -175,6 +175,25 @@ def _interface_choose(spec: ModelSpec, operation: str, given: list[ParamSpec]) -
     return interface
 
 
+# Where the upstream streams partial images: OpenAI's GPT image models on OpenAI's own routes (`/images/generations`,
+# `/images/edits` with `stream` + `partial_images`), which AIHubMix relays for them (NOTES.md). No other interface
+# does: predictions and async tasks answer once, and Gemini's `:streamGenerateContent` answers chunks of the final
+# answer, not partial images. With n > 1 OpenAI's partial events do not say which image they belong to, so only
+# n = 1 streams.
+PARTIAL_IMAGES_MAX = 3
+
+
+def partial_images_streamable(*, spec: ModelSpec, interface: str, n: int) -> bool:
+    """Whether a request can be sent in streaming mode to have partial images relayed (else: only the completed
+    image, as OpenAI allows). `interface` is what the request would use otherwise: a param that moved it to the
+    predictions interface keeps it there."""
+    is_gpt_image = spec.vendor == "openai" and spec.upstream_model.startswith("gpt-image")
+    reachable = interface == "openai_compat" or (interface == "predictions" and "openai_compat" in spec.interfaces)
+    return is_gpt_image and reachable and n == 1 and not any(
+        param.interface == "predictions" for param in spec.extras
+    )
+
+
 def generation_request_validate(
     *,
     model: str,
@@ -187,7 +206,11 @@ def generation_request_validate(
     seed: int | None,
     params: dict[str, Any],
     input_image_count: int,
+    partial_images: int = 0,
 ) -> ValidatedRequest:
+    """`partial_images` (0-3): how many partial images the client would like relayed while it streams; honoured
+    only where the upstream streams them (`partial_images_streamable`), otherwise the request is what it would be
+    without (same interface, body and price)."""
     served = _operation_served(model=model, operation=operation)
     spec = served.served.spec
     if not isinstance(prompt, str) or not prompt.strip():
@@ -274,6 +297,13 @@ def generation_request_validate(
         extras[name] = _param_value(spec, param, value, operation)
         given.append(param)
     interface = _interface_choose(spec, operation, given)
+    if not isinstance(partial_images, int) or isinstance(partial_images, bool) or not (
+        0 <= partial_images <= PARTIAL_IMAGES_MAX
+    ):
+        raise _refuse("invalid_parameter", "partial_images", f"partial_images must be between 0 and {PARTIAL_IMAGES_MAX}.")
+    streamed = partial_images > 0 and partial_images_streamable(spec=spec, interface=interface, n=n)
+    if streamed:
+        interface = "openai_compat"  # the route that streams; same model, price and answer
 
     body = upstream_body_build(
         spec=spec,
@@ -289,6 +319,10 @@ def generation_request_validate(
         seed=seed,
         extras=extras,
     )
+    if streamed:
+        # OpenAI's streaming fields, kept in the stored body: the forwarder reads the answer as events when
+        # `stream` is set (generations/providers/openai_compat.py).
+        body.update(stream=True, partial_images=partial_images)
     return ValidatedRequest(
         model_id=spec.id,
         operation=operation,

@@ -28,6 +28,7 @@ from generations.providers.budget import AnswerBudget, AnswerHold
 from generations.selectors import image_keys_recorded
 from generations.services.cancel import generation_settle_canceled
 from generations.services.leases import ClaimedGeneration, generation_task_id_record
+from generations.services.partials import generation_partial_publish
 from generations.services.settle import (
     Settlement,
     StoredOutput,
@@ -176,11 +177,23 @@ class Pipeline:
         async def remember_task(task_id: str) -> None:
             await self.database.leased_write(entry, generation_task_id_record, claim=claim, upstream_task_id=task_id)
 
+        async def relay_partial(index: int, b64_json: str) -> None:
+            # A preview for the generation's event streams: best effort (a lost one is just not shown) and never a
+            # reason to stop reading the answer; no retry, so a slow database does not stall the upstream's stream.
+            try:
+                await self.database.run(generation_partial_publish, generation_id=claim.id, index=index,
+                                        b64_json=b64_json)
+            except Exception as error:
+                logger.warning("generation.partial_relay_failed", generation=claim.public_id, index=index,
+                               error=repr(error)[:300])
+
         entry.upstream_sent = True
         started = time.monotonic()
         UPSTREAM_IN_FLIGHT.inc()
         try:
-            return await self.client.run(call, on_task_submitted=remember_task, hold=entry.answer)
+            return await self.client.run(
+                call, on_task_submitted=remember_task, on_partial=relay_partial, hold=entry.answer
+            )
         finally:
             UPSTREAM_IN_FLIGHT.dec()
             UPSTREAM_SECONDS.labels(claim.interface).observe(time.monotonic() - started)

@@ -2,8 +2,9 @@
 classification and the polling of async tasks."""
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import ModuleType, TracebackType
 from typing import Self
 
@@ -14,6 +15,7 @@ from generations.providers.base import (
     MalformedResponse,
     PermanentProviderError,
     ProviderCall,
+    ProviderError,
     ProviderResult,
     TransientProviderError,
     UnknownOutcomeError,
@@ -109,17 +111,20 @@ class AIHubMixClient:
         call: ProviderCall,
         *,
         on_task_submitted: Callable[[str], Awaitable[None]] | None = None,
+        on_partial: openai_compat.PartialSink | None = None,
         hold: AnswerHold | None = None,
     ) -> ProviderResult:
-        """Send `call`; for async-task models, report the task id (so a crash can resume polling it) and poll.
-        With `hold`, the answer is read only once its size fits the caller's answer budget (the caller releases
-        the hold when it is done with the answer)."""
+        """Send `call`; for async-task models, report the task id (so a crash can resume polling it) and poll; for
+        a call in OpenAI's streaming mode, hand each partial image to `on_partial` as it comes. With `hold`, a whole
+        answer is read only once its size fits the caller's answer budget (the caller releases the hold when it is
+        done with the answer); a streamed answer is read as it comes, its partials not held back."""
         family = FAMILIES.get(call.family)
         if family is None:
             raise ValueError(f"unknown request family {call.family!r}")
-        response = await self._send(
-            family.build_request(call), timeout=self._model_timeouts.get(call.model_id), hold=hold
-        )
+        timeout = self._model_timeouts.get(call.model_id)
+        if openai_compat.streams(call):
+            return await self._run_streamed(openai_compat.build_request(call), timeout=timeout, on_partial=on_partial)
+        response = await self._send(family.build_request(call), timeout=timeout, hold=hold)
         if not response.is_success:
             raise error_from_response(response)
         if call.family != "async_task":
@@ -172,20 +177,41 @@ class AIHubMixClient:
             if result is not None:
                 return result
 
+    async def _run_streamed(
+        self, request: UpstreamRequest, *, timeout: httpx.Timeout | None, on_partial: openai_compat.PartialSink | None
+    ) -> ProviderResult:
+        """OpenAI's streaming mode: the answer is read as events while they come (the read timeout applies between
+        them). An error status, or an upstream that answered plain JSON after all, is read as without streaming."""
+        async with self._upstream_errors():
+            response = await self._http.send(self._request_build(request, timeout=timeout), stream=True)
+            try:
+                if not response.is_success:
+                    await response.aread()
+                    raise error_from_response(response)
+                if not openai_compat.is_event_stream(response):
+                    await response.aread()
+                    return openai_compat.parse_response(response)
+                return await openai_compat.stream_read(response, on_partial=on_partial)
+            finally:
+                await response.aclose()
+
+    def _request_build(self, request: UpstreamRequest, *, timeout: httpx.Timeout | None) -> httpx.Request:
+        base_url = self.gemini_base_url if request.endpoint == "gemini" else self.base_url
+        return self._http.build_request(
+            request.method,
+            f"{base_url}{request.path}",
+            json=request.json,
+            data=request.data,
+            files=request.files,
+            headers=self._auth[request.endpoint],
+            timeout=timeout or self._timeout,
+        )
+
     async def _send(
         self, request: UpstreamRequest, *, timeout: httpx.Timeout | None = None, hold: AnswerHold | None = None
     ) -> httpx.Response:
-        base_url = self.gemini_base_url if request.endpoint == "gemini" else self.base_url
-        try:
-            built = self._http.build_request(
-                request.method,
-                f"{base_url}{request.path}",
-                json=request.json,
-                data=request.data,
-                files=request.files,
-                headers=self._auth[request.endpoint],
-                timeout=timeout or self._timeout,
-            )
+        async with self._upstream_errors():
+            built = self._request_build(request, timeout=timeout)
             streamed = await self._http.send(built, stream=True)
             if streamed.is_stream_consumed:  # a test's MockTransport answer, read when it was made
                 return streamed
@@ -205,6 +231,15 @@ class AIHubMixClient:
                 streamed.status_code, headers=streamed.headers, content=content, request=built,
                 extensions=streamed.extensions,
             )
+
+    @contextlib.asynccontextmanager
+    async def _upstream_errors(self) -> AsyncIterator[None]:
+        """httpx's errors as what they mean for the call: never sent (transient) or maybe delivered (unknown
+        outcome). Our own provider errors pass through."""
+        try:
+            yield
+        except ProviderError:
+            raise
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransientProviderError(
                 "cannot reach the upstream", code="upstream_unreachable", detail=repr(exc)

@@ -31,7 +31,7 @@ class IdempotencyKeyInvalid(errors.InvalidRequest):
 
 class IdempotencyKeyReused(errors.Unprocessable):
     code = "idempotency_key_reused"
-    message = "This Idempotency-Key was used with a different request body."
+    message = "This Idempotency-Key was used with a different request (body or Cancel-After)."
 
 
 class IdempotencyRequestInProgress(errors.Conflict):
@@ -53,8 +53,14 @@ def idempotency_key_check(key: str) -> str:
     return key
 
 
-def request_fingerprint(*, method: str, path: str, payload: Any) -> str:
-    canonical = json.dumps([method, path, payload], sort_keys=True, separators=(",", ":"), default=str)
+def request_fingerprint(*, method: str, path: str, payload: Any, headers: dict[str, str] | None = None) -> str:
+    """What makes two requests "the same" for an Idempotency-Key: the body and the headers that change what is
+    created (`Cancel-After`). Headers are added only when present, so a request without them keeps the fingerprint
+    it had before they counted (keys stored then still replay)."""
+    parts: list[Any] = [method, path, payload]
+    if headers:
+        parts.append(headers)
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -59,6 +59,8 @@ class GenerationRequest:
     webhook_events_filter: list[str] | None = None
     # `Cancel-After` (header or body), in seconds from the submit.
     cancel_after_seconds: float | None = None
+    # Partial images to relay to event streams while it runs, where the upstream streams them (0: none).
+    partial_images: int = 0
 
     @property
     def operation(self) -> str:
@@ -95,6 +97,7 @@ def generation_request_build(
     mask_source: Any | None,
     image_field: str,
     cancel_after_header: str | None = None,
+    partial_images: int = 0,
 ) -> GenerationRequest:
     """The one way both APIs turn a validated body and its uploads into a request: input images are decoded,
     fetched and verified here, so call it once, after the idempotent-replay check. `cancel_after_header`: the
@@ -120,6 +123,7 @@ def generation_request_build(
         webhook=data.get("webhook"),
         webhook_events_filter=data.get("webhook_events_filter"),
         cancel_after_seconds=cancel_after_seconds,
+        partial_images=partial_images,
     )
 
 
@@ -136,6 +140,7 @@ def generation_prepare(*, tenant: Tenant, api_key: ApiKey | None, request: Gener
         seed=request.seed,
         params=request.params,
         input_image_count=len(request.input_images),
+        partial_images=request.partial_images,
     )
     webhook = None
     if request.webhook is not None:

@@ -1,10 +1,12 @@
 """Event streams through the real stack (gunicorn's ASGI workers, the forwarder, the AIHubMix sandbox): OpenAI's
-`stream: true` parsed by the official SDK, the native `GET /v1/generations/{id}/events`, resume, the cap, and a client
-hanging up mid-stream."""
+`stream: true` with partial images parsed by the official SDK, the native `GET /v1/generations/{id}/events` (partial
+images too), resume, the cap, and a client hanging up mid-stream."""
 
+import asyncio
 import base64
 import io
 import json
+from pathlib import Path
 
 import httpx
 import openai
@@ -66,9 +68,16 @@ def stack(make_customer, aihubmix_sandbox, tmp_path):
         yield env, f"http://127.0.0.1:{port}"
 
 
-def test_sdk_streams_generate_and_edit_completed_images_stored_and_charged_once(make_customer, stack, tmp_path):
+def stored_files(media: Path) -> set[str]:
+    return {str(path.relative_to(media)) for path in media.rglob("*") if path.is_file()}
+
+
+def test_sdk_streams_partial_images_then_the_completed_image_stored_and_charged_once(
+    make_customer, stack, aihubmix_sandbox, tmp_path
+):
     env, url = stack
     customer = make_customer()
+    aihubmix_sandbox.latency = 0.6  # the partials come spaced over it, as the upstream draws
     with forwarder(env=env, log=tmp_path / "fwd.log"), openai.OpenAI(
         api_key=customer.key.secret, base_url=f"{url}/v1", max_retries=0
     ) as client:
@@ -81,13 +90,32 @@ def test_sdk_streams_generate_and_edit_completed_images_stored_and_charged_once(
             size="1024x1024", quality="low", stream=True, partial_images=1,
         ))
 
-    # The sandbox (like AIHubMix's non-streaming route) sends no partials: only the completed event comes.
-    assert [event.type for event in generated] == ["image_generation.completed"]
-    assert [event.type for event in edited] == ["image_edit.completed"]
-    for event in (generated[0], edited[0]):
-        assert Image.open(io.BytesIO(base64.b64decode(event.b64_json))).size == (1024, 1024)
+    assert [(event.type, getattr(event, "partial_image_index", None)) for event in generated] == [
+        ("image_generation.partial_image", 0), ("image_generation.partial_image", 1),
+        ("image_generation.completed", None),
+    ]
+    assert [(event.type, getattr(event, "partial_image_index", None)) for event in edited] == [
+        ("image_edit.partial_image", 0), ("image_edit.completed", None),
+    ]
+    for event in (*generated, *edited):
+        image = Image.open(io.BytesIO(base64.b64decode(event.b64_json)))
+        image.load()  # every partial is a real image too
         assert (event.size, event.quality, event.output_format) == ("1024x1024", "low", "png")
-        assert event.created_at > 0 and event.usage is not None
+        assert event.created_at > 0
+    for completed in (generated[-1], edited[-1]):
+        assert Image.open(io.BytesIO(base64.b64decode(completed.b64_json))).size == (1024, 1024)
+        assert completed.usage is not None and completed.usage.output_tokens > 0
+    # The upstream was asked in its streaming mode, on OpenAI's routes, exactly so.
+    sent = [(request.path, request.json or request.form) for request in aihubmix_sandbox.requests]
+    assert sent[0] == ("/v1/images/generations", {
+        "model": "gpt-image-2", "prompt": "a red bicycle", "n": 1, "size": "1024x1024", "quality": "low",
+        "stream": True, "partial_images": 2,
+    })
+    assert sent[1][0] == "/v1/images/edits"
+    assert {key: sent[1][1][key] for key in ("model", "stream", "partial_images")} == {
+        "model": "gpt-image-2", "stream": "true", "partial_images": "1"}
+    assert aihubmix_sandbox.calls["images.generations.stream"] == aihubmix_sandbox.calls["images.edits.stream"] == 1
+
     assert sorted(Generation.objects.values_list("operation", "status")) == [
         ("edit", "succeeded"), ("generate", "succeeded")
     ]
@@ -95,14 +123,37 @@ def test_sdk_streams_generate_and_edit_completed_images_stored_and_charged_once(
         assert customer.ledger(generation.public_id) == [("hold", LOW_SQUARE_PRICE_MICROS),
                                                          ("capture", LOW_SQUARE_PRICE_MICROS)]
         assert generation.images.count() == 1
+        assert generation.usage and generation.usage["output_tokens"] > 0
     assert customer.wallet().balance_micros == 50_000_000 - 2 * LOW_SQUARE_PRICE_MICROS
+    # Storage holds the final images and the edit's input, never a partial.
+    recorded = {image.storage_key for generation in Generation.objects.all() for image in generation.images.all()}
+    recorded |= {image.storage_key for generation in Generation.objects.all() for image in generation.input_images.all()}
+    assert stored_files(tmp_path / "media") == recorded and len(recorded) == 3
+
+
+def test_without_partial_images_a_stream_takes_the_usual_route_and_sends_only_the_completed_event(
+    make_customer, stack, aihubmix_sandbox, tmp_path
+):
+    env, url = stack
+    customer = make_customer()
+    with forwarder(env=env, log=tmp_path / "fwd.log"), openai.OpenAI(
+        api_key=customer.key.secret, base_url=f"{url}/v1", max_retries=0
+    ) as client:
+        generated = list(client.images.generate(
+            model="gpt-image-2", prompt="a red bicycle", size="1024x1024", quality="low", stream=True,
+        ))
+    assert [event.type for event in generated] == ["image_generation.completed"]
+    assert [request.path for request in aihubmix_sandbox.requests] == ["/v1/models/openai/gpt-image-2/predictions"]
+    [generation] = Generation.objects.all()
+    assert customer.ledger(generation.public_id) == [("hold", LOW_SQUARE_PRICE_MICROS),
+                                                     ("capture", LOW_SQUARE_PRICE_MICROS)]
 
 
 def test_a_client_hanging_up_mid_stream_leaves_a_generation_that_succeeds(make_customer, stack, aihubmix_sandbox,
                                                                           tmp_path):
     env, url = stack
     customer = make_customer()
-    aihubmix_sandbox.latency = 2.0
+    aihubmix_sandbox.latency = 3.0
     headers = {"Authorization": f"Bearer {customer.key.secret}"}
     with forwarder(env=env, log=tmp_path / "fwd.log"), httpx.Client(base_url=url, headers=headers, timeout=30) as http:
         with http.stream("POST", "/v1/images/generations",
@@ -110,8 +161,14 @@ def test_a_client_hanging_up_mid_stream_leaves_a_generation_that_succeeds(make_c
             assert answer.status_code == 200
             assert answer.headers["content-type"].startswith("text/event-stream")
             public_id = answer.headers["X-Generation-Id"]  # sent with the first byte, before the image exists
-            next(answer.iter_lines())
-        # hung up; the generation goes on
+            lines: list[str] = []
+            stream = answer.iter_lines()
+            while not events(lines):
+                lines.append(next(stream))
+            assert [(name, data["partial_image_index"]) for _, name, data in events(lines)] == [
+                ("image_generation.partial_image", 0)]
+            assert Generation.objects.get(public_id=public_id).status == "running"
+        # hung up after the first partial; the generation goes on
         assert wait_until(
             lambda: Generation.objects.get(public_id=public_id).status == "succeeded", timeout=30
         ), Generation.objects.get(public_id=public_id).status
@@ -160,3 +217,73 @@ def test_native_stream_queued_running_final_as_get_resume_and_cap(make_customer,
         assert [(event_id, name) for event_id, name, _ in events(resumed.text.split("\n"))] == [("100", "final")]
         bad = http.get(f"/v1/generations/{public_id}/events", headers={"Last-Event-ID": "x"})
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_last_event_id"
+
+
+def test_native_stream_relays_partial_images_in_order_and_resumes_after_one(
+    make_customer, stack, aihubmix_sandbox, tmp_path
+):
+    env, url = stack
+    customer = make_customer()
+    aihubmix_sandbox.latency = 1.2
+    headers = {"Authorization": f"Bearer {customer.key.secret}", "Accept": "text/event-stream"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        submitted = http.post("/v1/generations", json={**LOW_SQUARE, "prompt": "a harbour", "partial_images": 2},
+                              headers={"Accept": "application/json"})
+        assert submitted.status_code == 202, submitted.text
+        public_id = submitted.json()["id"]
+        with http.stream("GET", f"/v1/generations/{public_id}/events") as answer:
+            assert answer.status_code == 200
+            stream = answer.iter_lines()
+            lines: list[str] = []
+            while not events(lines):
+                lines.append(next(stream))
+            with forwarder(env=env, log=tmp_path / "fwd.log"):
+                lines += list(stream)
+        got = events(lines)
+        assert [(event_id, name) for event_id, name, _ in got] == [
+            ("1", "queued"), ("2", "running"), ("10", "partial_image"), ("11", "partial_image"), ("100", "final")]
+        for index, (_, _, data) in enumerate(got[2:4]):
+            assert (data["id"], data["partial_image_index"]) == (public_id, index)
+            Image.open(io.BytesIO(base64.b64decode(data["b64_json"]))).load()
+        assert got[4][2]["status"] == "succeeded" and len(got[4][2]["images"]) == 1
+
+        resumed = http.get(f"/v1/generations/{public_id}/events", headers={"Last-Event-ID": "10"})
+        assert [(event_id, name) for event_id, name, _ in events(resumed.text.split("\n"))] == [
+            ("11", "partial_image"), ("100", "final")]
+    assert customer.ledger(public_id) == [("hold", LOW_SQUARE_PRICE_MICROS), ("capture", LOW_SQUARE_PRICE_MICROS)]
+    assert Generation.objects.get(public_id=public_id).images.count() == 1
+
+
+@pytest.mark.postgres
+def test_fifty_stream_opens_at_once_all_get_their_stream_with_a_small_pool(make_customer, aihubmix_sandbox, tmp_path):
+    """Every open of one tenant takes its wait-slot lock in turn while holding a pooled connection; with more opens
+    than connections, those waiting past DATABASE_POOL_TIMEOUT were refused 503 (19 of 50 opened with this pool
+    before the opens were gated below the pool). No forwarder: the streams stay open on `queued`."""
+    customer = make_customer()
+    env = stack_environment(sandbox=aihubmix_sandbox, media_root=tmp_path / "media", DATABASE_POOL_MAX_SIZE="6",
+                            DATABASE_POOL_TIMEOUT="0.3")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {customer.key.secret}"}
+    with gunicorn(env=env, port=port, log=tmp_path / "web.log"):
+        wait_http(f"{url}/healthz")
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            ids = [http.post("/v1/generations", json={**LOW_SQUARE, "prompt": f"burst {index}"}).json()["id"]
+                   for index in range(50)]
+
+        async def open_all() -> list[tuple[int, str]]:
+            limits = httpx.Limits(max_connections=60)
+            async with httpx.AsyncClient(base_url=url, headers={**headers, "Accept": "text/event-stream"},
+                                         timeout=30, limits=limits) as client:
+                async def one(public_id: str) -> tuple[int, str]:
+                    async with client.stream("GET", f"/v1/generations/{public_id}/events") as answer:
+                        if answer.status_code != 200:
+                            return answer.status_code, (await answer.aread()).decode()[:200]
+                        async for line in answer.aiter_lines():
+                            if line.startswith("event: "):
+                                return 200, line[7:]  # the first event: the stream is open
+                    return 0, "ended without an event"
+
+                return await asyncio.gather(*(one(public_id) for public_id in ids))
+
+        assert asyncio.run(open_all()) == [(200, "queued")] * 50

@@ -145,6 +145,26 @@ def test_idempotency_key_with_a_different_body_is_422(make_customer) -> None:
     assert Generation.objects.filter(tenant=customer.tenant).count() == 1
 
 
+def test_idempotency_key_with_a_different_cancel_after_is_422(make_customer) -> None:
+    """Cancel-After changes what is created (a deadline): the same key with another one is another request."""
+    customer = make_customer()
+    body = {**LOW_SQUARE, "prompt": "a cat"}
+    first = customer.client.post("/v1/generations", body, format="json", HTTP_IDEMPOTENCY_KEY="order-3",
+                                 HTTP_CANCEL_AFTER="30s")
+    assert first.status_code == 202, first.json()
+    for headers in ({"HTTP_CANCEL_AFTER": "60s"}, {}):
+        response = customer.client.post("/v1/generations", body, format="json", HTTP_IDEMPOTENCY_KEY="order-3",
+                                        **headers)
+        assert response.status_code == 422, response.json()
+        assert response.json()["error"]["code"] == "idempotency_key_reused"
+    again = customer.client.post("/v1/generations", body, format="json", HTTP_IDEMPOTENCY_KEY="order-3",
+                                 HTTP_CANCEL_AFTER="30s")
+    assert again.status_code == 202 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and again.json()["deadline_at"] == first.json()["deadline_at"]
+    assert Generation.objects.filter(tenant=customer.tenant).count() == 1
+    assert LedgerEntry.objects.filter(tenant=customer.tenant, kind="hold").count() == 1
+
+
 def test_idempotency_keys_are_per_tenant(make_customer) -> None:
     first, second = make_customer("one"), make_customer("two")
     body = {**LOW_SQUARE, "prompt": "a cat"}

@@ -94,6 +94,43 @@ def test_gpt_image_2_edits_go_as_multipart_to_the_openai_edit_route(customer, fo
                          "quality": "auto", "output_format": "jpeg", "output_compression": "50"}
 
 
+def test_gpt_image_2_with_partial_images_streams_on_openais_generation_route_with_every_extra(
+    customer, forwarding
+) -> None:
+    """NOTES.md: gpt-image-2 is reachable on /v1/images/generations and follows OpenAI's API there, `stream` and
+    `partial_images` included; the partials are relayed, the completed image stored."""
+    generation, requests = run(
+        customer, forwarding, "openai/gpt-image-2",
+        {"model": "gpt-image-2", "prompt": "a deer", "size": "1280x720", "quality": "high", "partial_images": 2,
+         "params": {"moderation": "low", "background": "opaque", "output_format": "webp", "output_compression": 80}},
+    )
+
+    post = only_post(requests)
+    assert generation["status"] == "succeeded", generation["error"]
+    assert post.path == "/v1/images/generations" and post.headers["authorization"] == f"Bearer {KEY}"
+    assert post.json == {"model": "gpt-image-2", "prompt": "a deer", "n": 1, "size": "1280x720", "quality": "high",
+                         "background": "opaque", "output_format": "webp", "output_compression": 80,
+                         "moderation": "low", "stream": True, "partial_images": 2}
+    assert forwarding.calls["images.generations.stream"] == 1
+    assert [(image["width"], image["height"]) for image in generation["images"]] == [(1280, 720)]
+    assert generation["usage"]["output_tokens"] > 0
+
+
+def test_gpt_image_2_edits_with_partial_images_stream_on_the_openai_edit_route(customer, forwarding) -> None:
+    generation, requests = run(
+        customer, forwarding, "openai/gpt-image-2",
+        {"model": "gpt-image-2", "prompt": "make it blue", "input_images": [RED_URL], "quality": "low",
+         "partial_images": 1},
+    )
+
+    post = only_post(requests)
+    assert generation["status"] == "succeeded", generation["error"]
+    assert post.path == "/v1/images/edits" and post.files == ("image",)
+    assert post.form == {"model": "gpt-image-2", "prompt": "make it blue", "n": "1", "size": "1024x1024",
+                         "quality": "low", "stream": "true", "partial_images": "1"}
+    assert forwarding.calls["images.edits.stream"] == 1
+
+
 @pytest.mark.parametrize("model", ["gemini-3.1-flash-image", "gemini-3-pro-image"])
 def test_gemini_generates_on_its_own_route_with_the_goog_key_and_image_config(customer, forwarding, model) -> None:
     generation, requests = run(
