@@ -35,17 +35,17 @@ MODELS = [
 ]
 
 
-def database_url(base: str) -> str:
+def database_url(base: str, name: str) -> str:
     parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def recreate_database(base: str) -> None:
+def recreate_database(base: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DB_NAME}")
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
 
 
 def seed(generations: int) -> None:
@@ -172,6 +172,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generations", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--database", default=DB_NAME, help="the bench's own database (dropped and created)")
     parser.add_argument("--reuse", action="store_true", help="keep the database seeded by an earlier run")
     parser.add_argument("--fresh-rollup", action="store_true", help="drop the daily rollup before the "
                         "rollup pass (its first load then writes it)")
@@ -180,8 +181,8 @@ def main() -> None:
     if not base.startswith("postgres"):
         sys.exit("DATABASE_URL must point at PostgreSQL (any database: the bench creates its own).")
     if not args.reuse:
-        recreate_database(base)
-    os.environ["DATABASE_URL"] = database_url(base)
+        recreate_database(base, args.database)
+    os.environ["DATABASE_URL"] = database_url(base, args.database)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
