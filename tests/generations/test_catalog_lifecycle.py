@@ -301,3 +301,44 @@ def test_the_deprecation_dates_migration_fixes_rows_seeded_with_their_run_time()
     assert dates["openai/gpt-image-1.5"] == datetime(2026, 6, 2, tzinfo=UTC)
     assert dates["openai/gpt-image-1"] == earlier
     assert dates["google/imagen-4.0-generate-001"] == datetime(2026, 8, 17, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_every_current_price_is_for_a_catalog_model() -> None:
+    # Billing's first seed (0003) priced google/imagen-3.0-generate-002, which the catalog never had.
+    catalog = set(CatalogModel.objects.values_list("model_id", flat=True))
+    current = set(Price.objects.filter(effective_to__isnull=True).values_list("model_id", flat=True))
+    assert current and current <= catalog, current - catalog
+
+
+@pytest.mark.django_db
+def test_the_price_service_refuses_unknown_models_and_stores_aliases_as_catalog_ids() -> None:
+    from billing.model_ids import UnknownPricedModel
+
+    with pytest.raises(UnknownPricedModel) as refused:
+        price_set(model_id="google/imagen-3.0-generate-002", quality="*", size="*", cost_micros=30_000, actor=SYSTEM)
+    price = price_set(model_id="irag-1.0", quality="*", size="*", cost_micros=20_000, actor=SYSTEM)
+
+    assert (refused.value.code, refused.value.param) == ("unknown_model", "model_id")
+    assert not Price.objects.filter(model_id="google/imagen-3.0-generate-002", effective_to__isnull=True).exists()
+    assert price.model_id == "qianfan/irag-1.0"
+
+
+@pytest.mark.django_db
+def test_the_stray_prices_migration_ends_prices_of_unknown_models_and_leaves_the_others() -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("generations.migrations.0018_end_stray_prices")
+    started = timezone.now() - timedelta(days=30)
+    stray = Price.objects.create(model_id="google/imagen-3.0-generate-002", cost_micros=30_000, effective_from=started)
+    future = Price.objects.create(model_id="nope/later", cost_micros=1, effective_from=timezone.now() + timedelta(days=1))
+    valid = {price.pk: (price.effective_to, price.cost_micros) for price in Price.objects.exclude(pk__in=[stray.pk, future.pk])}
+
+    migration.stray_prices_end(apps, None)
+
+    stray.refresh_from_db()
+    assert stray.effective_to is not None and started < stray.effective_to <= timezone.now()
+    assert not Price.objects.filter(pk=future.pk).exists()  # never in effect: nothing to keep
+    assert {price.pk: (price.effective_to, price.cost_micros) for price in Price.objects.exclude(pk=stray.pk)} == valid
