@@ -170,14 +170,12 @@ class GenerationInputImage(models.Model):
 
 class IdempotencyRecord(models.Model):
     """Stripe-style idempotency: one row per (tenant, key), naming the generation the key created (a replay answers
-    it as it is now). `response_status` and `response_body` are no longer read; a later migration may drop them."""
+    it as it is now)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
     generation = models.ForeignKey(Generation, null=True, on_delete=models.SET_NULL, related_name="+")
-    response_status = models.PositiveSmallIntegerField()
-    response_body = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 
