@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # dashboard_exact, the baseline's generation figures
 
 DB_NAME = "imagegen_bench_dashboard"
 TENANTS = 60
@@ -174,8 +175,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--database", default=DB_NAME, help="the bench's own database (dropped and created)")
     parser.add_argument("--reuse", action="store_true", help="keep the database seeded by an earlier run")
-    parser.add_argument("--fresh-rollup", action="store_true", help="drop the daily rollup before the "
-                        "rollup pass (its first load then writes it)")
+    parser.add_argument("--fresh-rollup", action="store_true", help="drop the daily rollups before the "
+                        "rollup pass (its first load then writes them)")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
@@ -219,17 +220,29 @@ def main() -> None:
     from unittest import mock
 
     import billing.selectors.reports
+    import dashboard_exact
+    import generations.admin.dashboard
 
-    # Ledger only: every figure summed from the ledger rows, as before the daily rollup (the baseline's own path).
-    with mock.patch.object(billing.selectors.reports, "rollup_span", lambda **_kwargs: None):
+    # No rollup: every money figure summed from the ledger rows, every generation figure exact from the generations
+    # table (bench/dashboard_exact.py), as before the daily rollups (the baseline's own path).
+    with (
+        mock.patch.object(billing.selectors.reports, "rollup_span", lambda **_kwargs: None),
+        mock.patch.multiple(
+            generations.admin.dashboard,
+            generation_stats=dashboard_exact.generation_stats,
+            failures_by_code=dashboard_exact.failures_by_code,
+            failures_series=dashboard_exact.failures_series,
+        ),
+    ):
         for name, path in pages:
             first, seconds, queries, size = time_page(client, path, args.runs)
-            print(f"{'[ledger only] ' + name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)
+            print(f"{'[no rollup] ' + name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)
     if args.fresh_rollup:
         from billing.models import DailyUsage, DailyUsageDay
+        from generations.models import DailyGenerationStats, DailyGenerationStatsDay
 
-        DailyUsage.objects.all().delete()
-        DailyUsageDay.objects.all().delete()
+        for model in (DailyUsage, DailyUsageDay, DailyGenerationStats, DailyGenerationStatsDay):
+            model.objects.all().delete()
     for name, path in pages:
         first, seconds, queries, size = time_page(client, path, args.runs)
         print(f"{'[rollup] ' + name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)

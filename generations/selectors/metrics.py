@@ -3,22 +3,20 @@ end-to-end latency percentiles, queue depth and calls in flight. Money figures a
 (`billing.selectors.dashboard`); this module reads generations only.
 
 Latency: queue wait = started_at − created_at (last attempt's start), end to end = finished_at − created_at of
-succeeded generations. On PostgreSQL the percentiles are `percentile_cont` in the one query that counts; on
-SQLite (tests, a newcomer's `make run`) the same interpolated percentiles are computed in Python.
+succeeded generations, of the generations created in the period. The figures are summed per UTC day by
+`generations.selectors.rollup`: closed days from the daily rollup (percentiles within 5 % of the exact ones),
+today read live (exact when the period is today alone). Periods therefore start at a UTC midnight.
 """
 
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncDate
+from datetime import UTC, date, datetime, timedelta
 
 from accounts.models import Tenant
 from generations.models import Generation
+from generations.selectors.rollup import DayFigures, generation_days, histogram_percentile
 
 Status = Generation.Status
-FINAL = [Status.SUCCEEDED, Status.FAILED, Status.CANCELED]
 
 
 @dataclass(frozen=True)
@@ -36,83 +34,55 @@ class RequestStats:
         return round(100 * self.failed / self.finished, 2) if self.finished else None
 
 
-def _generations(*, tenant: Tenant | None, start: datetime, end: datetime) -> QuerySet[Generation]:
-    rows = Generation.objects.filter(created_at__gte=start, created_at__lt=end)
-    return rows if tenant is None else rows.filter(tenant=tenant)
+def _days_of_periods(
+    *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]]
+) -> dict[str, list[DayFigures]]:
+    """Each period's days, from one read of the days of their union (the periods end now)."""
+    for start, _end in periods.values():
+        if start != start.replace(hour=0, minute=0, second=0, microsecond=0):
+            raise ValueError(f"A period starts at a UTC midnight, not {start.isoformat()}.")
+    now = max(end for _start, end in periods.values())
+    days = generation_days(tenant=tenant, start=min(start for start, _end in periods.values()), now=now)
+    return {
+        name: [figures for day, figures in days.items() if start.date() <= day and _midnight_of(day) < end]
+        for name, (start, end) in periods.items()
+    }
 
 
-def _stats_sql(periods: int, tenant: bool) -> str:
-    """One scan of the union of the periods, each period's figures as FILTERed aggregates."""
-    columns = []
-    for i in range(periods):
-        within = f"created_at >= %(start{i})s AND created_at < %(end{i})s"
-        columns += [
-            f"count(*) FILTER (WHERE {within})",
-            f"count(*) FILTER (WHERE {within} AND status IN ('succeeded', 'failed', 'canceled'))",
-            f"count(*) FILTER (WHERE {within} AND status = 'failed')",
-            "percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))"
-            f" FILTER (WHERE {within} AND started_at IS NOT NULL)",
-            "percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))"
-            f" FILTER (WHERE {within} AND status = 'succeeded' AND finished_at IS NOT NULL)",
-        ]
-    return (
-        f"SELECT {', '.join(columns)} FROM generations_generation"
-        " WHERE created_at >= %(low)s AND created_at < %(high)s"
-        + (" AND tenant_id = %(tenant)s" if tenant else "")
-    )
+def _midnight_of(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
 
 
 def generation_stats(
     *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]]
 ) -> dict[str, RequestStats]:
-    """Requests created in each period and how they went: one query on PostgreSQL whatever the number of
-    periods (they overlap: today, 7 days, month to date)."""
-    if connection.vendor != "postgresql":
-        return {name: _stats_in_python(tenant=tenant, start=start, end=end) for name, (start, end) in periods.items()}
-    params: dict[str, object] = {
-        "low": min(start for start, _end in periods.values()),
-        "high": max(end for _start, end in periods.values()),
-        "tenant": tenant.pk if tenant else None,
-    }
-    for i, (start, end) in enumerate(periods.values()):
-        params[f"start{i}"], params[f"end{i}"] = start, end
-    with transaction.atomic(), connection.cursor() as cursor:
-        # The percentiles sort every duration of the periods (a week is ~230k rows at 1M a month): in memory rather
-        # than in temporary files, for this statement only.
-        cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute(_stats_sql(len(periods), tenant is not None), params)
-        values = cursor.fetchone()
-    stats = {}
-    for i, name in enumerate(periods):
-        requests, finished, failed, waits, latencies = values[5 * i : 5 * i + 5]
-        waits, latencies = waits or [None, None], latencies or [None, None]
-        stats[name] = RequestStats(requests, finished, failed, *_rounded(waits), *_rounded(latencies))
-    return stats
+    """Requests created in each period and how they went (the periods may overlap: today, 7 days, month to
+    date; each starts at a UTC midnight and they end at the same moment, now)."""
+    return {name: _stats(days) for name, days in _days_of_periods(tenant=tenant, periods=periods).items()}
 
 
-def _stats_in_python(*, tenant: Tenant | None, start: datetime, end: datetime) -> RequestStats:
-    rows = list(
-        _generations(tenant=tenant, start=start, end=end).values_list("status", "created_at", "started_at", "finished_at")
-    )
-    waits = sorted((started - created).total_seconds() for _s, created, started, _f in rows if started)
-    latencies = sorted(
-        (finished - created).total_seconds()
-        for status, created, _st, finished in rows
-        if status == Status.SUCCEEDED and finished
-    )
+def _stats(days: list[DayFigures]) -> RequestStats:
+    if all(day.exact for day in days):
+        waits = sorted(wait for day in days for wait in day.waits)
+        latencies = sorted(latency for day in days for latency in day.latencies)
+        percentiles = [_percentile(waits, 0.5), _percentile(waits, 0.95), _percentile(latencies, 0.5),
+                       _percentile(latencies, 0.95)]
+    else:
+        waits = sum((day.queue_wait for day in days), Counter())
+        latencies = sum((day.latency for day in days), Counter())
+        percentiles = [
+            _rounded(histogram_percentile(histogram, fraction))
+            for histogram in (waits, latencies)
+            for fraction in (0.5, 0.95)
+        ]
     return RequestStats(
-        requests=len(rows),
-        finished=sum(1 for row in rows if row[0] in FINAL),
-        failed=sum(1 for row in rows if row[0] == Status.FAILED),
-        queue_wait_p50=_percentile(waits, 0.5),
-        queue_wait_p95=_percentile(waits, 0.95),
-        latency_p50=_percentile(latencies, 0.5),
-        latency_p95=_percentile(latencies, 0.95),
+        sum(day.requests for day in days), sum(day.finished for day in days), sum(day.failed for day in days),
+        *percentiles,
     )
 
 
-def _rounded(values: list[float | None]) -> list[float | None]:
-    return [None if value is None else round(float(value), 3) for value in values]
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -128,43 +98,23 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 def failures_by_code(
     *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]]
 ) -> dict[str, list[tuple[str, int]]]:
-    """Failed generations of each period per error code, most frequent first (one query for all periods)."""
-    low = min(start for start, _end in periods.values())
-    high = max(end for _start, end in periods.values())
-    counts = {
-        f"in_{i}": Count("id", filter=Q(created_at__gte=start, created_at__lt=end))
-        for i, (start, end) in enumerate(periods.values())
-    }
-    rows = list(
-        _generations(tenant=tenant, start=low, end=high)
-        .filter(status=Status.FAILED)
-        .values("error_code")
-        .annotate(**counts)
-        .order_by("error_code")
-    )
+    """Failed generations of each period per error code, most frequent first."""
     result = {}
-    for i, name in enumerate(periods):
-        codes = [(row["error_code"] or "unknown", row[f"in_{i}"]) for row in rows if row[f"in_{i}"]]
-        result[name] = sorted(codes, key=lambda item: (-item[1], item[0]))
+    for name, days in _days_of_periods(tenant=tenant, periods=periods).items():
+        codes = sum((day.failures for day in days), Counter())
+        result[name] = sorted(codes.items(), key=lambda item: (-item[1], item[0]))
     return result
 
 
 def failures_series(*, tenant: Tenant | None, now: datetime, days: int) -> tuple[list[str], dict[str, list[int]]]:
     """Failed generations per UTC day and error code over the last `days` days."""
     start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
-    dates = [(start + timedelta(days=i)).date() for i in range(days)]
-    index = {day: i for i, day in enumerate(dates)}
-    rows = (
-        _generations(tenant=tenant, start=start, end=now)
-        .filter(status=Status.FAILED)
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "error_code")
-        .annotate(count=Count("id"))
-        .order_by()
-    )
+    figures = generation_days(tenant=tenant, start=start, now=now)
+    dates = sorted(figures)[-days:]
     series: dict[str, list[int]] = {}
-    for row in rows:
-        series.setdefault(row["error_code"] or "unknown", [0] * days)[index[row["day"]]] += row["count"]
+    for i, day in enumerate(dates):
+        for code, count in figures[day].failures.items():
+            series.setdefault(code, [0] * days)[i] += count
     return [day.isoformat() for day in dates], dict(sorted(series.items(), key=lambda item: -sum(item[1])))
 
 
