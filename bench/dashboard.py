@@ -219,20 +219,16 @@ def main() -> None:
     print(f"{'page':52} {'first s':>8} {'median s':>9} {'queries':>8} {'KB':>6}")
     from unittest import mock
 
-    import billing.selectors.reports
     import dashboard_exact
+
+    import billing.selectors.reports
     import generations.admin.dashboard
 
     # No rollup: every money figure summed from the ledger rows, every generation figure exact from the generations
     # table (bench/dashboard_exact.py), as before the daily rollups (the baseline's own path).
     with (
         mock.patch.object(billing.selectors.reports, "rollup_span", lambda **_kwargs: None),
-        mock.patch.multiple(
-            generations.admin.dashboard,
-            generation_stats=dashboard_exact.generation_stats,
-            failures_by_code=dashboard_exact.failures_by_code,
-            failures_series=dashboard_exact.failures_series,
-        ),
+        mock.patch.object(generations.admin.dashboard, "generation_figures", dashboard_exact.generation_figures),
     ):
         for name, path in pages:
             first, seconds, queries, size = time_page(client, path, args.runs)

@@ -11,7 +11,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.models import Tenant
 from generations.models import Generation
-from generations.selectors.metrics import RequestStats
+from generations.selectors.metrics import GenerationFigures, RequestStats
 
 Status = Generation.Status
 FINAL = [Status.SUCCEEDED, Status.FAILED, Status.CANCELED]
@@ -114,3 +114,15 @@ def failures_series(*, tenant: Tenant | None, now: datetime, days: int) -> tuple
     for row in rows:
         series.setdefault(row["error_code"] or "unknown", [0] * days)[index[row["day"]]] += row["count"]
     return [day.isoformat() for day in dates], dict(sorted(series.items(), key=lambda item: -sum(item[1])))
+
+
+def generation_figures(
+    *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]], now: datetime, chart_days: int
+) -> GenerationFigures:
+    failure_days, failure_series = failures_series(tenant=tenant, now=now, days=chart_days)
+    return GenerationFigures(
+        stats=generation_stats(tenant=tenant, periods=periods),
+        failures=failures_by_code(tenant=tenant, periods=periods),
+        failure_days=failure_days,
+        failure_series=failure_series,
+    )

@@ -10,7 +10,7 @@ today read live (exact when the period is today alone). Periods therefore start 
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from accounts.models import Tenant
 from generations.models import Generation
@@ -34,31 +34,42 @@ class RequestStats:
         return round(100 * self.failed / self.finished, 2) if self.finished else None
 
 
-def _days_of_periods(
-    *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]]
-) -> dict[str, list[DayFigures]]:
-    """Each period's days, from one read of the days of their union (the periods end now)."""
-    for start, _end in periods.values():
-        if start != start.replace(hour=0, minute=0, second=0, microsecond=0):
-            raise ValueError(f"A period starts at a UTC midnight, not {start.isoformat()}.")
-    now = max(end for _start, end in periods.values())
-    days = generation_days(tenant=tenant, start=min(start for start, _end in periods.values()), now=now)
-    return {
-        name: [figures for day, figures in days.items() if start.date() <= day and _midnight_of(day) < end]
-        for name, (start, end) in periods.items()
-    }
+@dataclass(frozen=True)
+class GenerationFigures:
+    """The dashboard's generation figures: each period's request stats and failures by code (most frequent first),
+    and failed generations per UTC day and error code over the chart's days."""
+
+    stats: dict[str, RequestStats]
+    failures: dict[str, list[tuple[str, int]]]
+    failure_days: list[str]
+    failure_series: dict[str, list[int]]
 
 
-def _midnight_of(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-
-
-def generation_stats(
-    *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]]
-) -> dict[str, RequestStats]:
-    """Requests created in each period and how they went (the periods may overlap: today, 7 days, month to
-    date; each starts at a UTC midnight and they end at the same moment, now)."""
-    return {name: _stats(days) for name, days in _days_of_periods(tenant=tenant, periods=periods).items()}
+def generation_figures(
+    *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]], now: datetime, chart_days: int
+) -> GenerationFigures:
+    """Requests created in each period and how they went (the periods may overlap: today, 7 days, month to date;
+    each starts at a UTC midnight and ends now), from one read of the days of the periods and the chart."""
+    for start, end in periods.values():
+        if start != start.replace(hour=0, minute=0, second=0, microsecond=0) or end != now:
+            raise ValueError(f"A period starts at a UTC midnight and ends now, not {start.isoformat()}.")
+    chart_start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=chart_days - 1)
+    days = generation_days(
+        tenant=tenant, start=min(chart_start, *(start for start, _end in periods.values())), now=now
+    )
+    by_period = {name: [figures for day, figures in days.items() if day >= start.date()] for name, (start, _end) in
+                 periods.items()}
+    failure_days = sorted(day for day in days if day >= chart_start.date())
+    series: dict[str, list[int]] = {}
+    for i, day in enumerate(failure_days):
+        for code, count in days[day].failures.items():
+            series.setdefault(code, [0] * chart_days)[i] += count
+    return GenerationFigures(
+        stats={name: _stats(period_days) for name, period_days in by_period.items()},
+        failures={name: _failures(period_days) for name, period_days in by_period.items()},
+        failure_days=[day.isoformat() for day in failure_days],
+        failure_series=dict(sorted(series.items(), key=lambda item: -sum(item[1]))),
+    )
 
 
 def _stats(days: list[DayFigures]) -> RequestStats:
@@ -95,27 +106,9 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return round(values[low] + (values[high] - values[low]) * (position - low), 3)
 
 
-def failures_by_code(
-    *, tenant: Tenant | None, periods: dict[str, tuple[datetime, datetime]]
-) -> dict[str, list[tuple[str, int]]]:
-    """Failed generations of each period per error code, most frequent first."""
-    result = {}
-    for name, days in _days_of_periods(tenant=tenant, periods=periods).items():
-        codes = sum((day.failures for day in days), Counter())
-        result[name] = sorted(codes.items(), key=lambda item: (-item[1], item[0]))
-    return result
-
-
-def failures_series(*, tenant: Tenant | None, now: datetime, days: int) -> tuple[list[str], dict[str, list[int]]]:
-    """Failed generations per UTC day and error code over the last `days` days."""
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
-    figures = generation_days(tenant=tenant, start=start, now=now)
-    dates = sorted(figures)[-days:]
-    series: dict[str, list[int]] = {}
-    for i, day in enumerate(dates):
-        for code, count in figures[day].failures.items():
-            series.setdefault(code, [0] * days)[i] += count
-    return [day.isoformat() for day in dates], dict(sorted(series.items(), key=lambda item: -sum(item[1])))
+def _failures(days: list[DayFigures]) -> list[tuple[str, int]]:
+    codes = sum((day.failures for day in days), Counter())
+    return sorted(codes.items(), key=lambda item: (-item[1], item[0]))
 
 
 def queue_now(*, tenant: Tenant | None) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from accounts.models import Tenant
 from accounts.services import tenant_create
 from billing.periods import day_start
 from generations.models import DailyGenerationStats, DailyGenerationStatsDay, Generation
-from generations.selectors.metrics import failures_by_code, failures_series, generation_stats
+from generations.selectors.metrics import generation_figures
 from generations.selectors.rollup import duration_bucket, histogram_percentile
 
 pytestmark = pytest.mark.django_db
@@ -93,8 +93,8 @@ def _periods(now: datetime) -> dict[str, tuple[datetime, datetime]]:
 
 def _assert_matches(tenant: Tenant | None, now: datetime) -> None:
     periods = _periods(now)
-    stats = generation_stats(tenant=tenant, periods=periods)
-    failures = failures_by_code(tenant=tenant, periods=periods)
+    figures = generation_figures(tenant=tenant, periods=periods, now=now, chart_days=10)
+    stats, failures = figures.stats, figures.failures
     for name, (start, end) in periods.items():
         exact = _exact(tenant=tenant, start=start, end=end)
         got = stats[name]
@@ -106,7 +106,8 @@ def _assert_matches(tenant: Tenant | None, now: datetime) -> None:
             assert all(_within_bound(a, e) for a, e in zip(percentiles, exact["percentiles"], strict=True)), (
                 name, percentiles, exact["percentiles"])
         assert failures[name] == exact["failures"], name
-    days, series = failures_series(tenant=tenant, now=now, days=10)
+    days, series = figures.failure_days, figures.failure_series
+    assert len(days) == 10
     for i, day in enumerate(days):
         start = datetime.fromisoformat(day).replace(tzinfo=UTC)
         exact = dict(_exact(tenant=tenant, start=start, end=min(start + timedelta(days=1), now))["failures"])
