@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import FloatField, Func, QuerySet
+from django.db.models.functions import TruncDate
 
 from accounts.models import Tenant
 from billing.selectors.rollup import rollup_span
@@ -83,18 +84,25 @@ class DayFigures:
 
     def add_generation(self, *, status: str, error_code: str, created: datetime, started: datetime | None,
                        finished: datetime | None) -> None:
+        self.add_durations(
+            status=status,
+            error_code=error_code,
+            wait=None if started is None else (started - created).total_seconds(),
+            latency=None if finished is None else (finished - created).total_seconds(),
+        )
+
+    def add_durations(self, *, status: str, error_code: str, wait: float | None, latency: float | None) -> None:
+        """One generation: its queue wait (None until started) and its time to finish (None until finished)."""
         self.requests += 1
         if status in FINAL:
             self.finished += 1
         if status == Status.FAILED:
             self.failed += 1
             self.failures[error_code or "unknown"] += 1
-        if started is not None:
-            wait = (started - created).total_seconds()
+        if wait is not None:
             self.queue_wait[duration_bucket(wait)] += 1
             self.waits.append(wait)
-        if status == Status.SUCCEEDED and finished is not None:
-            latency = (finished - created).total_seconds()
+        if status == Status.SUCCEEDED and latency is not None:
             self.latency[duration_bucket(latency)] += 1
             self.latencies.append(latency)
 
@@ -207,7 +215,35 @@ def _generations(*, tenant: Tenant | None) -> QuerySet[Generation]:
     return rows if tenant is None else rows.filter(tenant=tenant)
 
 
+class _SecondsSinceCreated(Func):
+    """`<field> - created_at` in seconds, as a float computed by PostgreSQL: a float is read several times faster
+    than the datetimes it replaces (today's live rows are tens of thousands)."""
+
+    output_field = FloatField()
+    template = "EXTRACT(EPOCH FROM %(expressions)s - %(table)s.created_at)::float8"
+
+    def as_sql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
+        extra["table"] = compiler.quote_name_unless_alias(Generation._meta.db_table)
+        return super().as_sql(compiler, connection, **extra)
+
+
 def _add_live(figures: dict[date, DayFigures], rows: QuerySet[Generation]) -> None:
+    if connection.vendor == "postgresql":
+        values = rows.annotate(
+            created_day=TruncDate("created_at", tzinfo=UTC),
+            wait=_SecondsSinceCreated("started_at"),
+            latency=_SecondsSinceCreated("finished_at"),
+        ).values_list("created_day", "status", "error_code", "wait", "latency")
+        # Run as plain SQL: the values need no conversion, and Django's per-value converters would cost more than
+        # the query (tens of thousands of rows today).
+        with connection.cursor() as cursor:
+            cursor.execute(*values.query.sql_with_params())
+            live = cursor.fetchall()
+        for day, status, error_code, wait, latency in live:
+            if day in figures:
+                figures[day].add_durations(status=status, error_code=error_code, wait=wait, latency=latency)
+        return
+    # SQLite (tests, a newcomer's `make run`: few rows) stores datetimes as text; Python subtracts them exactly.
     for status, error_code, created, started, finished in rows.values_list(*_COLUMNS[2:]).iterator(chunk_size=5000):
         day = figures.get(_utc_day(created))
         if day is not None:
