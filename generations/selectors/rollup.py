@@ -106,6 +106,14 @@ class DayFigures:
             self.latency[duration_bucket(latency)] += 1
             self.latencies.append(latency)
 
+    def add_count(self, *, status: str, error_code: str, count: int) -> None:
+        """`count` generations of one final status and error code (their durations are added apart)."""
+        self.requests += count
+        self.finished += count
+        if status == Status.FAILED:
+            self.failed += count
+            self.failures[error_code or "unknown"] += count
+
     def add_rollup(self, row: DailyGenerationStats) -> None:
         self.exact = False
         self.requests += row.requests
@@ -140,22 +148,11 @@ def daily_generation_stats_ensure(*, first: datetime, last: datetime) -> None:
         missing = [day for day in wanted if day not in done]
         if not missing:
             return
+        low, high = _midnight(missing[0]), _midnight(missing[-1]) + timedelta(days=1)
+        summed = _summed_in_sql if connection.vendor == "postgresql" else _summed_in_python
+        figures, open_ids = summed(low=low, high=high)
         keep = set(missing)
-        figures: dict[tuple[date, int], DayFigures] = {}
-        open_ids: dict[date, list[int]] = {day: [] for day in missing}
-        rows = Generation.objects.filter(
-            created_at__gte=_midnight(missing[0]), created_at__lt=_midnight(missing[-1]) + timedelta(days=1)
-        ).values_list(*_COLUMNS)
-        for pk, tenant_id, status, error_code, created, started, finished in rows.iterator(chunk_size=5000):
-            day = _utc_day(created)
-            if day not in keep:
-                continue
-            if status not in FINAL:
-                open_ids[day].append(pk)
-                continue
-            figures.setdefault((day, tenant_id), DayFigures()).add_generation(
-                status=status, error_code=error_code, created=created, started=started, finished=finished
-            )
+        figures = {key: day_figures for key, day_figures in figures.items() if key[0] in keep}
         DailyGenerationStats.objects.bulk_create(
             [
                 DailyGenerationStats(
@@ -173,8 +170,73 @@ def daily_generation_stats_ensure(*, first: datetime, last: datetime) -> None:
             batch_size=1000,
         )
         DailyGenerationStatsDay.objects.bulk_create(
-            [DailyGenerationStatsDay(day=day, open_ids=sorted(open_ids[day])) for day in missing]
+            [DailyGenerationStatsDay(day=day, open_ids=sorted(open_ids.get(day, []))) for day in missing]
         )
+
+
+_Summed = tuple[dict[tuple[date, int], DayFigures], dict[date, list[int]]]
+
+
+def _summed_in_python(*, low: datetime, high: datetime) -> _Summed:
+    """Each (day, tenant)'s figures of the final generations created in [low, high), and each day's open ones."""
+    figures: dict[tuple[date, int], DayFigures] = {}
+    open_ids: dict[date, list[int]] = {}
+    rows = Generation.objects.filter(created_at__gte=low, created_at__lt=high).values_list(*_COLUMNS)
+    for pk, tenant_id, status, error_code, created, started, finished in rows.iterator(chunk_size=5000):
+        day = _utc_day(created)
+        if status not in FINAL:
+            open_ids.setdefault(day, []).append(pk)
+            continue
+        figures.setdefault((day, tenant_id), DayFigures()).add_generation(
+            status=status, error_code=error_code, created=created, started=started, finished=finished
+        )
+    return figures, open_ids
+
+
+_DAY = "(created_at AT TIME ZONE 'UTC')::date"
+_FINAL_SQL = "status IN ('succeeded', 'failed', 'canceled')"
+
+
+def _bucket_sql(seconds: str) -> str:
+    """`duration_bucket` in SQL."""
+    return (
+        f"CASE WHEN {seconds} < {BUCKET_FLOOR_SECONDS} THEN 0"
+        f" ELSE 1 + floor(ln({seconds} / {BUCKET_FLOOR_SECONDS}) / ln({BUCKET_GROWTH}))::int END"
+    )
+
+
+def _summed_in_sql(*, low: datetime, high: datetime) -> _Summed:
+    """`_summed_in_python` as GROUP BYs in PostgreSQL: a month of a million generations is summed by the database
+    in seconds instead of being carried into Python row by row."""
+    table, where = "generations_generation", "created_at >= %(low)s AND created_at < %(high)s"
+    wait = "EXTRACT(EPOCH FROM started_at - created_at)"
+    latency = "EXTRACT(EPOCH FROM finished_at - created_at)"
+    params = {"low": low, "high": high}
+    figures: dict[tuple[date, int], DayFigures] = {}
+    open_ids: dict[date, list[int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_DAY}, id FROM {table} WHERE {where} AND NOT {_FINAL_SQL}", params)
+        for day, pk in cursor.fetchall():
+            open_ids.setdefault(day, []).append(pk)
+        cursor.execute(
+            f"SELECT {_DAY}, tenant_id, status, error_code, count(*) FROM {table} WHERE {where} AND {_FINAL_SQL}"
+            " GROUP BY 1, 2, 3, 4",
+            params,
+        )
+        for day, tenant_id, status, error_code, count in cursor.fetchall():
+            figures.setdefault((day, tenant_id), DayFigures()).add_count(status=status, error_code=error_code, count=count)
+        for histogram, seconds, condition in (
+            ("queue_wait", wait, "started_at IS NOT NULL"),
+            ("latency", latency, "status = 'succeeded' AND finished_at IS NOT NULL"),
+        ):
+            cursor.execute(
+                f"SELECT {_DAY}, tenant_id, {_bucket_sql(seconds)}, count(*) FROM {table}"
+                f" WHERE {where} AND {_FINAL_SQL} AND {condition} GROUP BY 1, 2, 3",
+                params,
+            )
+            for day, tenant_id, bucket, count in cursor.fetchall():
+                getattr(figures[(day, tenant_id)], histogram)[bucket] += count
+    return figures, open_ids
 
 
 def generation_days(*, tenant: Tenant | None, start: datetime, now: datetime) -> dict[date, DayFigures]:

@@ -146,3 +146,23 @@ def test_a_bucket_reads_back_within_five_percent_or_a_millisecond(seconds: float
 
     value = histogram_percentile(Counter({duration_bucket(seconds): 1}), 0.5)
     assert abs(value - seconds) <= max(0.049 * seconds, 0.001)
+
+
+@pytest.mark.postgres
+def test_postgresql_sums_a_day_as_python_does() -> None:
+    from generations.selectors import rollup
+
+    now = timezone.now()
+    _seed(now, [tenant_create(slug=f"t{i}", name=f"T{i}") for i in range(3)])
+    low, high = day_start(now) - timedelta(days=9), day_start(now) + timedelta(days=1)
+
+    in_sql, open_in_sql = rollup._summed_in_sql(low=low, high=high)
+    in_python, open_in_python = rollup._summed_in_python(low=low, high=high)
+
+    assert {day: sorted(ids) for day, ids in open_in_sql.items()} == {day: sorted(ids) for day, ids in open_in_python.items()}
+    assert set(in_sql) == set(in_python)
+    for key, python in in_python.items():
+        sql = in_sql[key]
+        assert (sql.requests, sql.finished, sql.failed, sql.failures) == (
+            python.requests, python.finished, python.failed, python.failures)
+        assert (sql.queue_wait, sql.latency) == (python.queue_wait, python.latency), key
