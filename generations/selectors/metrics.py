@@ -73,37 +73,20 @@ def generation_figures(
 
 
 def _stats(days: list[DayFigures]) -> RequestStats:
-    if all(day.exact for day in days):
-        waits = sorted(wait for day in days for wait in day.waits)
-        latencies = sorted(latency for day in days for latency in day.latencies)
-        percentiles = [_percentile(waits, 0.5), _percentile(waits, 0.95), _percentile(latencies, 0.5),
-                       _percentile(latencies, 0.95)]
+    if len(days) == 1 and days[0].percentiles is not None:  # today, read live: exact
+        percentiles = days[0].percentiles
     else:
         waits = sum((day.queue_wait for day in days), Counter())
         latencies = sum((day.latency for day in days), Counter())
         percentiles = [
-            _rounded(histogram_percentile(histogram, fraction))
-            for histogram in (waits, latencies)
-            for fraction in (0.5, 0.95)
+            histogram_percentile(histogram, fraction) for histogram in (waits, latencies) for fraction in (0.5, 0.95)
         ]
     return RequestStats(
-        sum(day.requests for day in days), sum(day.finished for day in days), sum(day.failed for day in days),
-        *percentiles,
+        sum(day.requests for day in days),
+        sum(day.finished for day in days),
+        sum(day.failed for day in days),
+        *(None if value is None else round(value, 3) for value in percentiles),
     )
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-def _percentile(values: list[float], fraction: float) -> float | None:
-    """PostgreSQL's `percentile_cont`: linear interpolation between the closest ranks."""
-    if not values:
-        return None
-    position = fraction * (len(values) - 1)
-    low = int(position)
-    high = min(low + 1, len(values) - 1)
-    return round(values[low] + (values[high] - values[low]) * (position - low), 3)
 
 
 def _failures(days: list[DayFigures]) -> list[tuple[str, int]]:

@@ -11,17 +11,18 @@ those of every generation created that day.
 Durations are kept as log-scale histograms: bucket 0 holds everything under 1 ms (negative clock skew included),
 bucket k ≥ 1 holds [1 ms · 1.1^(k-1), 1 ms · 1.1^k), 10 % wide, read back as its geometric middle. A percentile
 merged from histograms is therefore within 5 % (√1.1 − 1 = 4.9 %) of the exact `percentile_cont`, or within 1 ms
-for durations under 1 ms; a period made only of days read live (today) is exact.
+for durations under 1 ms; today alone, read live, is exact.
 """
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import FloatField, Func, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import QuerySet
 
 from accounts.models import Tenant
 from billing.selectors.rollup import rollup_span
@@ -47,6 +48,16 @@ def bucket_seconds(bucket: int) -> float:
     return 0.0 if bucket == 0 else BUCKET_FLOOR_SECONDS * BUCKET_GROWTH ** (bucket - 0.5)
 
 
+def percentile_exact(values: list[float], fraction: float) -> float | None:
+    """PostgreSQL's `percentile_cont` of sorted values: linear interpolation between the closest ranks."""
+    if not values:
+        return None
+    position = fraction * (len(values) - 1)
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
 def histogram_percentile(histogram: Counter[int], fraction: float) -> float | None:
     """`percentile_cont` over the bucket values: linear interpolation between the two closest ranks."""
     total = sum(histogram.values())
@@ -69,8 +80,8 @@ def histogram_percentile(histogram: Counter[int], fraction: float) -> float | No
 
 @dataclass
 class DayFigures:
-    """One UTC day's generations (all tenants or one). `exact` days keep every duration (read live); rolled-up days
-    only their histograms."""
+    """One UTC day's generations (all tenants or one). A day read live whole (today) also has its exact
+    `percentiles` (queue wait p50, p95, end to end p50, p95); a closed day only its histograms."""
 
     requests: int = 0
     finished: int = 0
@@ -78,8 +89,8 @@ class DayFigures:
     failures: Counter[str] = field(default_factory=Counter)
     queue_wait: Counter[int] = field(default_factory=Counter)
     latency: Counter[int] = field(default_factory=Counter)
-    exact: bool = True
-    waits: list[float] = field(default_factory=list)
+    percentiles: list[float | None] | None = None
+    waits: list[float] = field(default_factory=list)  # the durations added one by one, for `percentiles`
     latencies: list[float] = field(default_factory=list)
 
     def add_generation(self, *, status: str, error_code: str, created: datetime, started: datetime | None,
@@ -107,15 +118,23 @@ class DayFigures:
             self.latencies.append(latency)
 
     def add_count(self, *, status: str, error_code: str, count: int) -> None:
-        """`count` generations of one final status and error code (their durations are added apart)."""
+        """`count` generations of one status and error code (their durations are added apart)."""
         self.requests += count
-        self.finished += count
+        if status in FINAL:
+            self.finished += count
         if status == Status.FAILED:
             self.failed += count
             self.failures[error_code or "unknown"] += count
 
+    def add_figures(self, other: "DayFigures") -> None:
+        self.requests += other.requests
+        self.finished += other.finished
+        self.failed += other.failed
+        self.failures.update(other.failures)
+        self.queue_wait.update(other.queue_wait)
+        self.latency.update(other.latency)
+
     def add_rollup(self, row: DailyGenerationStats) -> None:
-        self.exact = False
         self.requests += row.requests
         self.finished += row.finished
         self.failed += row.failed
@@ -205,38 +224,70 @@ def _bucket_sql(seconds: str) -> str:
     )
 
 
-def _summed_in_sql(*, low: datetime, high: datetime) -> _Summed:
+_WAIT = "EXTRACT(EPOCH FROM started_at - created_at)"
+_LATENCY = "EXTRACT(EPOCH FROM finished_at - created_at)"
+_HAS_WAIT = "started_at IS NOT NULL"
+_HAS_LATENCY = "status = 'succeeded' AND finished_at IS NOT NULL"
+
+
+def _summed_in_sql(*, low: datetime, high: datetime, tenant_id: int | None = None, final_only: bool = True) -> _Summed:
     """`_summed_in_python` as GROUP BYs in PostgreSQL: a month of a million generations is summed by the database
-    in seconds instead of being carried into Python row by row."""
-    table, where = "generations_generation", "created_at >= %(low)s AND created_at < %(high)s"
-    wait = "EXTRACT(EPOCH FROM started_at - created_at)"
-    latency = "EXTRACT(EPOCH FROM finished_at - created_at)"
-    params = {"low": low, "high": high}
+    in seconds instead of being carried into Python row by row. With `final_only=False`, every generation is
+    summed (as it is now) and none is listed open."""
+    table = "generations_generation"
+    where = "created_at >= %(low)s AND created_at < %(high)s" + (" AND tenant_id = %(tenant)s" if tenant_id is not None else "")
+    final = f" AND {_FINAL_SQL}" if final_only else ""
+    params = {"low": low, "high": high, "tenant": tenant_id}
     figures: dict[tuple[date, int], DayFigures] = {}
     open_ids: dict[date, list[int]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {_DAY}, id FROM {table} WHERE {where} AND NOT {_FINAL_SQL}", params)
-        for day, pk in cursor.fetchall():
-            open_ids.setdefault(day, []).append(pk)
+        if final_only:
+            cursor.execute(f"SELECT {_DAY}, id FROM {table} WHERE {where} AND NOT {_FINAL_SQL}", params)
+            for day, pk in cursor.fetchall():
+                open_ids.setdefault(day, []).append(pk)
+        # One scan, three groupings: per status and error code, per queue-wait bucket, per latency bucket (a
+        # grouping's own columns are the non-NULL ones; `GROUPING()` says which grouping a row belongs to).
         cursor.execute(
-            f"SELECT {_DAY}, tenant_id, status, error_code, count(*) FROM {table} WHERE {where} AND {_FINAL_SQL}"
-            " GROUP BY 1, 2, 3, 4",
+            f"""SELECT day, tenant_id, status, error_code, wait, latency, GROUPING(status, wait, latency), count(*)
+            FROM (SELECT {_DAY} AS day, tenant_id, status, error_code,
+                         CASE WHEN {_HAS_WAIT} THEN {_bucket_sql(_WAIT)} END AS wait,
+                         CASE WHEN {_HAS_LATENCY} THEN {_bucket_sql(_LATENCY)} END AS latency
+                  FROM {table} WHERE {where}{final}) AS generations
+            GROUP BY GROUPING SETS ((day, tenant_id, status, error_code), (day, tenant_id, wait),
+                                    (day, tenant_id, latency))""",
             params,
         )
-        for day, tenant_id, status, error_code, count in cursor.fetchall():
-            figures.setdefault((day, tenant_id), DayFigures()).add_count(status=status, error_code=error_code, count=count)
-        for histogram, seconds, condition in (
-            ("queue_wait", wait, "started_at IS NOT NULL"),
-            ("latency", latency, "status = 'succeeded' AND finished_at IS NOT NULL"),
-        ):
-            cursor.execute(
-                f"SELECT {_DAY}, tenant_id, {_bucket_sql(seconds)}, count(*) FROM {table}"
-                f" WHERE {where} AND {_FINAL_SQL} AND {condition} GROUP BY 1, 2, 3",
-                params,
-            )
-            for day, tenant_id, bucket, count in cursor.fetchall():
-                getattr(figures[(day, tenant_id)], histogram)[bucket] += count
+        for day, tenant, status, error_code, wait, latency, grouping, count in cursor.fetchall():
+            day_figures = figures.setdefault((day, tenant), DayFigures())
+            if grouping == 0b011:  # grouped by status and error code
+                day_figures.add_count(status=status, error_code=error_code, count=count)
+            elif grouping == 0b101 and wait is not None:  # by queue-wait bucket (NULL: never started)
+                day_figures.queue_wait[wait] += count
+            elif grouping == 0b110 and latency is not None:
+                day_figures.latency[latency] += count
     return figures, open_ids
+
+
+def _add_live_in_sql(figures: dict[date, DayFigures], *, tenant_id: int | None, low: datetime, high: datetime) -> None:
+    """The generations created in [low, high) summed by PostgreSQL, and each day's exact percentiles
+    (`percentile_cont`: a day is some ten thousand durations to sort)."""
+    summed, _open = _summed_in_sql(low=low, high=high, tenant_id=tenant_id, final_only=False)
+    for (day, _tenant), day_figures in summed.items():
+        if day in figures:
+            figures[day].add_figures(day_figures)
+    where = "created_at >= %(low)s AND created_at < %(high)s" + (" AND tenant_id = %(tenant)s" if tenant_id is not None else "")
+    percentiles = "percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY {}) FILTER (WHERE {})"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_DAY}, {percentiles.format(_WAIT, _HAS_WAIT)}, {percentiles.format(_LATENCY, _HAS_LATENCY)}"
+            f" FROM generations_generation WHERE {where} GROUP BY 1",
+            {"low": low, "high": high, "tenant": tenant_id},
+        )
+        for day, waits, latencies in cursor.fetchall():
+            if day in figures:
+                figures[day].percentiles = [
+                    None if value is None else float(value) for value in [*(waits or [None] * 2), *(latencies or [None] * 2)]
+                ]
 
 
 def generation_days(*, tenant: Tenant | None, start: datetime, now: datetime) -> dict[date, DayFigures]:
@@ -255,9 +306,6 @@ def generation_days(*, tenant: Tenant | None, start: datetime, now: datetime) ->
             "day", "requests", "finished", "failed", "failures", "queue_wait", "latency"
         ).order_by():
             figures[row.day].add_rollup(row)
-        for day in figures:
-            if span[0].date() <= day < span[1].date():
-                figures[day].exact = False  # a closed day without generations has no rows
         open_ids = [
             pk
             for ids in DailyGenerationStatsDay.objects.filter(
@@ -266,9 +314,19 @@ def generation_days(*, tenant: Tenant | None, start: datetime, now: datetime) ->
             for pk in ids
         ]
         if open_ids:
-            _add_live(figures, _generations(tenant=tenant).filter(pk__in=open_ids))
+            _add_rows(figures, _open_rows(tenant=tenant, ids=open_ids))
         live_from = span[1]
-    _add_live(figures, _generations(tenant=tenant).filter(created_at__gte=live_from, created_at__lt=now))
+    if connection.vendor == "postgresql":
+        _add_live_in_sql(figures, tenant_id=tenant.pk if tenant else None, low=live_from, high=now)
+        return figures
+    # SQLite (tests, a newcomer's `make run`: few rows): every live row through Python.
+    live = _generations(tenant=tenant).filter(created_at__gte=live_from, created_at__lt=now)
+    _add_rows(figures, live.values_list(*_COLUMNS[2:]).iterator(chunk_size=5000))
+    for day, day_figures in figures.items():
+        if day >= live_from.date():
+            waits, latencies = sorted(day_figures.waits), sorted(day_figures.latencies)
+            day_figures.percentiles = [percentile_exact(values, fraction) for values in (waits, latencies)
+                                       for fraction in (0.5, 0.95)]
     return figures
 
 
@@ -277,36 +335,22 @@ def _generations(*, tenant: Tenant | None) -> QuerySet[Generation]:
     return rows if tenant is None else rows.filter(tenant=tenant)
 
 
-class _SecondsSinceCreated(Func):
-    """`<field> - created_at` in seconds, as a float computed by PostgreSQL: a float is read several times faster
-    than the datetimes it replaces (today's live rows are tens of thousands)."""
+def _open_rows(*, tenant: Tenant | None, ids: list[int]) -> Iterable[tuple[Any, ...]]:
+    """The generations that were open when their day was rolled up, as they are now."""
+    if connection.vendor != "postgresql":
+        return _generations(tenant=tenant).filter(pk__in=ids).values_list(*_COLUMNS[2:])
+    # The ids as one array parameter: thousands of literals in an IN list cost more to plan than the lookup.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(_COLUMNS[2:])} FROM generations_generation WHERE id = ANY(%s)"
+            + (" AND tenant_id = %s" if tenant else ""),
+            [ids, tenant.pk] if tenant else [ids],
+        )
+        return cursor.fetchall()
 
-    output_field = FloatField()
-    template = "EXTRACT(EPOCH FROM %(expressions)s - %(table)s.created_at)::float8"
 
-    def as_sql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
-        extra["table"] = compiler.quote_name_unless_alias(Generation._meta.db_table)
-        return super().as_sql(compiler, connection, **extra)
-
-
-def _add_live(figures: dict[date, DayFigures], rows: QuerySet[Generation]) -> None:
-    if connection.vendor == "postgresql":
-        values = rows.annotate(
-            created_day=TruncDate("created_at", tzinfo=UTC),
-            wait=_SecondsSinceCreated("started_at"),
-            latency=_SecondsSinceCreated("finished_at"),
-        ).values_list("created_day", "status", "error_code", "wait", "latency")
-        # Run as plain SQL: the values need no conversion, and Django's per-value converters would cost more than
-        # the query (tens of thousands of rows today).
-        with connection.cursor() as cursor:
-            cursor.execute(*values.query.sql_with_params())
-            live = cursor.fetchall()
-        for day, status, error_code, wait, latency in live:
-            if day in figures:
-                figures[day].add_durations(status=status, error_code=error_code, wait=wait, latency=latency)
-        return
-    # SQLite (tests, a newcomer's `make run`: few rows) stores datetimes as text; Python subtracts them exactly.
-    for status, error_code, created, started, finished in rows.values_list(*_COLUMNS[2:]).iterator(chunk_size=5000):
+def _add_rows(figures: dict[date, DayFigures], rows: Iterable[tuple[Any, ...]]) -> None:
+    for status, error_code, created, started, finished in rows:
         day = figures.get(_utc_day(created))
         if day is not None:
             day.add_generation(status=status, error_code=error_code, created=created, started=started,
