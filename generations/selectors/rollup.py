@@ -224,8 +224,8 @@ def _bucket_sql(seconds: str) -> str:
     )
 
 
-_WAIT = "EXTRACT(EPOCH FROM started_at - created_at)"
-_LATENCY = "EXTRACT(EPOCH FROM finished_at - created_at)"
+_WAIT = "EXTRACT(EPOCH FROM started_at - created_at)::float8"  # numeric (the default) makes ln() several times slower
+_LATENCY = "EXTRACT(EPOCH FROM finished_at - created_at)::float8"
 _HAS_WAIT = "started_at IS NOT NULL"
 _HAS_LATENCY = "status = 'succeeded' AND finished_at IS NOT NULL"
 
