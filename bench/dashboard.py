@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # dashboard_exact, the baseline's generation figures
 
 DB_NAME = "imagegen_bench_dashboard"
 TENANTS = 60
@@ -35,17 +36,17 @@ MODELS = [
 ]
 
 
-def database_url(base: str) -> str:
+def database_url(base: str, name: str) -> str:
     parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def recreate_database(base: str) -> None:
+def recreate_database(base: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DB_NAME}")
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
 
 
 def seed(generations: int) -> None:
@@ -172,16 +173,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generations", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--database", default=DB_NAME, help="the bench's own database (dropped and created)")
     parser.add_argument("--reuse", action="store_true", help="keep the database seeded by an earlier run")
-    parser.add_argument("--fresh-rollup", action="store_true", help="drop the daily rollup before the "
-                        "rollup pass (its first load then writes it)")
+    parser.add_argument("--fresh-rollup", action="store_true", help="drop the daily rollups before the "
+                        "rollup pass (its first load then writes them)")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
         sys.exit("DATABASE_URL must point at PostgreSQL (any database: the bench creates its own).")
     if not args.reuse:
-        recreate_database(base)
-    os.environ["DATABASE_URL"] = database_url(base)
+        recreate_database(base, args.database)
+    os.environ["DATABASE_URL"] = database_url(base, args.database)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
@@ -217,18 +219,26 @@ def main() -> None:
     print(f"{'page':52} {'first s':>8} {'median s':>9} {'queries':>8} {'KB':>6}")
     from unittest import mock
 
-    import billing.selectors.reports
+    import dashboard_exact
 
-    # Ledger only: every figure summed from the ledger rows, as before the daily rollup (the baseline's own path).
-    with mock.patch.object(billing.selectors.reports, "rollup_span", lambda **_kwargs: None):
+    import billing.selectors.reports
+    import generations.admin.dashboard
+
+    # No rollup: every money figure summed from the ledger rows, every generation figure exact from the generations
+    # table (bench/dashboard_exact.py), as before the daily rollups (the baseline's own path).
+    with (
+        mock.patch.object(billing.selectors.reports, "rollup_span", lambda **_kwargs: None),
+        mock.patch.object(generations.admin.dashboard, "generation_figures", dashboard_exact.generation_figures),
+    ):
         for name, path in pages:
             first, seconds, queries, size = time_page(client, path, args.runs)
-            print(f"{'[ledger only] ' + name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)
+            print(f"{'[no rollup] ' + name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)
     if args.fresh_rollup:
         from billing.models import DailyUsage, DailyUsageDay
+        from generations.models import DailyGenerationStats, DailyGenerationStatsDay
 
-        DailyUsage.objects.all().delete()
-        DailyUsageDay.objects.all().delete()
+        for model in (DailyUsage, DailyUsageDay, DailyGenerationStats, DailyGenerationStatsDay):
+            model.objects.all().delete()
     for name, path in pages:
         first, seconds, queries, size = time_page(client, path, args.runs)
         print(f"{'[rollup] ' + name:52} {first:8.3f} {seconds:9.3f} {queries:8d} {size / 1024:6.0f}", flush=True)

@@ -170,14 +170,12 @@ class GenerationInputImage(models.Model):
 
 class IdempotencyRecord(models.Model):
     """Stripe-style idempotency: one row per (tenant, key), naming the generation the key created (a replay answers
-    it as it is now). `response_status` and `response_body` are no longer read; a later migration may drop them."""
+    it as it is now)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
     generation = models.ForeignKey(Generation, null=True, on_delete=models.SET_NULL, related_name="+")
-    response_status = models.PositiveSmallIntegerField()
-    response_body = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 
@@ -373,3 +371,37 @@ class OpenWait(models.Model):
 
     def __str__(self) -> str:
         return f"wait {self.token} of tenant {self.tenant_id} until {self.expires_at:%H:%M:%S}"
+
+
+# --- Daily rollup of generation figures ---------------------------------------------------------------
+
+
+class DailyGenerationStats(models.Model):
+    """The dashboard's generation figures of one closed UTC day (by `created_at`) and tenant, written once
+    (`generations.selectors.rollup`) from the generations that were final then: counts, failures per error code, and
+    queue-wait and end-to-end latency as log-scale histograms (`{bucket: count}`, buckets 10 % wide), so a month's
+    percentiles merge a few thousand rows instead of sorting a million durations."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    requests = models.IntegerField(default=0)
+    finished = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    failures = models.JSONField(default=dict, help_text="Failed generations per error code.")
+    queue_wait = models.JSONField(default=dict, help_text="Histogram of started_at - created_at (seconds).")
+    latency = models.JSONField(default=dict, help_text="Histogram of finished_at - created_at of succeeded ones.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day"], name="dailygenstats_day"),
+            models.Index(fields=["tenant", "day"], name="dailygenstats_tenant_day"),
+        ]
+
+
+class DailyGenerationStatsDay(models.Model):
+    """A UTC day whose `DailyGenerationStats` rows are written (in the same transaction). `open_ids` are the day's
+    generations that were not final yet: they are left out of the rows and read as they are now."""
+
+    day = models.DateField(primary_key=True)
+    open_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)

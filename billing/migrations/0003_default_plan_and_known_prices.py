@@ -28,8 +28,9 @@ FLAT = {
     "google/imagen-4.0-ultra-generate-001": 60_000,
     "google/imagen-4.0-generate-001": 40_000,
     "google/imagen-4.0-fast-generate-001": 20_000,
-    "google/imagen-3.0-generate-002": 30_000,
 }
+# google/imagen-3.0-generate-002 (0.03 USD) was seeded here too, but the catalog never had it: a price for a model
+# no request can use. Fresh databases no longer get it; generations 0021 ends it on the others.
 
 SEEDED_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 NOTE = "AIHubMix public price (seeded)"

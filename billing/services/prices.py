@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.services import Actor, audit_record
+from billing.model_ids import price_model_id_resolve
 from billing.models import Price
 from billing.money import apply_markup
 from billing.selectors.limits import tenant_limits
@@ -68,9 +69,11 @@ def price_set(
     effective_from: datetime | None = None,
     note: str = "",
 ) -> Price:
-    """A new price from `effective_from` (default now); the current row for the same key ends there."""
+    """A new price from `effective_from` (default now); the current row for the same key ends there. The model
+    must be in the catalog (an alias is stored as its catalog id): a price for any other id could never be charged."""
     if cost_micros < 0:
         raise InvalidPrice(param="cost")
+    model_id = price_model_id_resolve(model_id)
     effective_from = effective_from or timezone.now()
     with transaction.atomic():
         previous = list(

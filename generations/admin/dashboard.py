@@ -25,7 +25,7 @@ from billing.selectors.dashboard import (
     spend_series,
     top_spenders,
 )
-from generations.selectors.metrics import failures_by_code, failures_series, generation_stats, queue_now
+from generations.selectors.metrics import generation_figures, queue_now
 from webhooks.selectors import webhook_backlog
 
 DEFAULT_CHART_DAYS = 30
@@ -36,10 +36,9 @@ def dashboard_figures(*, tenant: Tenant | None, days: int, now=None) -> dict[str
     now = now or timezone.now()
     periods = dashboard_periods(now=now)
     money = money_by_period(tenant=tenant, now=now)
-    stats = generation_stats(tenant=tenant, periods=periods)
-    failures = failures_by_code(tenant=tenant, periods=periods)
+    generations = generation_figures(tenant=tenant, periods=periods, now=now, chart_days=days)
+    stats, failures = generations.stats, generations.failures
     queued, running = queue_now(tenant=tenant)
-    failure_days, failure_series = failures_series(tenant=tenant, now=now, days=days)
     month_start, _ = periods["month"]
     figures: dict[str, Any] = {
         "now": now,
@@ -51,7 +50,7 @@ def dashboard_figures(*, tenant: Tenant | None, days: int, now=None) -> dict[str
         "charts": {
             "days": days,
             "by_model": spend_series(tenant=tenant, now=now, days=days, by="model"),
-            "failures": {"days": failure_days, "series": failure_series},
+            "failures": {"days": generations.failure_days, "series": generations.failure_series},
         },
         "top_keys": top_spenders(tenant=tenant, start=month_start, end=now, by="api_key"),
         "near_limits": tenants_near_limits(tenant=tenant, now=now),

@@ -228,6 +228,10 @@ def lifecycle_headers(*, model: str) -> dict[str, str]:
         return {}
     headers = {}
     since = entry.deprecated_at or entry.shutdown_at
+    if since and entry.shutdown_at and since > entry.shutdown_at:
+        # Marked deprecated only after its shutdown date (staff caught up late): it was deprecated by then at the
+        # latest, and RFC 9745 wants the Sunset no earlier than the Deprecation.
+        since = entry.shutdown_at
     headers["Deprecation"] = f"@{int(since.timestamp())}" if since else "true"
     if entry.shutdown_at:
         headers["Sunset"] = http_date(entry.shutdown_at.timestamp())

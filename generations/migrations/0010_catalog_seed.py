@@ -22,6 +22,15 @@ PRICES_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 COLUMNS = ("id", "alias", "display_name", "description", "family", "edit_family", "operations")
 
 
+def deprecated_at(lifecycle):
+    """The vendor's notice date from the file (else its shutdown date, else now): never the seed's own run time,
+    which may fall after the Sunset."""
+    for key in ("deprecated_at", "shutdown_at"):
+        if lifecycle.get(key):
+            return parse_datetime(lifecycle[key])
+    return timezone.now()
+
+
 def seed(apps, schema_editor):
     CatalogModel = apps.get_model("generations", "CatalogModel")
     Price = apps.get_model("billing", "Price")
@@ -42,7 +51,7 @@ def seed(apps, schema_editor):
                 "operations": entry["operations"],
                 "rules": rules,
                 "status": status,
-                "deprecated_at": timezone.now() if status != "active" else None,
+                "deprecated_at": deprecated_at(lifecycle) if status != "active" else None,
                 "shutdown_at": parse_datetime(lifecycle["shutdown_at"]) if lifecycle.get("shutdown_at") else None,
                 "notes": "\n".join(entry.get("notes", [])),
             },

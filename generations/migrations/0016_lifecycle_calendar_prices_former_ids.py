@@ -38,7 +38,9 @@ def catalog_refresh(apps, schema_editor):
             row.former_ids = [*(row.former_ids or []), *former]
         if lifecycle.get("status") == "retired" and row.status != "retired":
             row.status = "retired"
-            row.deprecated_at = row.deprecated_at or timezone.now()
+            row.deprecated_at = row.deprecated_at or parse_datetime(
+                lifecycle.get("deprecated_at") or lifecycle.get("shutdown_at") or timezone.now().isoformat()
+            )
             row.shutdown_at = parse_datetime(lifecycle["shutdown_at"]) if lifecycle.get("shutdown_at") else None
             replacement = rows.get(lifecycle.get("replacement") or "")
             if replacement is not None and row.replacement_id is None:

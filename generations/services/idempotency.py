@@ -106,15 +106,13 @@ def idempotency_begin(*, tenant: Tenant, key: str, fingerprint: str) -> Idempote
 
 
 def idempotency_complete(*, tenant: Tenant, key: str, fingerprint: str, generation: Generation) -> IdempotencyRecord:
-    """Record the key in the transaction of the work it protects, so a committed generation always has it.
-    (`response_status` / `response_body` are no longer read: a replay renders the generation as it is now.)"""
+    """Record the key in the transaction of the work it protects, so a committed generation always has it (a replay
+    renders the generation as it is now)."""
     return IdempotencyRecord.objects.create(
         tenant=tenant,
         key=key,
         fingerprint=fingerprint,
         generation=generation,
-        response_status=202,
-        response_body={},
         expires_at=timezone.now() + IDEMPOTENCY_TTL,
     )
 

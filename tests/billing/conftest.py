@@ -17,6 +17,15 @@ UNIT_COST = 10_000  # 0.010000 USD
 UNIT_PRICE = 12_000  # default plan: cost + 20%
 
 
+@pytest.fixture(autouse=True)
+def billing_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Billing's tests price made-up models (`test/flat-model`): billing as it is without the catalog, which
+    registers its resolver at start-up (prices of unknown models are refused in tests/generations)."""
+    import billing.model_ids
+
+    monkeypatch.setattr(billing.model_ids, "_resolver", None)
+
+
 @pytest.fixture
 def flat_price(db: None) -> None:
     price_set(model_id=MODEL, quality="*", size="*", cost_micros=UNIT_COST, actor=SYSTEM)

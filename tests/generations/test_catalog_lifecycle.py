@@ -248,3 +248,97 @@ def test_catalog_edits_are_audited_with_before_and_after() -> None:
     event = AuditEvent.objects.filter(action="catalog_model.changed").latest("id")
     assert (event.before["status"], event.after["status"]) == ("active", "deprecated")
     assert LedgerEntry.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_shipped_deprecations_are_dated_when_the_vendor_gave_notice_never_after_the_sunset(make_customer) -> None:
+    # gpt-image-1.5: notice 2026-06-02, shut down 2026-12-01 (../shared/aihubmix/NOTES.md). The seed used to stamp
+    # the migration's own run time, a date after the Sunset.
+    customer = make_customer()
+    set_status("openai/gpt-image-1.5", "retired", serve_with_replacement=True)
+
+    response = customer.client.post(
+        "/v1/generations", {"model": "gpt-image-1.5", "prompt": "a fox"}, format="json"
+    )
+
+    assert response.status_code == 202, response.json()
+    row = CatalogModel.objects.get(model_id="openai/gpt-image-1.5")
+    assert row.deprecated_at == datetime(2026, 6, 2, tzinfo=UTC)
+    assert response.headers["Deprecation"] == f"@{int(datetime(2026, 6, 2, tzinfo=UTC).timestamp())}"
+    assert response.headers["Sunset"] == http_date(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
+    for row in CatalogModel.objects.exclude(status="active"):
+        assert row.deprecated_at is not None and row.deprecated_at <= row.shutdown_at, row.model_id
+
+
+@pytest.mark.django_db
+def test_a_model_retired_after_its_shutdown_date_never_announces_a_deprecation_after_its_sunset(make_customer) -> None:
+    customer = make_customer()
+    shutdown = timezone.now() - timedelta(days=3)
+    set_status("openai/gpt-image-2", "retired", shutdown_at=shutdown, serve_with_replacement=True,
+               replacement=CatalogModel.objects.get(model_id="google/gemini-3-pro-image"))
+
+    response = customer.client.post("/v1/generations", {"model": "gpt-image-2", "prompt": "a fox"}, format="json")
+
+    assert response.status_code == 202, response.json()
+    assert response.headers["Deprecation"] == f"@{int(shutdown.timestamp())}"
+    assert response.headers["Sunset"] == http_date(shutdown.timestamp())
+
+
+@pytest.mark.django_db
+def test_the_deprecation_dates_migration_fixes_rows_seeded_with_their_run_time() -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("generations.migrations.0020_deprecation_dates")
+    CatalogModel.objects.filter(model_id="openai/gpt-image-1.5").update(deprecated_at=timezone.now())  # as 0010 did
+    earlier = datetime(2026, 5, 1, tzinfo=UTC)
+    CatalogModel.objects.filter(model_id="openai/gpt-image-1").update(deprecated_at=earlier)  # staff's own, earlier
+
+    migration.deprecation_dates(apps, None)
+
+    dates = dict(CatalogModel.objects.exclude(status="active").values_list("model_id", "deprecated_at"))
+    assert dates["openai/gpt-image-1.5"] == datetime(2026, 6, 2, tzinfo=UTC)
+    assert dates["openai/gpt-image-1"] == earlier
+    assert dates["google/imagen-4.0-generate-001"] == datetime(2026, 8, 17, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_every_current_price_is_for_a_catalog_model() -> None:
+    # Billing's first seed (0003) priced google/imagen-3.0-generate-002, which the catalog never had.
+    catalog = set(CatalogModel.objects.values_list("model_id", flat=True))
+    current = set(Price.objects.filter(effective_to__isnull=True).values_list("model_id", flat=True))
+    assert current and current <= catalog, current - catalog
+
+
+@pytest.mark.django_db
+def test_the_price_service_refuses_unknown_models_and_stores_aliases_as_catalog_ids() -> None:
+    from billing.model_ids import UnknownPricedModel
+
+    with pytest.raises(UnknownPricedModel) as refused:
+        price_set(model_id="google/imagen-3.0-generate-002", quality="*", size="*", cost_micros=30_000, actor=SYSTEM)
+    price = price_set(model_id="irag-1.0", quality="*", size="*", cost_micros=20_000, actor=SYSTEM)
+
+    assert (refused.value.code, refused.value.param) == ("unknown_model", "model_id")
+    assert not Price.objects.filter(model_id="google/imagen-3.0-generate-002", effective_to__isnull=True).exists()
+    assert price.model_id == "qianfan/irag-1.0"
+
+
+@pytest.mark.django_db
+def test_the_stray_prices_migration_ends_prices_of_unknown_models_and_leaves_the_others() -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("generations.migrations.0021_end_stray_prices")
+    started = timezone.now() - timedelta(days=30)
+    stray = Price.objects.create(model_id="google/imagen-3.0-generate-002", cost_micros=30_000, effective_from=started)
+    future = Price.objects.create(model_id="nope/later", cost_micros=1, effective_from=timezone.now() + timedelta(days=1))
+    valid = {price.pk: (price.effective_to, price.cost_micros) for price in Price.objects.exclude(pk__in=[stray.pk, future.pk])}
+
+    migration.stray_prices_end(apps, None)
+
+    stray.refresh_from_db()
+    assert stray.effective_to is not None and started < stray.effective_to <= timezone.now()
+    assert not Price.objects.filter(pk=future.pk).exists()  # never in effect: nothing to keep
+    assert {price.pk: (price.effective_to, price.cost_micros) for price in Price.objects.exclude(pk=stray.pk)} == valid

@@ -233,10 +233,11 @@ SUCCESSORS = importlib.import_module("generations.migrations.0014_successor_mode
 
 
 def test_the_migration_adds_the_successors_to_a_database_without_them_keeping_staff_prices(db) -> None:
+    Price.objects.filter(model_id__in=SUCCESSORS.SUCCESSORS).delete()
+    # Set while the catalog had the model (prices of unknown models are refused), kept after it lost the row.
+    staff = price_set(model_id="openai/gpt-image-2", quality="*", size="*", cost_micros=99_000, actor=SYSTEM)
     CatalogModel.objects.filter(replacement__model_id__in=SUCCESSORS.SUCCESSORS).update(replacement=None)
     CatalogModel.objects.filter(model_id__in=SUCCESSORS.SUCCESSORS).delete()
-    Price.objects.filter(model_id__in=SUCCESSORS.SUCCESSORS).delete()
-    staff = price_set(model_id="openai/gpt-image-2", quality="*", size="*", cost_micros=99_000, actor=SYSTEM)
 
     SUCCESSORS.successors_add(apps, None)
 

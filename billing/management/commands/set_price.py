@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.services import SYSTEM
-from billing.model_ids import price_model_id_resolve
 from billing.models import ANY
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.services.prices import price_set
@@ -27,17 +26,16 @@ class Command(BaseCommand):
         self, *args: object, model_id: str, quality: str, size: str, usd: str, note: str, **options: object
     ) -> None:
         try:
-            model_id = price_model_id_resolve(model_id)
-        except DomainError as exc:
-            raise CommandError(exc.message) from exc
-        try:
             cost_micros = usd_to_micros(usd)
         except InvalidAmount as exc:
             raise CommandError(f"--usd: {exc}") from exc
-        price = price_set(
-            model_id=model_id, quality=quality, size=size, cost_micros=cost_micros, actor=SYSTEM, note=note
-        )
+        try:  # the service refuses a model the catalog does not know
+            price = price_set(
+                model_id=model_id, quality=quality, size=size, cost_micros=cost_micros, actor=SYSTEM, note=note
+            )
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         self.stdout.write(
-            f"Price #{price.pk}: {model_id} quality={quality or '-'} size={size} costs "
+            f"Price #{price.pk}: {price.model_id} quality={quality or '-'} size={size} costs "
             f"{micros_to_usd(cost_micros)} USD per image from {price.effective_from:%Y-%m-%d %H:%M:%S} UTC"
         )
