@@ -43,8 +43,10 @@ def _fuzz_tenant_key(make_tenant, make_key, settings, tmp_path) -> str:
     from billing.services.wallets import billing_account_open
 
     settings.MEDIA_ROOT = str(tmp_path)
-    # The OpenAI-compatible endpoints wait for a worker, which does not run here: they time out at once (504).
+    # The OpenAI-compatible endpoints wait for a worker, which does not run here: they time out at once (504),
+    # whatever the model (gpt-image-2, the default, would otherwise wait out its own read timeout).
     settings.OPENAI_COMPAT_WAIT_SECONDS = 0.05
+    settings.OPENAI_COMPAT_WAIT_MAX_SECONDS = 0.05
     tenant = make_tenant("fuzz")
     unlimited = Plan.objects.create(name="fuzz", requests_per_minute=None, max_concurrent=None,
                                     images_per_day=None, images_per_month=None)
