@@ -220,8 +220,13 @@ class AIHubMixClient:
                     length = streamed.headers.get("Content-Length", "")
                     await hold.take(int(length) if length.isdigit() else UNKNOWN_ANSWER_BYTES)
                 # Raw (still encoded) bytes, which the response below decodes: `aread()` would also keep them on
-                # `streamed`, inside its cycle.
-                content = b"".join([part async for part in streamed.aiter_raw()])
+                # `streamed`, inside its cycle. The read timeout is aiohttp's between two reads; a whole body that
+                # does not arrive within it is a read timeout too (a stalled answer must not hold its slot forever).
+                try:
+                    async with asyncio.timeout(built.extensions["timeout"]["read"]):
+                        content = b"".join([part async for part in streamed.aiter_raw()])
+                except TimeoutError as exc:
+                    raise httpx.ReadTimeout("the answer's body did not arrive in time", request=built) from exc
             finally:
                 await streamed.aclose()
             # A streamed httpx response and its stream refer to each other: a cycle that only the garbage collector

@@ -56,9 +56,6 @@ class _Body(httpx.AsyncByteStream):
         self._response.release()
 
 
-READ_AHEAD_BYTES = 16 * 1024
-
-
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Up to `max_connections` requests at once (more wait for a connection, up to httpx's pool timeout); failed
     connection attempts are retried `retries` times, never a request that reached the upstream. httpx's write
@@ -84,10 +81,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # httpx decodes Content-Encoding itself and already sets every header it sends.
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None),
-                # How much of an answer is read ahead before anyone asks for it. aiohttp's default (64 KiB, read
-                # until twice that) left ~285 KB buffered per answer waiting for the forwarder's answer budget;
-                # 16 KiB leaves ~110 KB, which 2,000 minute-long calls answering at once can afford.
-                read_bufsize=READ_AHEAD_BYTES,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             )
         return self._session

@@ -93,3 +93,58 @@ def test_the_client_reads_an_answer_only_when_its_size_fits(aihubmix_sandbox):
         assert one_size >= 3_000_000 and two_size >= 3_000_000
     finally:
         render.answer_bytes_set(0)
+
+
+@pytest.mark.django_db
+def test_an_answer_that_trickles_in_ends_at_the_read_timeout():
+    """aiohttp's read timeout runs between two reads: an answer sending a byte every 50 ms would hold its call (and
+    its share of the budget) forever. The whole body must arrive within the read timeout; else the outcome is
+    unknown, as for any read timeout after the request was sent."""
+    import socket
+    import threading
+    import time
+
+    from generations.providers import UnknownOutcomeError
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            while not stop.is_set():
+                time.sleep(0.05)
+                try:
+                    connection.sendall(b" ")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    request = generation_request_validate(
+        model="openai/gpt-image-2", operation="generate", prompt="slow", n=None, size="1024x1024",
+        quality="low", negative_prompt=None, seed=None, params={}, input_image_count=0,
+    )
+    call = provider_call_from_stored(
+        model_id=request.model_id, interface=request.interface, operation="generate", body=request.upstream_body,
+        images=[], mask=None,
+    )
+
+    async def scenario() -> float:
+        base = f"http://127.0.0.1:{port}/v1"
+        async with AIHubMixClient(api_key="k", base_url=base, tasks_url=f"{base}/tasks",
+                                  read_timeout_seconds=0.5) as client:
+            started = time.monotonic()
+            with pytest.raises(UnknownOutcomeError) as raised:
+                await client.run(call, hold=AnswerHold(AnswerBudget(1 << 20)))
+            assert raised.value.code == "upstream_timeout"
+            return time.monotonic() - started
+
+    try:
+        assert asyncio.run(scenario()) < 3
+    finally:
+        stop.set()
+        listener.close()
