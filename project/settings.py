@@ -353,8 +353,8 @@ FORWARD_BACKOFF_BASE_SECONDS = env.float("FORWARD_BACKOFF_BASE_SECONDS", default
 FORWARD_BACKOFF_MAX_SECONDS = env.float("FORWARD_BACKOFF_MAX_SECONDS", default=120.0)
 FORWARD_STORAGE_THREADS = env.int("FORWARD_STORAGE_THREADS", default=8)
 # Upstream answers one forwarder holds in memory at once, in MB of answer bodies (generations/providers/budget.py):
-# each is parsed, decoded and verified (~3-4x its size at the peak) before its files are stored; answers beyond it
-# wait in temporary files. Bounds a forwarder's memory whatever its concurrency.
+# each is read, parsed, decoded and verified (~3-4x its size at the peak) before its files are stored; answers
+# beyond it wait, unread, in their sockets. Bounds a forwarder's memory whatever its concurrency.
 FORWARD_ANSWER_BUDGET_MB = env.int("FORWARD_ANSWER_BUDGET_MB", default=64)
 # Output verification (decoding, checksums) of one forwarder runs on this many threads.
 FORWARD_VERIFY_THREADS = env.int("FORWARD_VERIFY_THREADS", default=2)

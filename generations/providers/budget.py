@@ -2,10 +2,10 @@
 
 A forwarder keeps thousands of minute-long calls open (gpt-image-2 answers ~3 MB of base64 after 60–130 s). Answers
 that come back together were each read whole, parsed, decoded and verified at once: 600 calls of 3 MB drove one
-forwarder past 4 GB (`bench/drain.py --latency 20 --concurrency 600 --answer-bytes 3000000`). Now each answer's body
-is read as it arrives into a temporary file (`client._body_read`), taken into memory only once its size fits the
-budget, and stays counted until the generation's files are stored. The call keeps its forwarder slot until then (so
-answers waiting on disk are bounded by FORWARD_CONCURRENCY); memory is bounded by the budget whatever the concurrency.
+forwarder past 4 GB (`bench/drain.py --latency 20 --concurrency 600 --answer-bytes 3000000`). Here an answer's body
+is read only once its size fits the budget, and its bytes stay counted until the generation's files are stored;
+a call waiting for the budget still holds its upstream slot (the upstream has answered; its bytes wait in the
+socket buffers), so the slots stay busy while memory stays bounded.
 
 Our own code: asyncio has counting semaphores, not weighted ones, and acquiring a semaphore once per megabyte
 would let two large answers each hold half the budget and wait for each other forever.

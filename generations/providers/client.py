@@ -4,7 +4,6 @@ classification and the polling of async tasks."""
 import asyncio
 import contextlib
 import logging
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import ModuleType, TracebackType
 from typing import Self
@@ -29,8 +28,8 @@ from generations.providers.transport import AiohttpTransport
 
 logger = logging.getLogger(__name__)
 
-# Answers up to this size wait for the answer budget in memory, larger ones in a temporary file.
-ANSWER_SPOOL_BYTES = 64 * 1024
+# What an answer without a Content-Length is taken to weigh against the answer budget: a gpt-image-2 image.
+UNKNOWN_ANSWER_BYTES = 4 * 1024 * 1024
 
 FAMILIES: dict[str, ModuleType] = {
     "openai_compat": openai_compat,
@@ -38,21 +37,6 @@ FAMILIES: dict[str, ModuleType] = {
     "async_task": async_task,
     "gemini": gemini,
 }
-
-
-async def _body_read(streamed: httpx.Response, *, hold: AnswerHold | None) -> bytes:
-    """The raw body. With `hold`, it is read at once into a temporary file (on disk past ANSWER_SPOOL_BYTES) and
-    taken into memory only once its size fits the answer budget. Waiting in the socket instead meant aiohttp's
-    read-ahead (~0.3-0.6 MB an answer) stayed in memory for each of up to thousands of answers, and pausing that
-    many readers stalled a few of them in aiohttp 3.14 (4 of 4,000 in `bench/drain.py --latency 60`)."""
-    if hold is None:
-        return b"".join([part async for part in streamed.aiter_raw()])
-    with tempfile.SpooledTemporaryFile(max_size=ANSWER_SPOOL_BYTES) as spool:
-        async for part in streamed.aiter_raw():
-            spool.write(part)  # the page cache, not the disk: microseconds per chunk
-        await hold.take(spool.tell())
-        spool.seek(0)
-        return spool.read()
 
 
 class AIHubMixClient:
@@ -232,12 +216,15 @@ class AIHubMixClient:
             if streamed.is_stream_consumed:  # a test's MockTransport answer, read when it was made
                 return streamed
             try:
+                if hold is not None:
+                    length = streamed.headers.get("Content-Length", "")
+                    await hold.take(int(length) if length.isdigit() else UNKNOWN_ANSWER_BYTES)
                 # Raw (still encoded) bytes, which the response below decodes: `aread()` would also keep them on
                 # `streamed`, inside its cycle. The read timeout is aiohttp's between two reads; a whole body that
                 # does not arrive within it is a read timeout too (a stalled answer must not hold its slot forever).
                 try:
                     async with asyncio.timeout(built.extensions["timeout"]["read"]):
-                        content = await _body_read(streamed, hold=hold)
+                        content = b"".join([part async for part in streamed.aiter_raw()])
                 except TimeoutError as exc:
                     raise httpx.ReadTimeout("the answer's body did not arrive in time", request=built) from exc
             finally:

@@ -1,6 +1,5 @@
-"""The answer budget: a forwarder takes an upstream answer into memory only once its bytes fit (until then it waits in
-a temporary file), and holds them until it is done, so a thousand 3 MB answers coming back together do not all sit in
-memory at once."""
+"""The answer budget: a forwarder reads an upstream answer only once its bytes fit, and holds them until it is done,
+so a thousand 3 MB answers coming back together do not all sit in memory at once."""
 
 import asyncio
 
@@ -61,7 +60,7 @@ def test_an_answer_larger_than_the_budget_goes_alone_and_a_cancelled_waiter_give
 @pytest.mark.django_db
 def test_the_client_reads_an_answer_only_when_its_size_fits(aihubmix_sandbox):
     """Two gpt-image-2 calls of ~3 MB answers against the real sandbox, with room for one: the second answer
-    waits (in a temporary file) until the first hold is released; then both succeed."""
+    waits, unread, until the first hold is released; then both succeed."""
     render.answer_bytes_set(3_000_000)
     try:
         request = generation_request_validate(
@@ -83,14 +82,14 @@ def test_the_client_reads_an_answer_only_when_its_size_fits(aihubmix_sandbox):
                 used_after_first = budget.used_bytes
                 two = asyncio.create_task(client.run(call, hold=second))
                 await asyncio.sleep(0.5)
-                assert not two.done()  # answered by the sandbox, but not taken into memory: no room
+                assert not two.done()  # answered by the sandbox, but not read: no room
                 first.release()
                 result = await asyncio.wait_for(two, 10)
                 second.release()
             return used_after_first, len(one.outputs[0].b64_json), len(result.outputs[0].b64_json)
 
         used, one_size, two_size = asyncio.run(scenario())
-        assert 3_000_000 <= used <= 4 * 1024 * 1024  # the answer's size was counted
+        assert 3_000_000 <= used <= 4 * 1024 * 1024  # the answer's Content-Length was counted
         assert one_size >= 3_000_000 and two_size >= 3_000_000
     finally:
         render.answer_bytes_set(0)
