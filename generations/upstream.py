@@ -6,7 +6,9 @@ from generations.providers import AIHubMixClient
 from generations.providers.model_list import UpstreamModel, model_list_fetch, model_list_url
 
 
-def aihubmix_client_from_settings() -> AIHubMixClient:
+def aihubmix_client_from_settings(*, calls_in_flight: int = 0) -> AIHubMixClient:
+    """`calls_in_flight`: the caller's concurrency; the connection pool is never smaller (a call beyond the pool would
+    wait for a connection and then fail as unreachable)."""
     return AIHubMixClient(
         api_key=settings.AIHUBMIX_API_KEY,
         base_url=settings.AIHUBMIX_BASE_URL,
@@ -17,7 +19,7 @@ def aihubmix_client_from_settings() -> AIHubMixClient:
         model_read_timeout_seconds=settings.AIHUBMIX_MODEL_READ_TIMEOUT_SECONDS,
         poll_deadline_seconds=settings.AIHUBMIX_POLL_DEADLINE_SECONDS,
         poll_interval_seconds=settings.AIHUBMIX_POLL_INTERVAL_SECONDS,
-        max_connections=settings.AIHUBMIX_MAX_CONNECTIONS,
+        max_connections=max(settings.AIHUBMIX_MAX_CONNECTIONS, calls_in_flight),
     )
 
 

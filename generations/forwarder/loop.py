@@ -69,7 +69,7 @@ class Forwarder:
         background: list[asyncio.Task] = []
         try:
             async with (
-                aihubmix_client_from_settings() as client,
+                aihubmix_client_from_settings(calls_in_flight=self.concurrency) as client,
                 safe_get_client(timeout_seconds=settings.OUTPUT_FETCH_DEADLINE_SECONDS) as downloads,
             ):
                 self.pipeline = Pipeline(
