@@ -12,7 +12,7 @@ from accounts.models import AuditEvent, User
 from accounts.services import SYSTEM, Actor, api_key_budget_set
 from billing.services.statements import statement_close
 from generations.services.moderation import images_reject
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.chromium import CHROMIUM, page_fits, staff_page
 from tests.generations.moderation_support import succeeded_generation
 from tests.generations.support import customer_create
 
@@ -50,43 +50,27 @@ def test_main_admin_pages_read_well_at_1366_px(live_server, settings, tmp_path, 
         "audit": "/admin/accounts/auditevent/",
     }
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-            page.fill("#id_username", "root@example.com")
-            page.fill("#id_password", "correct horse battery")
-            page.click("input[type=submit]")
-            for name, path in pages.items():
-                response = page.goto(f"{live_server.url}{path}")
-                assert response is not None and response.status == 200, (name, response and response.status)
-                page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
-                text = page.inner_text("body")
-                assert "Image generation" in page.inner_text("#site-name"), name
-                assert page.get_by_role("link", name="View site").count() == 0, name
-                assert "micros" not in text.lower(), (name, [line for line in text.splitlines() if "icros" in line])
-                width = page.evaluate("document.documentElement.scrollWidth")
-                assert width <= WIDTH, (name, width)
-                # A change list scrolls sideways inside its own box when its columns do not fit.
-                overflow = page.evaluate(
-                    "[...document.querySelectorAll('.results')].map(box => box.scrollWidth - box.clientWidth)"
-                )
-                assert all(extra <= 0 for extra in overflow), (name, overflow)
-                if name == "index":
-                    assert "API keys" in text and text.count("API keys") == 1 and "Api keys" not in text
-                if name == "api-key":
-                    assert page.input_value("#id_monthly_budget_micros") == "2.500000"
-            audit = page.goto(f"{live_server.url}{pages['audit']}")
-            assert audit is not None
-            review = page.locator("#result_list a", has_text="studio").first
-            assert review.count() == 1
-            image_link = page.locator("#result_list td.field-target a", has_text=f"{generation.public_id}#1").first
-            assert image_link.get_attribute("href") == f"/admin/generations/generation/{generation.pk}/change/"
-            assert "GenerationImage" not in page.inner_text("#result_list")
-        finally:
-            browser.close()
+    with staff_page(live_server, email="root@example.com", width=WIDTH, next_path="/admin/") as page:
+        for name, path in pages.items():
+            response = page.goto(f"{live_server.url}{path}")
+            assert response is not None and response.status == 200, (name, response and response.status)
+            page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
+            text = page.inner_text("body")
+            assert "Image generation" in page.inner_text("#site-name"), name
+            assert page.get_by_role("link", name="View site").count() == 0, name
+            assert "micros" not in text.lower(), (name, [line for line in text.splitlines() if "icros" in line])
+            page_fits(page, width=WIDTH, name=name)
+            if name == "index":
+                assert "API keys" in text and text.count("API keys") == 1 and "Api keys" not in text
+            if name == "api-key":
+                assert page.input_value("#id_monthly_budget_micros") == "2.500000"
+        audit = page.goto(f"{live_server.url}{pages['audit']}")
+        assert audit is not None
+        review = page.locator("#result_list a", has_text="studio").first
+        assert review.count() == 1
+        image_link = page.locator("#result_list td.field-target a", has_text=f"{generation.public_id}#1").first
+        assert image_link.get_attribute("href") == f"/admin/generations/generation/{generation.pk}/change/"
+        assert "GenerationImage" not in page.inner_text("#result_list")
     assert AuditEvent.objects.filter(target_type="GenerationImage").exists()

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from billing.money import micros_to_dollars
 from generations.admin.dashboard import dashboard_figures
-from tests.browser.test_moderation_queue import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.chromium import CHROMIUM, page_fits, staff_page
 from tests.generations.dashboard_support import dashboard_seed
 
 ARTIFACTS = Path(settings.BASE_DIR) / "artifacts"
@@ -51,43 +51,32 @@ def test_dashboard_and_tenant_page_at_1366_px(live_server, settings, tmp_path, m
         "dashboard-tenant": (f"/admin/dashboard/tenants/{seeded.studio.tenant.slug}/?days=7", seeded.studio.tenant, 2),
     }
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-            page.fill("#id_username", "root@example.com")
-            page.fill("#id_password", "correct horse battery")
-            page.click("input[type=submit]")
-            for name, (path, tenant, charts) in pages.items():
-                response = page.goto(f"{live_server.url}{path}")
-                assert response is not None and response.status == 200, name
-                page.wait_for_selector("canvas[data-rendered=true]")
-                figures = dashboard_figures(tenant=tenant, days=7 if tenant else 30)
-                shown = page.evaluate(
-                    "Object.fromEntries([...document.querySelectorAll('[data-figure]')]"
-                    ".map(e => [e.dataset.figure, e.textContent.trim()]))"
-                )
-                expected = _expected(figures)
-                assert {key: shown[key] for key in expected} == expected, name
-                assert figures["periods"][2][2].requests > 0  # the seeded month is not empty
-                # Every chart is drawn: its canvas has non-transparent pixels, and its table fallback has rows.
-                painted = page.evaluate(
-                    "[...document.querySelectorAll('canvas')].map(c => { const d = c.getContext('2d')"
-                    ".getImageData(0, 0, c.width, c.height).data; let n = 0;"
-                    " for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })"
-                )
-                assert len(painted) == charts and all(count > 1000 for count in painted), (name, painted)
-                assert page.locator("details.fallback table tbody tr").count() >= charts, name
-                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-                width = page.evaluate("document.documentElement.scrollWidth")
-                assert width <= WIDTH, (name, width)
-                assert "micros" not in page.inner_text("body").lower(), name
-        finally:
-            browser.close()
+    with staff_page(live_server, email="root@example.com", width=WIDTH, next_path="/admin/") as page:
+        for name, (path, tenant, charts) in pages.items():
+            response = page.goto(f"{live_server.url}{path}")
+            assert response is not None and response.status == 200, name
+            page.wait_for_selector("canvas[data-rendered=true]")
+            figures = dashboard_figures(tenant=tenant, days=7 if tenant else 30)
+            shown = page.evaluate(
+                "Object.fromEntries([...document.querySelectorAll('[data-figure]')]"
+                ".map(e => [e.dataset.figure, e.textContent.trim()]))"
+            )
+            expected = _expected(figures)
+            assert {key: shown[key] for key in expected} == expected, name
+            assert figures["periods"][2][2].requests > 0  # the seeded month is not empty
+            # Every chart is drawn: its canvas has non-transparent pixels, and its table fallback has rows.
+            painted = page.evaluate(
+                "[...document.querySelectorAll('canvas')].map(c => { const d = c.getContext('2d')"
+                ".getImageData(0, 0, c.width, c.height).data; let n = 0;"
+                " for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })"
+            )
+            assert len(painted) == charts and all(count > 1000 for count in painted), (name, painted)
+            assert page.locator("details.fallback table tbody tr").count() >= charts, name
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            page_fits(page, width=WIDTH, name=name)
+            assert "micros" not in page.inner_text("body").lower(), name
 
 
 def test_fixed_staff_pages_fit_1366_px(live_server, settings, tmp_path, monkeypatch) -> None:
@@ -119,40 +108,26 @@ def test_fixed_staff_pages_fit_1366_px(live_server, settings, tmp_path, monkeypa
         "admin-billing-report": "/admin/billing/ledgerentry/report/",
     }
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/apps/")
-            page.fill("#id_username", "root@example.com")
-            page.fill("#id_password", "correct horse battery")
-            page.click("input[type=submit]")
-            for name, path in pages.items():
-                response = page.goto(f"{live_server.url}{path}")
-                assert response is not None and response.status == 200, name
-                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-                assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, name
-                overflow = page.evaluate(
-                    "[...document.querySelectorAll('.results')].map(box => box.scrollWidth - box.clientWidth)"
-                )
-                assert all(extra <= 0 for extra in overflow), (name, overflow)
-                text = page.inner_text("#content")
-                assert not re.search(r"\b\d+\.\d{6}\b", text), (name, re.findall(r"\b\d+\.\d{6}\b", text)[:3])
-                if name == "admin-generation":
-                    first_image = page.locator("img[src*='/thumbnail/']").first.bounding_box()
-                    assert first_image is not None and first_image["y"] < 900  # on the first screen
-                if name == "admin-ledger":
-                    assert "balance after" in text.lower() and "−$" in text and "+$" in text
-                if name == "admin-image-reviews":
-                    assert page.locator("#result_list img[src*='/thumbnail/']").count() >= 1
-                    assert "studio" in page.inner_text("#result_list")
-                if name == "admin-prices":
-                    assert "tenant price" in text.lower()
-                if name == "admin-shutdowns" and overdue is not None:
-                    row = page.locator("tr.overdue", has_text=overdue.model_id)
-                    assert "overdue by 3 days" in row.inner_text()
-        finally:
-            browser.close()
+    with staff_page(live_server, email="root@example.com", width=WIDTH, next_path="/admin/apps/") as page:
+        for name, path in pages.items():
+            response = page.goto(f"{live_server.url}{path}")
+            assert response is not None and response.status == 200, name
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            page_fits(page, width=WIDTH, name=name)
+            text = page.inner_text("#content")
+            assert not re.search(r"\b\d+\.\d{6}\b", text), (name, re.findall(r"\b\d+\.\d{6}\b", text)[:3])
+            if name == "admin-generation":
+                first_image = page.locator("img[src*='/thumbnail/']").first.bounding_box()
+                assert first_image is not None and first_image["y"] < 900  # on the first screen
+            if name == "admin-ledger":
+                assert "balance after" in text.lower() and "−$" in text and "+$" in text
+            if name == "admin-image-reviews":
+                assert page.locator("#result_list img[src*='/thumbnail/']").count() >= 1
+                assert "studio" in page.inner_text("#result_list")
+            if name == "admin-prices":
+                assert "tenant price" in text.lower()
+            if name == "admin-shutdowns" and overdue is not None:
+                row = page.locator("tr.overdue", has_text=overdue.model_id)
+                assert "overdue by 3 days" in row.inner_text()

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from accounts.models import User
 from generations.models import GenerationImage, TenantReviewSetting
 from generations.staff_roles import MODERATORS, staff_groups_sync
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.chromium import CHROMIUM, staff_page
 from tests.generations.moderation_support import succeeded_generation
 from tests.generations.support import customer_create
 
@@ -43,35 +43,26 @@ def test_a_moderator_rejects_an_image_from_the_queue_and_the_api_answers_451(
 
     # Playwright's sync API runs an asyncio loop in this thread; the ORM calls below are ordinary sync calls.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-            page.fill("#id_username", "moderator@example.com")
-            page.fill("#id_password", "correct horse battery")
-            page.click("input[type=submit]")
-            page.get_by_role("link", name="Moderation queue").first.click()
+    with staff_page(live_server, email="moderator@example.com", width=1280, next_path="/admin/") as page:
+        page.get_by_role("link", name="Moderation queue").first.click()
 
-            cards = page.locator(".mq-card")
-            expect(cards).to_have_count(3)
-            for image in page.locator(".mq-card img").all():
-                expect(image).to_have_js_property("complete", True)
-                assert image.evaluate("img => img.naturalWidth") > 0
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        cards = page.locator(".mq-card")
+        expect(cards).to_have_count(3)
+        for image in page.locator(".mq-card img").all():
+            expect(image).to_have_js_property("complete", True)
+            assert image.evaluate("img => img.naturalWidth") > 0
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            card = page.locator(f'.mq-card[data-image-id="{rejected.pk}"]')
-            card.get_by_placeholder("Rejection reason").fill("graphic violence")
-            card.get_by_role("button", name="Reject").click()
+        card = page.locator(f'.mq-card[data-image-id="{rejected.pk}"]')
+        card.get_by_placeholder("Rejection reason").fill("graphic violence")
+        card.get_by_role("button", name="Reject").click()
 
-            expect(page.locator(".messagelist")).to_contain_text("Rejected 1 image(s).")
-            expect(cards).to_have_count(2)
-            expect(page.locator(f'.mq-card[data-image-id="{rejected.pk}"]')).to_have_count(0)
-        finally:
-            browser.close()
+        expect(page.locator(".messagelist")).to_contain_text("Rejected 1 image(s).")
+        expect(cards).to_have_count(2)
+        expect(page.locator(f'.mq-card[data-image-id="{rejected.pk}"]')).to_have_count(0)
 
     rejected.refresh_from_db()
     assert rejected.review_status == GenerationImage.ReviewStatus.REJECTED
