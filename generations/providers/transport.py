@@ -11,16 +11,52 @@ that dropped the connection after reading our request included — to `httpx.Con
 classification must read as "never sent" (retried as if free). Here only failures before a connection exists are
 connect errors; anything after is a read error (the request may have been delivered and charged: an unknown
 outcome). It also ignores connect retries.
+
+Answers that wait. A forwarder keeps thousands of calls open, and answers that come back together wait for the answer
+budget (generations/providers/budget.py) before their bodies are read. Left to defaults, each waiting answer kept
+~0.8 MB in aiohttp's read-ahead (a 256 KiB read size, paused at twice that) and up to several MB more in the
+kernel's receive buffer (autotuned to `tcp_rmem`'s maximum): at 2,000 minute-long calls of 3 MB that was ~1.5 GB
+of the process and ~2 GB of kernel memory, past the kernel's `tcp_mem` pressure mark, where it drops segments and
+the upstream's retransmissions back off to a 120 s timeout — answers stalled for minutes with budget held
+(seen in `ss -ti`: `backoff:11 rto:120000`; `nstat`: TCPMemoryPressures, OfoPruned). So a connection is opened
+with a small receive buffer and a small read-ahead, and the buffer is raised only while a body is being read
+(after the budget let it), so the window opens to full speed for that read alone.
 """
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import httpx
 
 # httpcore's backoff for connect retries: at once, then 0.5 s, 1 s, …
 RETRY_BACKOFF_SECONDS = 0.5
+# What an answer waiting for the budget may hold: in the kernel (which doubles it for its bookkeeping) and in
+# aiohttp's buffer (which pauses reading at twice its read size).
+WAITING_RECEIVE_BUFFER = 64 * 1024
+READ_AHEAD = 32 * 1024
+# While a body is read: enough for a 3 MB answer at full speed over a long path (the kernel caps it at rmem_max).
+READING_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+def _receive_buffer_set(response: aiohttp.ClientResponse, size: int) -> None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):  # a connection closing meanwhile: nothing left to tune
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def _upstream_socket(addr_info: tuple[Any, ...]) -> socket.socket:  # aiohttp's SocketFactoryType
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    # Before connecting, so the window offered from the first byte matches it.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, WAITING_RECEIVE_BUFFER)
+    return sock
 
 
 def _mapped(error: BaseException) -> BaseException:
@@ -45,6 +81,7 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        _receive_buffer_set(self._response, READING_RECEIVE_BUFFER)
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
@@ -52,7 +89,9 @@ class _Body(httpx.AsyncByteStream):
             raise _mapped(error) from error
 
     async def aclose(self) -> None:
-        # Back to the pool when the body was read whole; closed otherwise (aiohttp decides).
+        # Back to the pool when the body was read whole (to wait for its next answer with a small buffer again);
+        # closed otherwise (aiohttp decides).
+        _receive_buffer_set(self._response, WAITING_RECEIVE_BUFFER)
         self._response.release()
 
 
@@ -76,11 +115,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections, limit_per_host=0, keepalive_timeout=self._keepalive_seconds,
-                ssl=self._ssl,
+                ssl=self._ssl, socket_factory=_upstream_socket,
             )
             # httpx decodes Content-Encoding itself and already sets every header it sends.
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None),
+                read_bufsize=READ_AHEAD,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             )
         return self._session
