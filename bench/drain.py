@@ -18,6 +18,9 @@ storage): the floor any forwarder could reach.
         [--answer-bytes 3000000]   # minute-long calls with gpt-image-2-sized answers: --latency 60 --concurrency 2000
 
 Uses DATABASE_URL (PostgreSQL recommended; migrated if needed), or a throwaway SQLite database under /tmp.
+BENCH_WRAP prefixes the forwarder's command, e.g. to see where its time goes (py-spy stops the forwarder when its
+duration ends, so give one shorter than the drain and read the profile rather than the figures):
+    BENCH_WRAP="py-spy record --gil -d 50 -f raw -o /tmp/forwarder.txt --" .venv/bin/python bench/drain.py ...
 """
 
 import argparse
@@ -224,7 +227,7 @@ def main() -> None:
         log = workdir / "forwarder.log"
         env = {**os.environ, "FORWARD_CONCURRENCY": str(args.concurrency)}
         with log.open("wb") as output:
-            process = subprocess.Popen([PYTHON, "manage.py", "forwarder"], cwd=ROOT, env=env, stdout=output,
+            process = subprocess.Popen([*os.environ.get("BENCH_WRAP", "").split(), PYTHON, "manage.py", "forwarder"], cwd=ROOT, env=env, stdout=output,
                                        stderr=subprocess.STDOUT)
         try:
             with InFlightSampler(stats_url) as sampler:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 
 # How much of an answer we could not read is kept on the generation for staff.
 BODY_EXCERPT_CHARS = 8000
@@ -147,6 +148,14 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def response_json(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when it is not JSON. msgspec first: a gpt-image-2 answer is ~3 MB of base64 in one
+    string, which it parses in ~1.1 ms against the standard library's ~2.7 ms, with the GIL held either way (a
+    quarter of a forwarder's GIL time went here). What msgspec refuses but the standard library accepts (NaN, lone
+    surrogates, a BOM, UTF-16) is parsed as before, so no answer reads differently."""
+    try:
+        return msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        pass
     try:
         return response.json()
     except ValueError:

@@ -2,9 +2,12 @@
 open at once and no more, connections are reused, encoded bodies are decoded, and every failure says whether the
 request could have reached the upstream — which decides whether a retry may cost us twice."""
 
+import array
 import asyncio
+import fcntl
 import gzip
 import socket
+import termios
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +18,7 @@ from generations.providers import AIHubMixClient, ProviderCall, TransientProvide
 from generations.providers.transport import AiohttpTransport
 
 CALLS = 40
+ANSWER = bytes(range(256)) * (3_000_000 // 256)  # a gpt-image-2-sized answer
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -28,6 +32,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, b"ok")
             except threading.BrokenBarrierError:
                 self._reply(503, b"not all at once")
+        elif self.path == "/answer":
+            self._reply(200, ANSWER)
         elif self.path == "/gzip":
             self._reply(200, gzip.compress(b'{"hello": "world"}'), {"Content-Encoding": "gzip"})
         elif self.path == "/slow":
@@ -211,3 +217,34 @@ def test_no_answer_within_the_read_timeout_is_an_unknown_outcome(server: _Server
 
     assert asyncio.run(main()).code == "upstream_timeout"
     assert server.requests == [("POST", "/hang/images/generations")]
+
+
+def test_answers_waiting_to_be_read_hold_little_memory_and_then_arrive_whole(server: _Server) -> None:
+    """A forwarder reads an answer's body only once the answer budget lets it; meanwhile the answer must not sit in
+    the kernel's receive buffer or aiohttp's read-ahead (thousands of 3 MB answers did: tcp_mem pressure, dropped
+    segments, stalls). Here 20 answers of 3 MB wait unread, then are read one after another."""
+
+    def held(response: httpx.Response) -> int:
+        aiohttp_response = response.stream._stream._response  # httpx's bound stream → our _Body → aiohttp's
+        sock = aiohttp_response.connection.transport.get_extra_info("socket")
+        queued = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, queued)  # bytes received, not yet read by the process
+        return queued[0] + aiohttp_response.content.total_bytes  # kernel queue + what aiohttp read ahead
+
+    async def calls(client):
+        waiting = [await client.send(client.build_request("GET", _url(server, "/answer")), stream=True)
+                   for _ in range(20)]
+        await asyncio.sleep(0.5)  # time for the server to push whatever the connections accept
+        holding = [held(response) for response in waiting]
+        bodies = []
+        for response in waiting:
+            bodies.append(await response.aread())
+            await response.aclose()
+        again = await client.get(_url(server, "/answer"))
+        return holding, bodies, again.content
+
+    holding, bodies, again = _run(calls)
+
+    assert max(holding) <= 256 * 1024, holding  # 3 MB each with the defaults
+    assert bodies == [ANSWER] * 20 and again == ANSWER
+    assert len(server.connections) == 20  # the last call reused a connection whose body was read
