@@ -5,6 +5,7 @@ hundreds of slow calls overlap.
 """
 
 import json
+import socket
 import threading
 import uuid
 from collections import Counter
@@ -221,6 +222,15 @@ class SandboxServer(ThreadingHTTPServer):
         super().__init__(address, SandboxHandler)
         self.state = state
         self.verbose = verbose
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        # The real upstream is another host: an answer its client has not read yet waits in that host's memory,
+        # not in ours. On loopback, the kernel's send buffers (autotuned up to tcp_wmem's 4 MB) are this machine's
+        # TCP memory: 2,000 unread 3 MB answers pushed it past tcp_mem, where the kernel drops segments and the
+        # retransmissions back off for minutes. A small send buffer keeps unsent answers in this process instead.
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 128 * 1024)
+        return connection, address
 
     @property
     def authority(self) -> str:
