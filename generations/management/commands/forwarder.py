@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from generations.forwarder import forward_forever
+from project.malloc import large_blocks_returned
 from project.metrics import metrics_serve
 
 
@@ -19,6 +20,7 @@ class Command(BaseCommand):
             self.stdout.write(f"forwarder running: up to {slots} upstream calls in flight (SIGTERM to stop)")
             self.stdout.flush()
 
+        large_blocks_returned()  # answers of several MB come and go by the thousand (project/malloc.py)
         stop_metrics = None
         if settings.FORWARD_METRICS_PORT:
             # A forwarder host without a web process: Prometheus scrapes this process directly.

@@ -222,7 +222,7 @@ def test_no_answer_within_the_read_timeout_is_an_unknown_outcome(server: _Server
 def test_answers_waiting_to_be_read_hold_little_memory_and_then_arrive_whole(server: _Server) -> None:
     """A forwarder reads an answer's body only once the answer budget lets it; meanwhile the answer must not sit in
     the kernel's receive buffer or aiohttp's read-ahead (thousands of 3 MB answers did: tcp_mem pressure, dropped
-    segments, stalls). Here 20 answers of 3 MB wait unread, then are read one after another."""
+    segments, stalls). Here 20 answers of 3 MB wait unread, then are read one after another; twice, on the same connections."""
 
     def held(response: httpx.Response) -> int:
         aiohttp_response = response.stream._stream._response  # httpx's bound stream → our _Body → aiohttp's
@@ -232,19 +232,21 @@ def test_answers_waiting_to_be_read_hold_little_memory_and_then_arrive_whole(ser
         return queued[0] + aiohttp_response.content.total_bytes  # kernel queue + what aiohttp read ahead
 
     async def calls(client):
-        waiting = [await client.send(client.build_request("GET", _url(server, "/answer")), stream=True)
-                   for _ in range(20)]
-        await asyncio.sleep(0.5)  # time for the server to push whatever the connections accept
-        holding = [held(response) for response in waiting]
-        bodies = []
-        for response in waiting:
-            bodies.append(await response.aread())
-            await response.aclose()
-        again = await client.get(_url(server, "/answer"))
-        return holding, bodies, again.content
+        holding, bodies = [], []
+        for _round in range(2):  # the second round's calls reuse the first round's connections
+            waiting = [await client.send(client.build_request("GET", _url(server, "/answer")), stream=True)
+                       for _ in range(20)]
+            await asyncio.sleep(0.5)  # time for the server to push whatever the connections accept
+            holding += [held(response) for response in waiting]
+            for response in waiting:
+                bodies.append(await response.aread())
+                await response.aclose()
+        return holding, bodies
 
-    holding, bodies, again = _run(calls)
+    holding, bodies = _run(calls)
 
-    assert max(holding) <= 256 * 1024, holding  # 3 MB each with the defaults
-    assert bodies == [ANSWER] * 20 and again == ANSWER
-    assert len(server.connections) == 20  # the last call reused a connection whose body was read
+    # 3 MB each with the defaults; ~0.2 MB here, ~0.3 MB on a reused connection (the kernel never takes back window
+    # it has offered, so a window opened wide for the previous body closes gradually).
+    assert max(holding) <= 512 * 1024, holding
+    assert bodies == [ANSWER] * 40
+    assert len(server.connections) == 20  # the second round reused the connections whose bodies were read
