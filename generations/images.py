@@ -113,14 +113,10 @@ def image_verify(data: bytes, *, max_pixels: int) -> VerifiedImage:
 def _spooled_verify(spool: BinaryIO, *, max_pixels: int) -> VerifiedImage:
     # Read whole for the check (a full decode would hold the decoded pixels anyway, several times larger).
     spool.seek(0)
-    data = spool.read()
-    image_format, width, height = _verify_bytes(data, max_pixels=max_pixels)
-    content_type, extension = ALLOWED_FORMATS[image_format]
+    verified = image_verify(spool.read(), max_pixels=max_pixels)
     spool.seek(0)
-    return VerifiedImage(
-        data=b"", content_type=content_type, extension=extension, width=width, height=height,
-        sha256=hashlib.sha256(data).hexdigest(), byte_size=len(data), file=spool,
-    )
+    verified.data, verified.file = b"", spool
+    return verified
 
 
 def _decoded_verify(b64_json: str, *, max_bytes: int, max_pixels: int) -> VerifiedImage:

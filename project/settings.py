@@ -347,7 +347,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
 # --- Generations: forwarding, outputs ---------------------------------------------------------------------
 # The forwarder (`manage.py forwarder`, generations/forwarder/): upstream calls in flight per process. Calls in flight
 # = rate x latency: 512 keeps ~5.7 generations/s of 90 s gpt-image-2 calls going (64 gave 0.7/s); a whole burst of
-# them answering at once costs ~0.3-0.6 MB each of read-ahead (docs/performance.md, "Long calls"). The client's
+# them answering at once costs ≤ ~0.2 MB each while they wait (docs/performance.md, "Long calls"). The client's
 # connection pool (AIHUBMIX_MAX_CONNECTIONS) is never smaller than this.
 FORWARD_CONCURRENCY = env.int("FORWARD_CONCURRENCY", default=512)
 FORWARD_LEASE_SECONDS = env.int("FORWARD_LEASE_SECONDS", default=90)

@@ -4,8 +4,8 @@ A forwarder keeps thousands of minute-long calls open (gpt-image-2 answers ~3 MB
 that come back together were each read whole, parsed, decoded and verified at once: 600 calls of 3 MB drove one
 forwarder past 4 GB (`bench/drain.py --latency 20 --concurrency 600 --answer-bytes 3000000`). Here an answer's body
 is read only once its size fits the budget, and its bytes stay counted until the generation's files are stored;
-a call waiting for the budget still holds its slot (the upstream has answered; its bytes wait in the socket, but for
-aiohttp's read-ahead of ~0.3-0.6 MB, which is what a waiting answer costs in memory).
+a call waiting for the budget still holds its slot (the upstream has answered; its bytes wait at the upstream, but for
+the ≤ ~0.2 MB of socket buffer and read-ahead the transport allows a waiting answer: providers/transport.py).
 
 Our own code: asyncio has counting semaphores, not weighted ones, and acquiring a semaphore once per megabyte
 would let two large answers each hold half the budget and wait for each other forever.
