@@ -14,6 +14,7 @@ from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import quote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -132,7 +133,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="prefix", ordering="prefix")
     def prefix_link(self, api_key: ApiKey) -> str:
-        url = reverse("admin:accounts_apikey_change", args=[api_key.prefix])
+        url = reverse("admin:accounts_apikey_change", args=[quote(api_key.prefix)])
         return format_html('<a href="{}">{}</a>', url, api_key.prefix)
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
@@ -231,7 +232,7 @@ def _admin_change_url(obj: Model) -> str | None:
     meta = obj._meta
     object_id = obj.prefix if isinstance(obj, ApiKey) else obj.pk
     try:
-        return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[object_id])
+        return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[quote(object_id)])
     except NoReverseMatch:
         return None
 

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, QuerySet
@@ -47,7 +48,7 @@ class _ImageColumns:
     @admin.display(description="generation")
     def generation_link(self, row: ImageReview | ImageReport) -> str:
         generation = row.image.generation
-        url = reverse("admin:generations_generation_change", args=[generation.pk])
+        url = reverse("admin:generations_generation_change", args=[quote(generation.pk)])
         return format_html('<a href="{}">{} #{}</a>', url, generation.public_id, row.image.index)
 
 
@@ -147,7 +148,7 @@ class ModerationQueueAdmin(admin.ModelAdmin):
                 "reason_label": REASONS[queue_reason(image)],
                 "report": image.report if image.reported else None,  # type: ignore[attr-defined]
                 "thumbnail_url": reverse("admin:generations_image_thumbnail", args=[image.pk]),
-                "generation_url": reverse("admin:generations_generation_change", args=[image.generation_id]),
+                "generation_url": reverse("admin:generations_generation_change", args=[quote(image.generation_id)]),
             }
             for image in page.object_list
         ]

@@ -19,8 +19,14 @@ kernel's receive buffer (autotuned to `tcp_rmem`'s maximum): at 2,000 minute-lon
 of the process and ~2 GB of kernel memory, past the kernel's `tcp_mem` pressure mark, where it drops segments and
 the upstream's retransmissions back off to a 120 s timeout — answers stalled for minutes with budget held
 (seen in `ss -ti`: `backoff:11 rto:120000`; `nstat`: TCPMemoryPressures, OfoPruned). So a connection is opened
-with a small receive buffer and a small read-ahead, and the buffer is raised only while a body is being read
-(after the budget let it), so the window opens to full speed for that read alone.
+with a small receive buffer and a small read-ahead, and the buffer is raised only when a large body is about to be
+read (after the budget let it), so the window opens to full speed for that read.
+
+Such a connection is then closed, not pooled: TCP never takes back window it has offered, so a buffer lowered again
+under a wide-open window drops what the next answer sends into it (`nstat`: TCPRcvQDrop), and the sender backs off
+as if the network lost it — 40 reads of 3 MB took 28 s instead of under one, and sometimes ran past a 30 s read
+timeout. A new connection costs a handshake; a large answer read over a 64 KiB window costs a round trip per 64 KiB
+with the budget held. Small answers (JSON with image URLs, errors) keep their connection.
 """
 
 import asyncio
@@ -40,12 +46,9 @@ WAITING_RECEIVE_BUFFER = 64 * 1024
 READ_AHEAD = 32 * 1024
 # While a body is read: enough for a 3 MB answer at full speed over a long path (the kernel caps it at rmem_max).
 READING_RECEIVE_BUFFER = 4 * 1024 * 1024
-
-
-def _socket_of(response: aiohttp.ClientResponse) -> Any:
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    return transport.get_extra_info("socket") if transport is not None else None
+# Bodies above this (or of unknown length) are read with the raised buffer, over a connection closed afterwards:
+# read at the waiting window they would take more round trips than a new connection's handshake.
+LARGE_BODY = 256 * 1024
 
 
 def _receive_buffer_set(sock: Any, size: int) -> None:
@@ -84,18 +87,21 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        # Taken now: aiohttp gives the connection back to its pool (and forgets it here) as soon as the body ends.
-        sock = _socket_of(self._response)
-        _receive_buffer_set(sock, READING_RECEIVE_BUFFER)
+        self._large_body_prepare()
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _mapped(error) from error
-        finally:
-            # Back to waiting size before the pooled connection carries its next call (measured: left at 4 MiB,
-            # 340 answers waiting for the budget held 3 MB each in the kernel).
-            _receive_buffer_set(sock, WAITING_RECEIVE_BUFFER)
+
+    def _large_body_prepare(self) -> None:
+        """A large body is read at full speed, and its connection is closed after it (see the module's docstring)."""
+        length = self._response.content_length
+        connection = self._response.connection  # None when the body had already arrived whole
+        if (length is not None and length <= LARGE_BODY) or connection is None or connection.transport is None:
+            return
+        _receive_buffer_set(connection.transport.get_extra_info("socket"), READING_RECEIVE_BUFFER)
+        connection.protocol.force_close()
 
     async def aclose(self) -> None:
         # Back to the pool when the body was read whole; closed otherwise (aiohttp decides).

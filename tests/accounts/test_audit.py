@@ -5,6 +5,7 @@ import io
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.test import Client
 from django.urls import reverse
 
@@ -80,11 +81,11 @@ def test_changing_a_plan_and_a_tenant_override_is_audited(staff_client, staff, t
     plan = Plan.objects.create(name="pro", markup_bps=1000)
     billing_account_open(tenant=tenant, plan=plan, opening_credit_micros=0)
 
-    staff_client.post(f"/admin/billing/plan/{plan.pk}/change/", {
+    staff_client.post(f"/admin/billing/plan/{quote(plan.pk)}/change/", {
         "name": "pro", "markup_bps": "1500", "allowed_models": "[]", "max_n": "10",
     })
     assignment = TenantPlan.objects.get(tenant=tenant)
-    staff_client.post(f"/admin/billing/tenantplan/{assignment.pk}/change/", {
+    staff_client.post(f"/admin/billing/tenantplan/{quote(assignment.pk)}/change/", {
         "tenant": tenant.pk, "plan": plan.pk, "images_per_day": "5",
     })
 
@@ -100,7 +101,7 @@ def test_setting_and_ending_a_price_is_audited(staff_client, staff):
         "effective_from_0": "2026-01-01", "effective_from_1": "00:00:00", "note": "",
     })
     price = Price.objects.get(model_id="qianfan/irag-1.0")
-    staff_client.post(f"/admin/billing/price/{price.pk}/change/", {
+    staff_client.post(f"/admin/billing/price/{quote(price.pk)}/change/", {
         "effective_to_0": "2027-01-01", "effective_to_1": "00:00:00",
     })
 
@@ -205,9 +206,9 @@ def test_audit_events_cannot_be_added_changed_or_deleted_in_the_admin(staff_clie
     event = AuditEvent.objects.first()
 
     assert staff_client.get(AUDIT + "add/").status_code == 403
-    assert staff_client.post(f"{AUDIT}{event.pk}/change/", {"action": "forged"}).status_code == 403
+    assert staff_client.post(f"{AUDIT}{quote(event.pk)}/change/", {"action": "forged"}).status_code == 403
     assert staff_client.post(f"{AUDIT}{event.pk}/delete/", {"post": "yes"}).status_code == 403
-    page = staff_client.get(f"{AUDIT}{event.pk}/change/").content.decode()
+    page = staff_client.get(f"{AUDIT}{quote(event.pk)}/change/").content.decode()
     assert 'name="_save"' not in page and "deletelink" not in page
     assert AuditEvent.objects.filter(pk=event.pk, action=event.action).exists()
 
@@ -224,7 +225,7 @@ def test_keys_are_named_by_prefix_in_the_audit_trail_and_admin_never_by_their_ha
     hashed = issued.api_key.hashed_key
 
     assert only_event("api_key.created").target_id == issued.api_key.prefix
-    for page in ("/admin/accounts/apikey/", f"/admin/accounts/apikey/{issued.api_key.prefix}/change/",
+    for page in ("/admin/accounts/apikey/", f"/admin/accounts/apikey/{quote(issued.api_key.prefix)}/change/",
                  "/admin/accounts/auditevent/", "/admin/accounts/auditevent/export.csv"):
         response = staff_client.get(page)
         body = response.content if hasattr(response, "content") else b"".join(response.streaming_content)
@@ -234,7 +235,7 @@ def test_keys_are_named_by_prefix_in_the_audit_trail_and_admin_never_by_their_ha
 
 def test_a_key_budget_changed_in_the_admin_is_audited_and_must_not_be_negative(staff_client, staff, tenant):
     issued = api_key_create(tenant=tenant, name="ci")
-    url = f"/admin/accounts/apikey/{issued.api_key.prefix}/change/"
+    url = f"/admin/accounts/apikey/{quote(issued.api_key.prefix)}/change/"
 
     # The staff form takes dollars (stored as micros) and refuses a negative amount.
     refused = staff_client.post(url, {"monthly_budget_micros": "-1"})

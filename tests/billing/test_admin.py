@@ -2,6 +2,7 @@ import csv
 import io
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -103,8 +104,8 @@ def test_wallets_and_ledger_cannot_be_edited_in_the_admin(
 ) -> None:
     wallet = Wallet.objects.get(tenant=tenant)
     entry = LedgerEntry.objects.filter(tenant=tenant).first()
-    assert staff_client.get(f"/admin/billing/wallet/{wallet.pk}/change/").status_code == 200
-    staff_client.post(f"/admin/billing/wallet/{wallet.pk}/change/", {"balance_micros": 999})
+    assert staff_client.get(f"/admin/billing/wallet/{quote(wallet.pk)}/change/").status_code == 200
+    staff_client.post(f"/admin/billing/wallet/{quote(wallet.pk)}/change/", {"balance_micros": 999})
     assert Wallet.objects.get(pk=wallet.pk).balance_micros == wallet.balance_micros == 976_000
     assert (
         staff_client.post(f"/admin/billing/ledgerentry/{entry.pk}/delete/", {"post": "yes"}).status_code
@@ -135,7 +136,7 @@ def test_statement_has_a_printable_page_in_the_admin(staff_client: Client, tenan
     statement = statement_close(tenant=tenant, period_start=timezone.now().date().replace(day=1))
     page = staff_client.get(f"/admin/billing/statement/{statement.pk}/print/")
     assert page.status_code == 200 and "$0.024" in page.content.decode()
-    assert staff_client.get(f"/admin/billing/statement/{statement.pk}/change/").status_code == 200
+    assert staff_client.get(f"/admin/billing/statement/{quote(statement.pk)}/change/").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -159,10 +160,10 @@ def test_every_billing_admin_page_renders(staff_client: Client, billed, page: st
 
 def test_wallet_and_price_change_pages_render(staff_client: Client, tenant: Tenant, billed) -> None:
     wallet = Wallet.objects.get(tenant=tenant)
-    page = staff_client.get(f"/admin/billing/wallet/{wallet.pk}/change/").content.decode()
+    page = staff_client.get(f"/admin/billing/wallet/{quote(wallet.pk)}/change/").content.decode()
     assert f"/admin/billing/wallet/{wallet.pk}/operations/grant/" in page and "credit-limit" in page
     price = Price.objects.first()
-    assert staff_client.get(f"/admin/billing/price/{price.pk}/change/").status_code == 200
+    assert staff_client.get(f"/admin/billing/price/{quote(price.pk)}/change/").status_code == 200
 
 
 def test_plan_changes_in_the_admin_are_audited(staff_client: Client) -> None:
@@ -182,7 +183,7 @@ def test_plan_changes_in_the_admin_are_audited(staff_client: Client) -> None:
         "requests_per_minute": "600",
         "key_monthly_budget_micros": "",
     }
-    response = staff_client.post(f"/admin/billing/plan/{plan.pk}/change/", form)
+    response = staff_client.post(f"/admin/billing/plan/{quote(plan.pk)}/change/", form)
     assert response.status_code == 302, response.content.decode()[:3000]
     event = AuditEvent.objects.get(action="plan.saved")
     assert (event.before["markup_bps"], event.after["markup_bps"]) == (2000, 2500)
@@ -220,7 +221,7 @@ def test_a_price_end_must_lie_ahead_and_an_ended_price_cannot_reopen(staff_clien
 
     price = price_set(model_id="acme/model", quality="*", size="*", cost_micros=1, actor=SYSTEM,
                       effective_from=timezone.now() - timedelta(days=1))
-    url = f"/admin/billing/price/{price.pk}/change/"
+    url = f"/admin/billing/price/{quote(price.pk)}/change/"
     past = staff_client.post(url, {"effective_to_0": "2000-01-01", "effective_to_1": "00:00:00"})
     assert past.status_code == 200 and "later than both" in past.content.decode()
 

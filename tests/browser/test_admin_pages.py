@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.admin.utils import quote
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User
@@ -41,12 +42,12 @@ def test_main_admin_pages_read_well_at_1366_px(live_server, settings, tmp_path, 
         "index": "/admin/apps/",
         "tenants": "/admin/accounts/tenant/",
         "generations": "/admin/generations/generation/",
-        "generation": f"/admin/generations/generation/{generation.pk}/change/",
+        "generation": f"/admin/generations/generation/{quote(generation.pk)}/change/",
         "ledger": "/admin/billing/ledgerentry/",
         "wallets": "/admin/billing/wallet/",
         "plans": "/admin/billing/plan/",
-        "statement": f"/admin/billing/statement/{statement.pk}/change/",
-        "api-key": f"/admin/accounts/apikey/{customer.key.api_key.prefix}/change/",
+        "statement": f"/admin/billing/statement/{quote(statement.pk)}/change/",
+        "api-key": f"/admin/accounts/apikey/{quote(customer.key.api_key.prefix)}/change/",
         "audit": "/admin/accounts/auditevent/",
     }
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -71,6 +72,6 @@ def test_main_admin_pages_read_well_at_1366_px(live_server, settings, tmp_path, 
         review = page.locator("#result_list a", has_text="studio").first
         assert review.count() == 1
         image_link = page.locator("#result_list td.field-target a", has_text=f"{generation.public_id}#1").first
-        assert image_link.get_attribute("href") == f"/admin/generations/generation/{generation.pk}/change/"
+        assert image_link.get_attribute("href") == f"/admin/generations/generation/{quote(generation.pk)}/change/"
         assert "GenerationImage" not in page.inner_text("#result_list")
     assert AuditEvent.objects.filter(target_type="GenerationImage").exists()

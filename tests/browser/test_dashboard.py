@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.admin.utils import quote
 from django.utils import timezone
 
 from billing.money import micros_to_dollars
@@ -99,7 +100,7 @@ def test_fixed_staff_pages_fit_1366_px(live_server, settings, tmp_path, monkeypa
         catalog_model_save(row=overdue, actor=SYSTEM)
     pages = {
         "admin-generations": "/admin/generations/generation/",
-        "admin-generation": f"/admin/generations/generation/{generation.pk}/change/",
+        "admin-generation": f"/admin/generations/generation/{quote(generation.pk)}/change/",
         "admin-catalog": "/admin/generations/catalogmodel/",
         "admin-shutdowns": "/admin/generations/catalogmodel/shutdowns/",
         "admin-ledger": "/admin/billing/ledgerentry/",

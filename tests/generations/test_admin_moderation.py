@@ -1,6 +1,7 @@
 """The moderation queue, blocklist, review-mode and generation pages of the admin."""
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
@@ -122,7 +123,7 @@ def test_thumbnails_are_served_to_reviewers_only(superuser_client, held, custome
 
 
 def test_the_generation_page_is_read_only_with_thumbnails_and_ledger_entries(superuser_client, held):
-    url = f"/admin/generations/generation/{held.pk}/change/"
+    url = f"/admin/generations/generation/{quote(held.pk)}/change/"
 
     page = superuser_client.get(url)
     html = page.content.decode()

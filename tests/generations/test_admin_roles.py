@@ -1,6 +1,7 @@
 """Staff roles: what Moderators, Billing and Support can and cannot do in the admin."""
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
@@ -78,7 +79,7 @@ def test_a_moderator_can_work_the_queue_but_not_see_billing_or_tenants(login, he
 
 def test_support_can_view_everything_but_change_nothing(login, held_image, customer):
     support = login(SUPPORT)
-    tenant_url = f"/admin/accounts/tenant/{customer.tenant.pk}/change/"
+    tenant_url = f"/admin/accounts/tenant/{quote(customer.tenant.pk)}/change/"
     wallet = Wallet.objects.get(tenant=customer.tenant)
 
     for url in ["/admin/accounts/tenant/", tenant_url, "/admin/accounts/apikey/", "/admin/accounts/auditevent/",
@@ -117,7 +118,7 @@ def test_billing_can_grant_credit_and_read_reports_but_not_moderate(login, held_
     assert billing.get("/admin/accounts/tenant/").status_code == 200
     assert billing.get(QUEUE).status_code == 403
     assert billing.get("/admin/accounts/apikey/").status_code == 403
-    assert billing.post(f"/admin/accounts/tenant/{customer.tenant.pk}/change/", {"name": "x"}).status_code == 403
+    assert billing.post(f"/admin/accounts/tenant/{quote(customer.tenant.pk)}/change/", {"name": "x"}).status_code == 403
     # prompts and images are not the billing team's business
     assert billing.get("/admin/generations/generation/").status_code == 403
     thumbnail = reverse("admin:generations_image_thumbnail", args=[held_image.pk])

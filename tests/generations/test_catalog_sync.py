@@ -8,6 +8,7 @@ from io import StringIO
 
 import httpx
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -286,7 +287,7 @@ def test_a_draft_is_published_only_once_staff_set_its_vendor_family_and_rules(up
     staff = staff_client()
     row = CatalogModel.objects.get(alias="zeta-image-1")
     assert row.model_id == "unknown/zeta-image-1"
-    url = f"/admin/generations/catalogmodel/{row.pk}/change/"
+    url = f"/admin/generations/catalogmodel/{quote(row.pk)}/change/"
     rules = {"sizes": {"default": "1024x1024", "presets": ["1024x1024"]}}
 
     no_family = staff.post(url, _change_form(row, model_id="zeta/zeta-image-1", status="active", rules=json.dumps(rules)))
@@ -314,7 +315,7 @@ def test_a_published_model_cannot_go_back_to_draft_nor_be_replaced_by_one(upstre
     staff = staff_client()
     gpt2 = CatalogModel.objects.get(model_id="openai/gpt-image-2")
     draft = CatalogModel.objects.get(model_id="openai/gpt-image-3")
-    url = f"/admin/generations/catalogmodel/{gpt2.pk}/change/"
+    url = f"/admin/generations/catalogmodel/{quote(gpt2.pk)}/change/"
 
     back_to_draft = staff.post(url, _change_form(gpt2, status="draft"))
     replaced_by_draft = staff.post(url, _change_form(

@@ -4,6 +4,7 @@ top of a generation, review rows with thumbnail / tenant / link, tenant price be
 import re
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.test import Client
 
 from accounts.models import User
@@ -46,14 +47,14 @@ def test_ledger_rows_are_signed_with_the_wallet_balance_after_each(staff: Client
 def test_generation_page_opens_on_its_images_and_reviews_show_the_image(staff: Client) -> None:
     customer = customer_create("studio")
     generation = succeeded_generation(customer, n=2)
-    page = staff.get(f"/admin/generations/generation/{generation.pk}/change/").content.decode()
+    page = staff.get(f"/admin/generations/generation/{quote(generation.pk)}/change/").content.decode()
     first_image = page.index("/thumbnail/")
     assert first_image < page.index(generation.prompt)  # above the request's fields
     images_reject(image_ids=[generation.images.get(index=1).pk], reason="test",
                   actor=Actor(user=User.objects.get(email="root@example.com")))
     reviews = staff.get("/admin/generations/imagereview/").content.decode()
     assert "/thumbnail/" in reviews and "studio" in reviews
-    assert f'/admin/generations/generation/{generation.pk}/change/' in reviews
+    assert f'/admin/generations/generation/{quote(generation.pk)}/change/' in reviews
 
 
 def test_price_list_shows_the_tenant_price_beside_the_cost(staff: Client) -> None:

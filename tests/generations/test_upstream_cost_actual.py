@@ -7,6 +7,7 @@ import io
 from datetime import date
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -116,7 +117,7 @@ def test_the_report_csv_and_dashboard_show_estimate_against_actual_with_its_cove
     assert by_model["doubao/doubao-seedream-5.0-lite"][-4:] == ["0", "", "", ""]  # unknown is not zero
 
     capture = LedgerEntry.objects.get(kind="capture", model_id="openai/gpt-image-2")
-    entry_page = staff_client.get(f"/admin/billing/ledgerentry/{capture.pk}/change/").content.decode()
+    entry_page = staff_client.get(f"/admin/billing/ledgerentry/{quote(capture.pk)}/change/").content.decode()
     assert "actual upstream cost" in entry_page.lower() and micros_to_dollars(GPT_IMAGE_2_ACTUAL) in entry_page
 
     today_money = money_by_period(tenant=None, now=timezone.now())["today"]
