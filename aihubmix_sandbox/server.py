@@ -45,6 +45,7 @@ class SandboxState:
     calls: Counter = field(default_factory=Counter)
     requests: list[RecordedRequest] = field(default_factory=list)
     in_flight: int = 0  # POSTs being served right now (benches sample it from another process)
+    posts: int = 0  # POSTs received since the start (a bench tells when the last of its calls went out)
     faults: FaultCounter = field(default_factory=FaultCounter)
     tasks: dict[str, Task] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -167,7 +168,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         path = url.path
         if path == "/_sandbox/stats":
             with self.state.lock:
-                stats = {"in_flight": self.state.in_flight, "calls": dict(self.state.calls)}
+                stats = {"in_flight": self.state.in_flight, "posts": self.state.posts, "calls": dict(self.state.calls)}
             if "prompts=1" in url.query.split("&"):  # another process's view of `handle.state.faults.seen()`
                 stats["prompts"] = self.state.faults.seen()
             self.reply_json(200, stats)
@@ -187,6 +188,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         with self.state.lock:
             self.state.in_flight += 1
+            self.state.posts += 1
         try:
             self._post()
         finally:

@@ -6,7 +6,10 @@ through the real submit service, then starts one forwarder process (`manage.py f
 what the Procfile runs) and measures until every generation has succeeded:
 
 - generations/s (goal ≥ 50 per forwarder process at 300 in flight, 5 s latency),
-- mean calls in flight at the upstream, sampled every 100 ms from the sandbox over the run (goal ≥ 90 % of C),
+- mean calls in flight at the upstream, sampled every 100 ms from the sandbox (goal ≥ 90 % of C; ≥ 95 % with
+  minute-long calls) while calls were still queued: from the first call on the wire until the last one went out.
+  After that no slot can be refilled, and how fast in-flight falls to zero says how far apart the last answers came,
+  not how full the process kept its slots; the mean up to the last answer is printed beside it,
 - CPU ms per generation of the forwarder process (user + system from /proc),
 - peak RSS of the forwarder process (goal ≤ 300 MB; ≤ 500 MB with 2,000 minute-long calls of 3 MB answers).
 
@@ -74,21 +77,25 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class InFlightSampler:
-    """Polls the sandbox's /_sandbox/stats every 100 ms while running."""
+    """Polls the sandbox's /_sandbox/stats every 100 ms while running: calls in flight, and calls received so far."""
 
-    def __init__(self, stats_url: str) -> None:
+    def __init__(self, stats_url: str, *, calls: int) -> None:
         import httpx
 
         self.client = httpx.Client(timeout=2)
         self.url = stats_url
-        self.samples: list[int] = []
+        self.calls = calls
+        self.samples: list[tuple[int, int]] = []  # (in flight, POSTs received since the sampler started)
         self.running = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        first = None
         while self.running.is_set():
             try:
-                self.samples.append(self.client.get(self.url).json()["in_flight"])
+                stats = self.client.get(self.url).json()
+                first = stats["posts"] if first is None else first
+                self.samples.append((stats["in_flight"], stats["posts"] - first))
             except Exception:
                 pass
             time.sleep(0.1)
@@ -102,14 +109,24 @@ class InFlightSampler:
         self.running.clear()
         self.thread.join()
 
-    def mean_while_busy(self) -> float:
+    def _busy(self) -> list[tuple[int, int]]:
         # From the first call on the wire to the last one: the ramp before the first claim is not the drain's.
-        busy = [n for n in self.samples]
-        while busy and busy[0] == 0:
+        busy = list(self.samples)
+        while busy and busy[0][0] == 0:
             busy.pop(0)
-        while busy and busy[-1] == 0:
+        while busy and busy[-1][0] == 0:
             busy.pop()
-        return statistics.fmean(busy) if busy else 0.0
+        return busy
+
+    def mean_while_busy(self) -> float:
+        busy = self._busy()
+        return statistics.fmean(n for n, _ in busy) if busy else 0.0
+
+    def mean_while_queued(self) -> float:
+        """Until the sample where the last of the calls had gone out: while a freed slot could still be refilled."""
+        busy = self._busy()
+        queued = [n for n, sent in busy if sent < self.calls] + [n for n, sent in busy if sent >= self.calls][:1]
+        return statistics.fmean(queued) if queued else 0.0
 
 
 def direct_child(*, base_url: str, count: int, concurrency: int) -> None:
@@ -199,7 +216,7 @@ def main() -> None:
                 time.sleep(0.1)
 
         # --- baseline: a bare client in its own process --------------------------------------------------
-        with InFlightSampler(stats_url) as direct_sampler:
+        with InFlightSampler(stats_url, calls=args.generations) as direct_sampler:
             done = subprocess.run(
                 [PYTHON, __file__, "--direct", "--base-url", base_url, "--generations", str(args.generations),
                  "--concurrency", str(args.concurrency)],
@@ -230,7 +247,7 @@ def main() -> None:
             process = subprocess.Popen([*os.environ.get("BENCH_WRAP", "").split(), PYTHON, "manage.py", "forwarder"], cwd=ROOT, env=env, stdout=output,
                                        stderr=subprocess.STDOUT)
         try:
-            with InFlightSampler(stats_url) as sampler:
+            with InFlightSampler(stats_url, calls=args.generations) as sampler:
                 while "forwarder running" not in log.read_text():
                     if process.poll() is not None:
                         raise SystemExit(f"forwarder exited:\n{log.read_text()[-3000:]}")
@@ -253,16 +270,18 @@ def main() -> None:
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     print(f"\n{n} generations, {latency:g} s upstream latency, {c} in flight allowed, database {engine}, "
           f"sandbox in its own process (ideal: {ideal:.1f}/s)")
-    print(f"{'':26s} {'gen/s':>8s} {'of ideal':>9s} {'mean in flight':>15s} {'CPU ms/gen':>11s} {'peak RSS':>9s}")
+    print(f"{'':26s} {'gen/s':>8s} {'of ideal':>9s} {'in flight while queued':>23s} {'to the last answer':>19s} "
+          f"{'CPU ms/gen':>11s} {'peak RSS':>9s}")
     rows = [
-        ("direct httpx (baseline)", direct["ok"], direct["seconds"], direct_sampler.mean_while_busy(),
-         direct["cpu_seconds"], direct["peak_rss_mb"]),
-        ("forwarder process", succeeded, seconds, sampler.mean_while_busy(), cpu_after - cpu_before, rss),
+        ("direct httpx (baseline)", direct["ok"], direct["seconds"], direct_sampler, direct["cpu_seconds"],
+         direct["peak_rss_mb"]),
+        ("forwarder process", succeeded, seconds, sampler, cpu_after - cpu_before, rss),
     ]
-    for name, ok, wall, in_flight, cpu, peak in rows:
+    for name, ok, wall, samples, cpu, peak in rows:
         rate = ok / wall
-        print(f"{name:26s} {rate:8.1f} {rate / ideal:8.0%} {in_flight:9.0f} ({in_flight / c:4.0%}) "
-              f"{1000 * cpu / max(ok, 1):11.1f} {peak:7.0f} MB")
+        queued, busy = samples.mean_while_queued(), samples.mean_while_busy()
+        print(f"{name:26s} {rate:8.1f} {rate / ideal:8.0%} {queued:16.0f} ({queued / c:4.0%}) "
+              f"{busy:12.0f} ({busy / c:4.0%}) {1000 * cpu / max(ok, 1):11.1f} {peak:7.0f} MB")
     ratio = (succeeded / seconds) / (direct["ok"] / direct["seconds"])
     goals = ("≥ 95 % in flight, ≤ 500 MB" if latency >= 30  # minute-long calls: slots, not CPU, are the limit
              else "≥ 50 gen/s per process, ≥ 90 % in flight, ≤ 300 MB")
