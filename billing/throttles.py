@@ -5,12 +5,14 @@ otherwise it is one upsert on `RequestCount` (one row per tenant, reset when the
 under concurrency; the limit itself comes from the read-cached plan, so a request costs one statement here.
 """
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connection
+from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -47,11 +49,16 @@ def tenant_request_count(*, tenant_id: int, minute: int) -> int:
     """Count one more request of the tenant in this minute and return the minute's count so far."""
     cache = _redis_cache()
     if cache is not None:
-        client = cache._cache.get_client(write=True)
-        key = _redis_key(cache, tenant_id, minute)
-        with client.pipeline(transaction=True) as pipe:
-            count, _ = pipe.incr(key).expire(key, WINDOW_SECONDS * 2).execute()
-        return int(count)
+        try:
+            client = cache._cache.get_client(write=True)
+            key = _redis_key(cache, tenant_id, minute)
+            with client.pipeline(transaction=True) as pipe:
+                count, _ = pipe.incr(key).expire(key, WINDOW_SECONDS * 2).execute()
+            return int(count)
+        except RedisError:
+            # Redis down: count in the database instead, so a cache outage does not stop submits (the minute's
+            # count then starts over there: a tenant may get up to one minute's limit more, once).
+            pass
     with prepared_cursor() if connection.vendor == "postgresql" else connection.cursor() as cursor:
         cursor.execute(_UPSERT, [tenant_id, minute])
         return cursor.fetchone()[0]
@@ -61,7 +68,8 @@ def tenant_requests_this_minute(*, tenant_id: int) -> int:
     minute = int(time.time()) // WINDOW_SECONDS
     cache = _redis_cache()
     if cache is not None:
-        return int(cache._cache.get_client().get(_redis_key(cache, tenant_id, minute)) or 0)
+        with contextlib.suppress(RedisError):
+            return int(cache._cache.get_client().get(_redis_key(cache, tenant_id, minute)) or 0)
     row = RequestCount.objects.filter(tenant_id=tenant_id, minute=minute).values_list("count", flat=True).first()
     return row or 0
 

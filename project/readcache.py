@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, HttpResponse
+from redis.exceptions import RedisError
 
 from project.hybrid_middleware import HybridMiddleware
 
@@ -34,23 +36,33 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _entries: dict[Hashable, Any] = {}
+_unavailable_logged_at = 0.0  # monotonic: an outage is logged once a minute, not on every request
 _loaded_version: str | None = None
 # The version this request saw, or None when it has not looked yet (or runs outside a request).
 _request_version: contextvars.ContextVar[str | None] = contextvars.ContextVar("readcache_version", default=None)
 _in_request: contextvars.ContextVar[bool] = contextvars.ContextVar("readcache_in_request", default=False)
 
 
-def _shared_version() -> str:
+def _shared_version() -> str | None:
+    """None while the shared cache cannot be read (Redis down): then nothing this process holds can be known to be
+    current, so lookups go to the database and nothing is kept, rather than every request failing."""
     cache = caches["default"]
-    version = cache.get(VERSION_KEY)
-    if version is None:
-        fresh = uuid.uuid4().hex
-        cache.add(VERSION_KEY, fresh, timeout=None)
-        version = cache.get(VERSION_KEY) or fresh
+    try:
+        version = cache.get(VERSION_KEY)
+        if version is None:
+            fresh = uuid.uuid4().hex
+            cache.add(VERSION_KEY, fresh, timeout=None)
+            version = cache.get(VERSION_KEY) or fresh
+    except RedisError as error:
+        global _unavailable_logged_at
+        if time.monotonic() - _unavailable_logged_at > 60:
+            _unavailable_logged_at = time.monotonic()
+            logger.warning("readcache: the shared cache is unavailable, reading from the database: %r", error)
+        return None
     return version
 
 
-def _current_version() -> str:
+def _current_version() -> str | None:
     if not _in_request.get():
         return _shared_version()
     version = _request_version.get()
@@ -66,6 +78,11 @@ def readcache_get(key: Hashable, load: Callable[[], T]) -> T:
     nothing, e.g. an unknown API key, is not worth keeping and must not fill the cache)."""
     global _loaded_version
     version = _current_version()
+    if version is None:
+        with _lock:  # what changed meanwhile cannot be known: start over once the shared cache is back
+            _entries.clear()
+            _loaded_version = None
+        return load()
     with _lock:
         if version != _loaded_version:
             _entries.clear()
@@ -85,7 +102,7 @@ def readcache_peek(key: Hashable) -> Any | None:
     """What this process holds for `key` under the current version, without loading anything."""
     version = _current_version()
     with _lock:
-        return _entries.get(key) if version == _loaded_version else None
+        return _entries.get(key) if version is not None and version == _loaded_version else None
 
 
 def readcache_clear() -> None:

@@ -144,6 +144,11 @@ DATABASE_OUTAGE_PROBE_SECONDS = env.float("DATABASE_OUTAGE_PROBE_SECONDS", defau
 # production Redis. It holds the read cache's version token, failed-authentication counts and the reaper's last
 # run; on Redis also the requests-per-minute counters (billing/throttles.py).
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://imagegen_cache")}
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    # redis-py waits 5 s to connect and 5 s for an answer: a Redis host cut off would hold every request that
+    # touches the cache that long, per operation. Our commands take well under a millisecond; after 1 s the
+    # request falls back to the database or answers 503 (project/api/errors.py) instead.
+    CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 1, "socket_timeout": 1})
 
 # --- Static files and storage ---------------------------------------------------------------------------
 STATIC_URL = "static/"

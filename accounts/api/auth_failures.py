@@ -7,12 +7,14 @@ and still goes through from a blocked address. A fixed window, like the tenant r
 `cache.incr` counts (atomic on Redis; on the database cache a burst may overshoot by a few, which is harmless).
 """
 
+import contextlib
 import hashlib
 import time
 
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest
+from redis.exceptions import RedisError
 
 from project import errors
 
@@ -51,10 +53,13 @@ def auth_failures_check(*, address: str, secret: str | None) -> None:
     """Raise TooManyAuthFailures if the address is over its limit and the key is not one known to be good."""
     window, now = _window()
     cache = caches["default"]
-    if cache.get(_failures_key(address, window), 0) < settings.AUTH_FAILURE_LIMIT:
-        return
-    if secret is not None and cache.get(_verified_key(secret)):
-        return
+    try:
+        if cache.get(_failures_key(address, window), 0) < settings.AUTH_FAILURE_LIMIT:
+            return
+        if secret is not None and cache.get(_verified_key(secret)):
+            return
+    except RedisError:
+        return  # Redis down: no count to go by; the key check itself still runs (a guard, not the lock)
     retry_after = (window + 1) * settings.AUTH_FAILURE_WINDOW_SECONDS - now
     raise TooManyAuthFailures(retry_after_seconds=max(1, int(retry_after + 0.999)))
 
@@ -63,12 +68,14 @@ def auth_failure_record(*, address: str) -> None:
     window, _ = _window()
     key = _failures_key(address, window)
     cache = caches["default"]
-    cache.add(key, 0, timeout=settings.AUTH_FAILURE_WINDOW_SECONDS * 2)
-    try:
-        cache.incr(key)
-    except ValueError:  # the window's entry expired between add and incr
-        cache.set(key, 1, timeout=settings.AUTH_FAILURE_WINDOW_SECONDS * 2)
+    with contextlib.suppress(RedisError):  # Redis down: this failure goes uncounted
+        cache.add(key, 0, timeout=settings.AUTH_FAILURE_WINDOW_SECONDS * 2)
+        try:
+            cache.incr(key)
+        except ValueError:  # the window's entry expired between add and incr
+            cache.set(key, 1, timeout=settings.AUTH_FAILURE_WINDOW_SECONDS * 2)
 
 
 def auth_verified_record(*, secret: str) -> None:
-    caches["default"].set(_verified_key(secret), 1, timeout=VERIFIED_KEY_SECONDS)
+    with contextlib.suppress(RedisError):
+        caches["default"].set(_verified_key(secret), 1, timeout=VERIFIED_KEY_SECONDS)

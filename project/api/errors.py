@@ -21,6 +21,8 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyF
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults as django_error_views
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -31,6 +33,10 @@ from project.request_id import current_request_id
 logger = logging.getLogger(__name__)
 # The database errors that mean "not reachable right now" rather than "this query is wrong".
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+# Redis (CACHE_URL, the broker) unreachable: a dependency outage like the database's, answered the same way (503,
+# the client retries with its Idempotency-Key), never a 500. The paths a submit takes fall back without it where
+# they can (read cache, rate limit, failed-login counter); this catches the rest.
+CACHE_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
 
 # Most specific first: the first category in a class's MRO that is listed here gives the status.
 _STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
@@ -151,6 +157,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         logger.error("database unavailable", exc_info=exc)
         database_outage_record(error=exc)
         exc = database_unavailable()
+    elif isinstance(exc, CACHE_UNAVAILABLE):
+        logger.error("cache unavailable", exc_info=exc)
+        exc = database_unavailable()  # the same 503 and Retry-After: to a client, one dependency is down
 
     if isinstance(exc, domain.DomainError):
         response = Response(error_body(exc.code, exc.message, param=exc.param), status=domain_error_status(exc))
@@ -233,8 +242,9 @@ def server_error_view(request: HttpRequest) -> HttpResponse:
     """Called by Django inside the `except` block that caught the error, so `sys.exc_info()` names it. Nothing of
     the exception reaches the body: the request id lets staff find the traceback in the logs."""
     exc = sys.exc_info()[1]
-    if isinstance(exc, DATABASE_UNAVAILABLE):
-        database_outage_record(error=exc)
+    if isinstance(exc, DATABASE_UNAVAILABLE + CACHE_UNAVAILABLE):
+        if isinstance(exc, DATABASE_UNAVAILABLE):
+            database_outage_record(error=exc)
         unavailable = database_unavailable()
         return json_error_response(
             request, 503, unavailable.code, unavailable.message,

@@ -10,6 +10,7 @@ Each process is configured by its environment alone (`app_environment`): nothing
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -120,6 +121,26 @@ def network_create() -> None:
 
 def network_destroy() -> None:
     network_leftovers_remove()
+
+
+@contextlib.contextmanager
+def machine_reserved() -> Iterator[None]:
+    """One run at a time on a machine: the namespaces, the subnet and the leftovers cleanup are shared by name, so
+    a second run (two test sessions at once) waits here instead of deleting the first one's hosts. A SIGTERM (a CI
+    runner's timeout, `kill`) is turned into KeyboardInterrupt so pytest still runs the teardown and no namespace,
+    process or PostgreSQL cluster outlives the run."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    with open(Path(tempfile.gettempdir()) / "imagegen-multihost.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = signal.signal(signal.SIGTERM, interrupted)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def host_cut(host: str) -> None:

@@ -30,6 +30,7 @@ from tests.multihost.support import (
     database,
     forwarders_ready,
     keys_from_output,
+    machine_reserved,
     network_create,
     network_destroy,
     s3_client,
@@ -84,23 +85,25 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
             pytest.fail(message)
         pytest.skip(message)
     stack = Stack(tmp_path_factory.mktemp("multihost"))
-    try:
-        network_create()
-        stack.redis_start()
-        stack.s3_start()
-        stack.sandbox_start(latency=LATENCY)
-        stack.postgres_start()
-        stack.services_ready()
-        # Deploy order: migrate once as a one-off step, then the long-running processes.
-        stack.manage("maint", "migrate", "--noinput", "-v0")
-        output = stack.manage("maint", "shell", "-c", setup_script(tenants=TENANTS, max_concurrent=MAX_CONCURRENT))
-        webs = [stack.web_start("web1"), stack.web_start("web2")]
-        stack.maintenance_start()
-        web_ready(webs)
-        yield Deployment(stack=stack, api_keys=keys_from_output(output.stdout))
-    finally:
-        stack.close()
-        network_destroy()
+    with machine_reserved():
+        try:
+            network_create()
+            stack.redis_start()
+            stack.s3_start()
+            stack.sandbox_start(latency=LATENCY)
+            stack.postgres_start()
+            stack.services_ready()
+            # Deploy order: migrate once as a one-off step, then the long-running processes.
+            stack.manage("maint", "migrate", "--noinput", "-v0")
+            output = stack.manage("maint", "shell", "-c",
+                                  setup_script(tenants=TENANTS, max_concurrent=MAX_CONCURRENT))
+            webs = [stack.web_start("web1"), stack.web_start("web2")]
+            stack.maintenance_start()
+            web_ready(webs)
+            yield Deployment(stack=stack, api_keys=keys_from_output(output.stdout))
+        finally:
+            stack.close()
+            network_destroy()
 
 
 @pytest.fixture
