@@ -199,13 +199,15 @@ def test_thousand_generations_from_three_tenants_each_sent_once_settled_once_fai
         with QueueSampler(prompt_prefix="big-") as sampler:
             sent = submit_all(jobs, api_keys=deployment.api_keys, threads={"alpha": 6, "bravo": 2, "charlie": 2},
                               on_ack=cut_web1)
+            # A submit given up on (an answer clients do not retry, such as a 500 while Redis was cut off) is
+            # named here, rather than showing as a phase that never completes.
+            assert not sent.failures, sent.failures[:3]
             phase_settled("big-", expected=1000, timeout=240)
     finally:
         for process in forwarders:
             process.stop()
 
     # Every accepted submit exists exactly once, under the id the client was given, and nothing else was created.
-    assert not sent.failures, sent.failures[:3]
     assert cut["at"], "web1 was never cut off"
     assert len(sent.acks) == 1000
     rows = phase_rows("big")
