@@ -363,7 +363,7 @@ FORWARD_STORAGE_THREADS = env.int("FORWARD_STORAGE_THREADS", default=8)
 # Upstream answers one forwarder holds in memory at once, in MB of answer bodies (generations/providers/budget.py):
 # each is read, parsed, decoded and verified (~3-4x its size at the peak) before its files are stored; answers
 # beyond it wait, unread, in their sockets. Bounds a forwarder's memory whatever its concurrency.
-FORWARD_ANSWER_BUDGET_MB = env.int("FORWARD_ANSWER_BUDGET_MB", default=64)
+FORWARD_ANSWER_BUDGET_MB = env.int("FORWARD_ANSWER_BUDGET_MB", default=48)
 # Output verification (decoding, checksums) of one forwarder runs on this many threads.
 FORWARD_VERIFY_THREADS = env.int("FORWARD_VERIFY_THREADS", default=2)
 # Database work of one forwarder runs on this many threads (each with its own connection).

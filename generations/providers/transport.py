@@ -43,7 +43,8 @@ RETRY_BACKOFF_SECONDS = 0.5
 # What an answer waiting for the budget may hold: in the kernel (which doubles it for its bookkeeping) and in
 # aiohttp's buffer (which pauses reading at twice its read size).
 WAITING_RECEIVE_BUFFER = 64 * 1024
-READ_AHEAD = 32 * 1024
+# 16 KiB: 2,000 waiting answers hold 64 MB less than at 32 KiB; reading a 3 MB body costs ~0.6 ms more CPU.
+READ_AHEAD = 16 * 1024
 # While a body is read: enough for a 3 MB answer at full speed over a long path (the kernel caps it at rmem_max).
 READING_RECEIVE_BUFFER = 4 * 1024 * 1024
 # Bodies above this (or of unknown length) are read with the raised buffer, over a connection closed afterwards:
