@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _entries: dict[Hashable, Any] = {}
 _unavailable_logged_at = 0.0  # monotonic: an outage is logged once a minute, not on every request
+_NO_VERSION = ""  # this request found the shared cache unreachable (a real version is a UUID)
 _loaded_version: str | None = None
 # The version this request saw, or None when it has not looked yet (or runs outside a request).
 _request_version: contextvars.ContextVar[str | None] = contextvars.ContextVar("readcache_version", default=None)
@@ -67,9 +68,10 @@ def _current_version() -> str | None:
         return _shared_version()
     version = _request_version.get()
     if version is None:
-        version = _shared_version()
+        # Remembered for the request either way: while Redis is down, one wait for it per request, not per lookup.
+        version = _shared_version() or _NO_VERSION
         _request_version.set(version)
-    return version
+    return None if version == _NO_VERSION else version
 
 
 def readcache_get(key: Hashable, load: Callable[[], T]) -> T:
